@@ -1,0 +1,47 @@
+/* realm — command-line entry point: dispatches to the subcommand table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *usage;
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"inspect", realm_cmd_inspect, "inspect [--all] FILE.gguf",
+     "print a GGUF file's metadata and tensor table"},
+    {"synth", realm_cmd_synth,
+     "synth --arch NAME --type TYPE -o OUT.gguf [--seed N] [--threads N] [--vocab-from FILE.gguf]",
+     "write a model with random weights (architectures: realm synth --list)"},
+    {"quantize", realm_cmd_quantize, "quantize IN.gguf OUT.gguf TYPE [--threads N]",
+     "convert a model's weight tensors to another type"},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: realm <command> [args]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n             realm %s\n", commands[i].name, commands[i].summary,
+                commands[i].usage);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "realm: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
