@@ -15,11 +15,19 @@
  * name uniqueness, n_dims (1..4), dimensions (> 0, element count and byte
  * size overflow-checked), known type ids, rows a multiple of the block size,
  * alignment of every offset, and that every tensor's bytes lie inside the
- * file. On failure it returns an error whose message names what is wrong and
- * the byte offset; it never reads outside the mapping. After success, every
- * accessor is a cheap lookup and every pointer handed out points into the
- * mapping and stays valid until realm_gguf_close. A realm_gguf_t is immutable
- * after open and safe to share between threads.
+ * file, and that no two tensors share bytes. Also rejected: empty keys and
+ * tensor names, a dimension of 0 (empty tensors: ggml cannot load them
+ * either), bools other than 0/1, arrays nested deeper than 8. Statuses:
+ * REALM_E_FORMAT for malformed files, REALM_E_UNSUPPORTED for v1, big-endian
+ * files and unknown tensor type ids, REALM_E_IO, REALM_E_NOMEM. The message
+ * names what is wrong, the entry (key or tensor name, index, header byte)
+ * and the byte offset; the reader never reads outside the mapping, and its
+ * memory is bounded by a small multiple of the file's size whatever the
+ * counts claim. After success, every accessor is a cheap lookup (names:
+ * binary search over a sorted index; string array elements: an offset
+ * index) and every pointer handed out points into the mapping and stays
+ * valid until realm_gguf_close. A realm_gguf_t is immutable after open and
+ * safe to share between threads.
  *
  * Writer contract: declare key/values and tensors (name, type, shape) first,
  * then realm_gguf_writer_begin writes the header; tensor data follows with
@@ -27,7 +35,11 @@
  * stream to disk without being held in memory); realm_gguf_writer_finish
  * checks everything was written and closes the file. The writer copies every
  * key, string and shape it is given. Always GGUF v3, alignment 32 unless
- * `general.alignment` is set.
+ * `general.alignment` is set (a power-of-two u32, else begin fails); every
+ * tensor, the last included, is padded to the alignment as ggml expects.
+ * Misuse (wrong order, bad shapes, duplicate tensor names, a piece crossing a
+ * tensor's end) is REALM_E_INVALID and leaves the writer usable; write
+ * errors are REALM_E_IO. Not thread-safe.
  */
 #ifndef REALM_GGUF_GGUF_H
 #define REALM_GGUF_GGUF_H
@@ -89,7 +101,9 @@ void realm_gguf_close(realm_gguf_t *g);
 
 uint32_t realm_gguf_version(const realm_gguf_t *g);
 uint32_t realm_gguf_alignment(const realm_gguf_t *g);
-uint64_t realm_gguf_data_offset(const realm_gguf_t *g); /* file offset of the data section */
+/* File offset of the data section: the header's end rounded up to the
+ * alignment (past the end of a file without tensors that omits the padding). */
+uint64_t realm_gguf_data_offset(const realm_gguf_t *g);
 uint64_t realm_gguf_file_size(const realm_gguf_t *g);
 
 int64_t realm_gguf_kv_count(const realm_gguf_t *g);
@@ -98,7 +112,8 @@ realm_gguf_kind realm_gguf_kv_kind(const realm_gguf_t *g, int64_t i);
 /* Index of key, or -1. */
 int64_t realm_gguf_find_key(const realm_gguf_t *g, const char *key);
 
-/* Scalar getters by index: fail with REALM_E_INVALID when the kind differs. */
+/* Scalar getters by index: fail with REALM_E_INVALID when the kind differs,
+ * REALM_E_RANGE when i is out of range or the value does not fit. */
 realm_status realm_gguf_kv_u64(const realm_gguf_t *g, int64_t i, uint64_t *out); /* any unsigned or non-negative signed integer kind */
 realm_status realm_gguf_kv_i64(const realm_gguf_t *g, int64_t i, int64_t *out); /* any integer kind that fits */
 realm_status realm_gguf_kv_f64(const realm_gguf_t *g, int64_t i, double *out);  /* FLOAT32/FLOAT64 */
@@ -116,7 +131,8 @@ const void *realm_gguf_arr_data(const realm_gguf_t *g, int64_t i);
 realm_gguf_str realm_gguf_arr_str(const realm_gguf_t *g, int64_t i, uint64_t j);
 
 /* Convenience by key: REALM_E_NOT_FOUND if absent, REALM_E_INVALID on kind
- * mismatch, err names the key. */
+ * mismatch, REALM_E_RANGE when the value does not fit; err names the key.
+ * get_u32 accepts any integer kind whose value fits, get_f32 f32 or f64. */
 realm_status realm_gguf_get_u32(const realm_gguf_t *g, const char *key, uint32_t *out,
                                 realm_error *err);
 realm_status realm_gguf_get_f32(const realm_gguf_t *g, const char *key, float *out,

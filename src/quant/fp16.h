@@ -3,9 +3,10 @@
  *
  * Contract: realm_fp16_to_fp32 is exact for every input (normals, subnormals,
  * ±0, ±inf, NaN payloads kept); realm_fp32_to_fp16 rounds to nearest even,
- * overflows to ±inf and keeps NaN a NaN — the same results as NumPy's
- * float32 -> float16 cast. bf16 rounding is to nearest even with NaN kept
- * quiet. Pure functions, header-only so C and CUDA host code share them.
+ * overflows to ±inf — the same bits as NumPy's float32 -> float16 cast for
+ * every non-NaN input — and turns NaN into a quiet NaN (payload not kept).
+ * bf16 rounds to nearest even and keeps NaN a quiet NaN. Pure functions,
+ * header-only so C and CUDA host code share them.
  */
 #ifndef REALM_QUANT_FP16_H
 #define REALM_QUANT_FP16_H

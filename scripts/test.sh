@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The README's test command (and CI's, through .ci/run): set up, then run every
+# test — the unit suite under ASan+UBSan, the Python oracle tests against the
+# sanitized binary, and a short libFuzzer run of every fuzz driver.
+# REALM_FUZZ_SECONDS (default 30) sets the fuzzing time per driver.
+source "$(dirname "$0")/lib.sh"
+start=$(date +%s)
+
+apt_ensure "${REALM_BUILD_PACKAGES[@]}" "${REALM_TEST_PACKAGES[@]}"
+venv_ensure
+model_ensure
+export REALM_MODEL_PATH
+
+log "unit tests (ASan+UBSan, warnings are errors)"
+cmake_build "$REALM_ROOT/build-test" -DCMAKE_BUILD_TYPE=Debug -DREALM_WERROR=ON -DREALM_SANITIZE=ON
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+(cd "$REALM_ROOT/build-test" && ctest --output-on-failure -j "$(nproc)")
+
+log "oracle tests (NumPy + gguf, HF tokenizers, Jinja2)"
+export REALM_BIN="$REALM_ROOT/build-test/realm"
+for t in "$REALM_ROOT"/tests/oracle/test_*.py; do
+    log "  $(basename "$t")"
+    "$REALM_VENV/bin/python" "$t"
+done
+
+log "fuzzing (${REALM_FUZZ_SECONDS:-30} s per driver)"
+mkdir -p "$REALM_ROOT/build-fuzz"
+for f in "$REALM_ROOT"/tests/fuzz/run_*.sh; do
+    [ -e "$f" ] || continue
+    out="$REALM_ROOT/build-fuzz/$(basename "$f" .sh).log"
+    if ! "$f" "${REALM_FUZZ_SECONDS:-30}" >"$out" 2>&1; then
+        tail -n 60 "$out"
+        echo "fuzzing failed: $f (full log: $out)" >&2
+        exit 1
+    fi
+    grep -E '^(Done|stat::(average_exec_per_sec|new_units_added))' "$out" | sed "s|^|  $(basename "$f"): |"
+done
+
+log "all tests passed in $(( $(date +%s) - start )) s"
