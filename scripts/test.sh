@@ -12,7 +12,7 @@ model_ensure
 export REALM_MODEL_PATH
 
 log "unit tests (ASan+UBSan, warnings are errors)"
-cmake_build "$REALM_ROOT/build-test" -DCMAKE_BUILD_TYPE=Debug -DREALM_WERROR=ON -DREALM_SANITIZE=ON
+cmake_build "$REALM_ROOT/build-test" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREALM_WERROR=ON -DREALM_SANITIZE=ON
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 (cd "$REALM_ROOT/build-test" && ctest --output-on-failure -j "$(nproc)")

@@ -12,5 +12,6 @@
 int realm_cmd_inspect(int argc, char **argv);
 int realm_cmd_synth(int argc, char **argv);
 int realm_cmd_quantize(int argc, char **argv);
+int realm_cmd_logits(int argc, char **argv);
 
 #endif

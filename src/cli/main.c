@@ -19,6 +19,9 @@ static const command commands[] = {
      "write a model with random weights (architectures: realm synth --list)"},
     {"quantize", realm_cmd_quantize, "quantize IN.gguf OUT.gguf TYPE [--threads N]",
      "convert a model's weight tensors to another type"},
+    {"logits", realm_cmd_logits,
+     "logits MODEL.gguf --tokens ID,ID,... [--chunk N] [--greedy N] [--out FILE.f32]",
+     "run the forward pass on token ids; write every position's logits"},
 };
 
 static void usage(FILE *f)

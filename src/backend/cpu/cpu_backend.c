@@ -1,0 +1,146 @@
+/* backend/cpu/cpu_backend.c — the CPU backend's table, buffers and scratch. */
+#include <string.h>
+
+#include "backend/cpu/cpu.h"
+#include "backend/cpu/cpu_impl.h"
+#include "base/alloc.h"
+#include "base/parallel.h"
+
+/* A weight type is usable when it can be dequantized (get_rows) and dotted
+ * with activations converted to its vec_dot_type (matmul). */
+static bool cpu_supports(const realm_backend *be, realm_type type)
+{
+    (void)be;
+    const realm_type_traits *t = realm_type_traits_get(type);
+    if (!t || !t->name || !t->to_float || !t->vec_dot) return false;
+    const realm_type_traits *a = realm_type_traits_get(t->vec_dot_type);
+    return a && (t->vec_dot_type == REALM_TYPE_F32 || a->from_float);
+}
+
+static void cpu_destroy(realm_backend *be)
+{
+    cpu_ctx *c = realm__cpu_ctx(be);
+    realm_free(c->act_q);
+    realm_free(c->scores);
+    realm_free(c);
+}
+
+static realm_status cpu_reserve(realm_backend *be, const realm_backend_limits *lim,
+                                realm_error *err)
+{
+    cpu_ctx *c = realm__cpu_ctx(be);
+    if (lim->max_rows <= 0 || lim->max_ctx <= 0 || lim->max_ne0 <= 0)
+        return realm_error_set(err, REALM_E_INVALID, "cpu backend: limits must be positive");
+    /* Every activation format (Q8_0, Q8_1, Q8_K) takes fewer bytes per
+     * element than f32, so an f32-sized row bounds them all. */
+    size_t act_bytes = (size_t)lim->max_rows * (size_t)lim->max_ne0 * sizeof(float);
+    void *act = realm_malloc(act_bytes);
+    float *scores = realm_calloc((size_t)lim->max_ctx, sizeof(float));
+    if (!act || !scores) {
+        realm_free(act);
+        realm_free(scores);
+        return realm_error_set(err, REALM_E_NOMEM,
+                               "cpu backend: cannot reserve %zu bytes of scratch",
+                               act_bytes + (size_t)lim->max_ctx * sizeof(float));
+    }
+    realm_free(c->act_q);
+    realm_free(c->scores);
+    c->act_q = act;
+    c->act_q_bytes = act_bytes;
+    c->scores = scores;
+    c->lim = *lim;
+    return REALM_OK;
+}
+
+static realm_status cpu_synchronize(realm_backend *be, realm_error *err)
+{
+    (void)be;
+    (void)err;
+    return REALM_OK;
+}
+
+static realm_status cpu_buffer_alloc(realm_backend *be, size_t size_bytes, realm_buffer *out,
+                                     realm_error *err)
+{
+    (void)be;
+    *out = (realm_buffer){0};
+    void *p = realm_calloc(1, size_bytes ? size_bytes : 1);
+    if (!p)
+        return realm_error_set(err, REALM_E_NOMEM, "cpu backend: cannot allocate %zu bytes",
+                               size_bytes);
+    *out = (realm_buffer){.data = p, .size_bytes = size_bytes};
+    return REALM_OK;
+}
+
+/* Zero-copy: the CPU reads the GGUF mapping where it lies. */
+static realm_status cpu_buffer_from_host(realm_backend *be, const void *host, size_t size_bytes,
+                                         realm_buffer *out, realm_error *err)
+{
+    (void)be;
+    (void)err;
+    *out = (realm_buffer){.data = (void *)host, .size_bytes = size_bytes, .borrowed = true};
+    return REALM_OK;
+}
+
+static void cpu_buffer_free(realm_backend *be, realm_buffer *buf)
+{
+    (void)be;
+    if (!buf->borrowed) realm_free(buf->data);
+    *buf = (realm_buffer){0};
+}
+
+static void cpu_buffer_upload(realm_backend *be, realm_buffer *buf, size_t offset, const void *src,
+                              size_t size_bytes)
+{
+    (void)be;
+    memcpy((char *)buf->data + offset, src, size_bytes);
+}
+
+static void cpu_buffer_download(realm_backend *be, const realm_buffer *buf, size_t offset,
+                                void *dst, size_t size_bytes)
+{
+    (void)be;
+    memcpy(dst, (const char *)buf->data + offset, size_bytes);
+}
+
+static void cpu_buffer_clear(realm_backend *be, realm_buffer *buf)
+{
+    (void)be;
+    memset(buf->data, 0, buf->size_bytes);
+}
+
+static const realm_backend_ops cpu_ops = {
+    .name = "cpu",
+    .supports = cpu_supports,
+    .destroy = cpu_destroy,
+    .reserve = cpu_reserve,
+    .synchronize = cpu_synchronize,
+    .buffer_alloc = cpu_buffer_alloc,
+    .buffer_from_host = cpu_buffer_from_host,
+    .buffer_free = cpu_buffer_free,
+    .buffer_upload = cpu_buffer_upload,
+    .buffer_download = cpu_buffer_download,
+    .buffer_clear = cpu_buffer_clear,
+    .get_rows = realm__cpu_get_rows,
+    .copy_rows = realm__cpu_copy_rows,
+    .rmsnorm = realm__cpu_rmsnorm,
+    .matmul = realm__cpu_matmul,
+    .rope = realm__cpu_rope,
+    .kv_store = realm__cpu_kv_store,
+    .attention = realm__cpu_attention,
+    .swiglu = realm__cpu_swiglu,
+    .add = realm__cpu_add,
+};
+
+realm_status realm_backend_cpu_create(const realm_backend_cpu_params *params, realm_backend **out,
+                                      realm_error *err)
+{
+    *out = NULL;
+    cpu_ctx *c = realm_calloc(1, sizeof *c);
+    if (!c) return realm_error_set(err, REALM_E_NOMEM, "cpu backend: out of memory");
+    c->n_threads = params && params->n_threads > 0 ? params->n_threads : realm_cpu_count();
+    c->be.ops = &cpu_ops;
+    c->be.ctx = c;
+    *out = &c->be;
+    return REALM_OK;
+}

@@ -1,0 +1,138 @@
+/* Tests for backend/cpu: each op against a direct computation of its
+ * formula (matmul against dequantized weights, NORMAL vs NEOX RoPE). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <string.h>
+
+#include "backend/cpu/cpu.h"
+#include "base/alloc.h"
+
+static realm_backend *make(int rows, int ctx, int ne0)
+{
+    realm_backend *be = NULL;
+    realm_error err = {0};
+    realm_backend_cpu_params p = {.n_threads = 2};
+    assert_int_equal(realm_backend_cpu_create(&p, &be, &err), REALM_OK);
+    realm_backend_limits lim = {.max_rows = rows, .max_ctx = ctx, .max_ne0 = ne0};
+    assert_int_equal(be->ops->reserve(be, &lim, &err), REALM_OK);
+    return be;
+}
+
+static float frand(uint32_t *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return (float)((*s >> 8) / 16777216.0 * 2.0 - 1.0);
+}
+
+/* matmul = activations (after their own Q8 rounding) · dequantized weights.
+ * Checked against f64 dots with the unrounded activations: the bound is the
+ * activation rounding (~1 % of the row's |x|·|w| mass), per weight type. */
+static void test_matmul_types(void **state)
+{
+    (void)state;
+    enum { NE0 = 512, NE1 = 40, N = 3 };
+    realm_backend *be = make(N, 1, NE0);
+    const realm_type types[] = {REALM_TYPE_F32,  REALM_TYPE_F16,  REALM_TYPE_Q8_0,
+                                REALM_TYPE_Q4_1, REALM_TYPE_Q4_K, REALM_TYPE_Q6_K};
+    uint32_t seed = 1;
+    float *wf = realm_malloc(NE0 * NE1 * sizeof(float)),
+          *wd = realm_malloc(NE0 * NE1 * sizeof(float));
+    float x[N * NE0], out[N * NE1], bias[NE1];
+    for (int i = 0; i < NE0 * NE1; i++)
+        wf[i] = frand(&seed);
+    for (int i = 0; i < N * NE0; i++)
+        x[i] = frand(&seed);
+    for (int i = 0; i < NE1; i++)
+        bias[i] = frand(&seed);
+    void *wq = realm_malloc(NE0 * NE1 * sizeof(float));
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const realm_type_traits *t = realm_type_traits_get(types[ti]);
+        assert_true(be->ops->supports(be, types[ti]));
+        t->from_float(wf, wq, NE0 * NE1);
+        t->to_float(wq, wd, NE0 * NE1);
+        realm_weight w = {.type = types[ti], .ne0 = NE0, .ne1 = NE1, .data = wq};
+        realm_weight b = {.type = REALM_TYPE_F32, .ne0 = NE1, .ne1 = 1, .data = bias};
+        be->ops->matmul(be, &w, &b, x, N, out);
+        bool exact = t->vec_dot_type == REALM_TYPE_F32;
+        for (int r = 0; r < N; r++)
+            for (int o = 0; o < NE1; o++) {
+                double ref = bias[o], mass = 0;
+                for (int i = 0; i < NE0; i++) {
+                    ref += (double)x[r * NE0 + i] * wd[o * NE0 + i];
+                    mass += fabs((double)x[r * NE0 + i] * wd[o * NE0 + i]);
+                }
+                double tol = exact ? 1e-5 * mass : 1e-2 * mass;
+                assert_true(fabs(out[r * NE1 + o] - ref) <= tol);
+            }
+    }
+    realm_free(wq);
+    realm_free(wf);
+    realm_free(wd);
+    realm_backend_free(be);
+}
+
+/* NORMAL on a head whose dims are interleaved (2i, 2i+1) equals NEOX on the
+ * same values laid out as halves (i, i + d/2): the GGUF llama permutation. */
+static void test_rope_modes(void **state)
+{
+    (void)state;
+    enum { HD = 8, H = 2 };
+    realm_backend *be = make(1, 1, HD);
+    float inv[HD / 2], a[H * HD], b[H * HD];
+    for (int i = 0; i < HD / 2; i++)
+        inv[i] = powf(10000.0f, -2.0f * i / HD);
+    uint32_t seed = 5;
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < HD / 2; i++) {
+            float u = frand(&seed), v = frand(&seed);
+            a[h * HD + 2 * i] = u, a[h * HD + 2 * i + 1] = v;
+            b[h * HD + i] = u, b[h * HD + i + HD / 2] = v;
+        }
+    int32_t pos = 7;
+    be->ops->rope(be, a, 1, H, HD, HD, REALM_ROPE_NORMAL, inv, &pos);
+    be->ops->rope(be, b, 1, H, HD, HD, REALM_ROPE_NEOX, inv, &pos);
+    for (int h = 0; h < H; h++)
+        for (int i = 0; i < HD / 2; i++) {
+            assert_float_equal(a[h * HD + 2 * i], b[h * HD + i], 0);
+            assert_float_equal(a[h * HD + 2 * i + 1], b[h * HD + i + HD / 2], 0);
+        }
+    /* position 0 is the identity; rotation preserves each pair's norm */
+    float c[HD] = {1, 2, 3, 4, 5, 6, 7, 8}, d[HD];
+    memcpy(d, c, sizeof c);
+    pos = 0;
+    be->ops->rope(be, d, 1, 1, HD, HD, REALM_ROPE_NORMAL, inv, &pos);
+    assert_memory_equal(c, d, sizeof c);
+    realm_backend_free(be);
+}
+
+static void test_rmsnorm_swiglu(void **state)
+{
+    (void)state;
+    realm_backend *be = make(1, 1, 4);
+    float x[4] = {1, -2, 3, -4}, g[4] = {1, 1, 2, 0.5f}, out[4];
+    realm_weight w = {.type = REALM_TYPE_F32, .ne0 = 4, .ne1 = 1, .data = g};
+    be->ops->rmsnorm(be, x, &w, 1, 0.0f, out);
+    float rms = sqrtf((1 + 4 + 9 + 16) / 4.0f);
+    for (int i = 0; i < 4; i++)
+        assert_float_equal(out[i], x[i] / rms * g[i], 1e-6);
+    float gate[2] = {0, 2}, up[2] = {3, 0.5f};
+    be->ops->swiglu(be, gate, up, 2);
+    assert_float_equal(gate[0], 0, 0);
+    assert_float_equal(gate[1], 2 / (1 + expf(-2)) * 0.5f, 1e-6);
+    realm_backend_free(be);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul_types),
+        cmocka_unit_test(test_rope_modes),
+        cmocka_unit_test(test_rmsnorm_swiglu),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
