@@ -26,15 +26,16 @@ done
 
 log "fuzzing (${REALM_FUZZ_SECONDS:-30} s per driver)"
 mkdir -p "$REALM_ROOT/build-fuzz"
-for f in "$REALM_ROOT"/tests/fuzz/run_*.sh; do
-    [ -e "$f" ] || continue
-    out="$REALM_ROOT/build-fuzz/$(basename "$f" .sh).log"
-    if ! "$f" "${REALM_FUZZ_SECONDS:-30}" >"$out" 2>&1; then
+for driver in "$REALM_ROOT"/tests/fuzz/fuzz_*.c; do
+    target=$(basename "$driver" .c)
+    target=${target#fuzz_}
+    out="$REALM_ROOT/build-fuzz/$target.log"
+    if ! "$REALM_ROOT/tests/fuzz/run_fuzz.sh" "$target" "${REALM_FUZZ_SECONDS:-30}" >"$out" 2>&1; then
         tail -n 60 "$out"
-        echo "fuzzing failed: $f (full log: $out)" >&2
+        echo "fuzzing $target failed (full log: $out)" >&2
         exit 1
     fi
-    grep -E '^(Done|stat::(average_exec_per_sec|new_units_added))' "$out" | sed "s|^|  $(basename "$f"): |"
+    grep -E '^(Done|stat::(average_exec_per_sec|new_units_added))' "$out" | sed "s|^|  $target: |"
 done
 
 log "all tests passed in $(( $(date +%s) - start )) s"

@@ -22,6 +22,11 @@ static const command commands[] = {
     {"logits", realm_cmd_logits,
      "logits MODEL.gguf --tokens ID,ID,... [--chunk N] [--greedy N] [--out FILE.f32]",
      "run the forward pass on token ids; write every position's logits"},
+    {"tokenize", realm_cmd_tokenize, "tokenize MODEL.gguf [--special] [--no-bos] [--json] TEXT|-",
+     "show the token ids and pieces of a text (also --decode, --batch, --bench)"},
+    {"template", realm_cmd_template,
+     "template MODEL.gguf|--template-file PATH [--messages FILE.json|-] [--no-generation-prompt]",
+     "show a model's chat template family; render a conversation with it"},
 };
 
 static void usage(FILE *f)

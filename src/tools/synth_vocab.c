@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/utf8.h"
 
 /* Token types as GGUF stores them (tokenizer.ggml.token_type). */
 enum { TOKEN_NORMAL = 1, TOKEN_CONTROL = 3, TOKEN_UNUSED = 5 };
@@ -37,34 +39,12 @@ static const char llama3_template[] =
     "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}"
     "{% endif %}";
 
-/* GPT-2's byte-to-unicode spelling: printable bytes stand for themselves,
- * the rest are shifted to U+0100 and up, in byte order. Writes UTF-8. */
-static size_t spell_byte(unsigned char b, char *out)
-{
-    unsigned cp;
-    if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174) {
-        cp = b;
-    } else {
-        unsigned k = 0;
-        for (unsigned c = 0; c < b; c++)
-            if (!((c >= 33 && c <= 126) || (c >= 161 && c <= 172) || c >= 174)) k++;
-        cp = 256 + k;
-    }
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    out[0] = (char)(0xc0 | (cp >> 6));
-    out[1] = (char)(0x80 | (cp & 0x3f));
-    return 2;
-}
-
 static char *spell(const unsigned char *bytes, size_t n)
 {
-    char *s = realm_malloc(2 * n + 1);
+    char *s = realm_malloc(2 * n + 4); /* each byte spells as 1 or 2 UTF-8 bytes; +4: encode may write 4 */
     if (!s) return NULL;
     size_t o = 0;
-    for (size_t i = 0; i < n; i++) o += spell_byte(bytes[i], s + o);
+    for (size_t i = 0; i < n; i++) o += realm_utf8_encode(realm_tokenizer_gpt2_byte_char(bytes[i]), s + o);
     s[o] = '\0';
     return s;
 }
