@@ -13,6 +13,7 @@ int realm_cmd_inspect(int argc, char **argv);
 int realm_cmd_synth(int argc, char **argv);
 int realm_cmd_quantize(int argc, char **argv);
 int realm_cmd_logits(int argc, char **argv);
+int realm_cmd_generate(int argc, char **argv);
 int realm_cmd_tokenize(int argc, char **argv);
 int realm_cmd_template(int argc, char **argv);
 

@@ -86,7 +86,7 @@ static realm_status read_rope_scaling(const realm_gguf_t *g, const char *arch, r
         memcpy(type, s.ptr, s.len);
         type[s.len] = '\0';
     }
-    float factor;
+    float factor = 0.0f; /* set by get_float on success; initialised for -Wmaybe-uninitialized */
     realm_status st = get_float(g, arch, "rope.scaling.factor", 0.0f, &factor, err);
     if (st) return st;
     hp->rope_freq_scale = 1.0f;
