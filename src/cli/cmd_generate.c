@@ -25,6 +25,7 @@
 #include "base/alloc.h"
 #include "cli/commands.h"
 #include "engine/sampler.h"
+#include "engine/stop.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 #include "tokenizer/chat_template.h"
@@ -36,7 +37,7 @@
     "TEXT]\n"                                                                                      \
     "         [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"        \
     "         [--presence-penalty X] [--frequency-penalty X] [--seed S] [--max-ctx N]\n"           \
-    "         [--chunk N] [--threads N] [--show-ids]\n"                                            \
+    "         [--stop STR]... [--chunk N] [--threads N] [--show-ids]\n"                           \
     "  without a model: $REALM_MODEL_PATH, else ~/.cache/realm/models/" DEFAULT_MODEL "\n"         \
     "  defaults: -n 256, --temp 0.8, --top-k 40, --top-p 0.95, --seed from the clock\n"
 
@@ -46,6 +47,8 @@ typedef struct gen_opts {
     const char *model, *prompt, *system;
     bool chat, show_ids;
     int n_predict, max_ctx, chunk, threads;
+    const char *stops[REALM_STOP_MAX]; /* --stop, up to 4 */
+    int n_stops;
     realm_sampler_params sp;
     bool seed_given;
 } gen_opts;
@@ -120,6 +123,10 @@ static int parse_args(int argc, char **argv, gen_opts *o)
             o->prompt = v;
         else if (!strcmp(a, "--system"))
             o->system = v;
+        else if (!strcmp(a, "--stop")) {
+            if (o->n_stops == REALM_STOP_MAX) return usage("at most 4 --stop strings");
+            o->stops[o->n_stops++] = v;
+        }
         else if (!strcmp(a, "-n"))
             ok = parse_int(v, 0, 1 << 20, &o->n_predict);
         else if (!strcmp(a, "--max-ctx"))
@@ -223,11 +230,31 @@ typedef struct gen_state {
     float *logits;
     int32_t *pos, *seq;
     char *text;
+    realm_stop stop; /* --stop strings over the streamed text */
 } gen_state;
+
+/* Stream text through the stop matcher to stdout; true when a stop string
+ * ended generation or the matcher failed (then *failed is set and err says why). */
+static bool emit(realm_stop *st, const char *text, size_t n, bool *failed, realm_error *err)
+{
+    const char *out;
+    size_t n_out;
+    realm_error e = {0};
+    bool stopped = realm_stop_feed(st, text, n, &out, &n_out, &e);
+    fwrite(out, 1, n_out, stdout);
+    fflush(stdout);
+    if (e.status != REALM_OK) {
+        *err = e;
+        *failed = true;
+        return true;
+    }
+    return stopped;
+}
 
 static void gen_free(gen_state *s)
 {
     realm_free(s->text);
+    realm_stop_free(&s->stop);
     realm_free(s->pos);
     realm_free(s->seq);
     realm_free(s->logits);
@@ -315,6 +342,7 @@ static int run(const gen_opts *o)
     s.pos = realm_calloc((size_t)max_ctx, sizeof *s.pos);
     s.seq = realm_calloc((size_t)chunk, sizeof *s.seq);
     s.text = realm_malloc(text_cap);
+    if (realm_stop_init(&s.stop, o->stops, o->n_stops, text_cap, &err)) goto done;
     if (!s.logits || !s.pos || !s.seq || !s.text) {
         realm_error_set(&err, REALM_E_NOMEM, "out of memory");
         goto done;
@@ -345,6 +373,7 @@ static int run(const gen_opts *o)
                   eot = realm_tokenizer_special(s.tok, REALM_SPECIAL_EOT);
     realm_detok dt;
     realm_detok_init(&dt, s.tok, 0);
+    bool stop_failed = false;
     const char *stop = n_gen_max == 0 ? "-n 0" : NULL;
     for (int32_t i = 0; i < n_gen_max; i++) {
         double t0 = now_s();
@@ -368,12 +397,21 @@ static int run(const gen_opts *o)
         }
         size_t n_text = 0;
         if (realm_detok_feed(&dt, id, s.text, text_cap, &n_text, &err)) goto done;
-        fwrite(s.text, 1, n_text, stdout);
-        fflush(stdout);
+        if (emit(&s.stop, s.text, n_text, &stop_failed, &err)) {
+            if (stop_failed) goto done;
+            stop = "stop string";
+            break;
+        }
     }
     if (!stop) stop = ctx_cut && n_gen_max < o->n_predict ? "context full" : "-n tokens";
     size_t n_tail = realm_detok_flush(&dt, s.text, text_cap);
-    fwrite(s.text, 1, n_tail, stdout);
+    if (!s.stop.stopped && !emit(&s.stop, s.text, n_tail, &stop_failed, &err)) {
+        const char *tail;
+        size_t n;
+        realm_stop_flush(&s.stop, &tail, &n);
+        fwrite(tail, 1, n, stdout);
+    }
+    if (stop_failed) goto done;
     fputc('\n', stdout);
     fflush(stdout);
 

@@ -75,6 +75,12 @@ def main():
                     r"decode steps in [\d.]+ s \([\d.]+ tok/s\); time to first token [\d.]+ s",
                     err) is not None, "timing line on stderr")
 
+    # A stop string ends generation before it; the text before it is kept.
+    rc, out, err = generate("--chat", "--system", SYSTEM, "-p", QUESTION, "--temp", "0",
+                            "-n", str(N), "--stop", " Paris", "--stop", "never-seen")
+    check(rc == 0 and out.rstrip("\n") == "The capital of France is" and "stop: stop string" in err,
+          f"--stop ' Paris': text cut before it ({out!r})")
+
     rc, out, err = generate("--chat", "-p", QUESTION, "--temp", "0", "-n", str(N), "--show-ids",
                             "--chunk", "5")
     n_prompt, ids = parse(err)
