@@ -33,7 +33,7 @@ apt_ensure() {
 
 # Packages to build and run Realm.
 REALM_BUILD_PACKAGES=(build-essential cmake pkg-config python3 python3-venv python3-pip unzip ca-certificates
-                      libpcre2-dev libjansson-dev)
+                      libpcre2-dev libjansson-dev libsqlite3-dev)
 # Extra packages for the test suite: unit tests, sanitizers, libFuzzer.
 REALM_TEST_PACKAGES=(libcmocka-dev clang libclang-rt-14-dev)
 

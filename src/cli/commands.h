@@ -16,5 +16,6 @@ int realm_cmd_logits(int argc, char **argv);
 int realm_cmd_generate(int argc, char **argv);
 int realm_cmd_tokenize(int argc, char **argv);
 int realm_cmd_template(int argc, char **argv);
+int realm_cmd_tenant(int argc, char **argv);
 
 #endif

@@ -30,6 +30,9 @@ static const command commands[] = {
     {"template", realm_cmd_template,
      "template MODEL.gguf|--template-file PATH [--messages FILE.json|-] [--no-generation-prompt]",
      "show a model's chat template family; render a conversation with it"},
+    {"tenant", realm_cmd_tenant,
+     "tenant --db PATH create|list|disable|enable|key-create|key-revoke|usage|... ARGS",
+     "manage tenants, API keys, quotas and usage (realm tenant for details)"},
 };
 
 static void usage(FILE *f)
