@@ -43,18 +43,14 @@ above the measurements.
 Env: REALM_BIN, REALM_MODEL_PATH. Exits non-zero on any failure.
 """
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
+from oracle_common import MODEL, check, finish, realm
 import numpy as np
 import gguf
 from gguf.quants import dequantize
 
-REALM = os.environ.get("REALM_BIN", "build/realm")
-MODEL = os.environ.get("REALM_MODEL_PATH",
-                       os.path.expanduser("~/.cache/realm/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
 GREEDY = 32
 # max |Δlogit| / row spread, per weight type of the synthetic models
 TOL = {"F32": 1e-5, "F16": 1e-5, "Q8_0": 0.05, "Q4_0": 0.05, "Q4_1": 0.05, "Q4_K": 0.05,
@@ -62,20 +58,8 @@ TOL = {"F32": 1e-5, "F16": 1e-5, "Q8_0": 0.05, "Q4_0": 0.05, "Q4_1": 0.05, "Q4_K
 TOL_REAL = 0.08  # SmolLM2 Q4_1 (30 layers of Q8_1 activation rounding)
 GREEDY_REAL = int(os.environ.get("REALM_ORACLE_GREEDY", "16"))
 
-failures = []
 
 
-def check(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL:", msg)
-
-
-def realm(*args):
-    r = subprocess.run([REALM, *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"realm {' '.join(args)} failed ({r.returncode}): {r.stderr}")
-    return r.stdout
 
 
 # ---- the reference ----
@@ -218,10 +202,7 @@ def main():
             compare("SmolLM2-135M Q4_1", MODEL, toks, TOL_REAL, tmp, greedy=GREEDY_REAL)
         else:
             print(f"SKIP real model: {MODEL} not found")
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        sys.exit(1)
-    print("forward oracle: all passed")
+    finish("forward oracle")
 
 
 if __name__ == "__main__":

@@ -23,10 +23,9 @@ is corrected in this process before reading.
 Env: REALM_BIN (the realm executable). Exits non-zero on any failure.
 """
 import os
-import subprocess
-import sys
 import tempfile
 
+from oracle_common import check, finish, realm
 import numpy as np
 import gguf
 from gguf import GGMLQuantizationType as Q
@@ -34,7 +33,6 @@ from gguf.constants import GGML_QUANT_SIZES
 
 GGML_QUANT_SIZES[Q.Q8_1] = (32, 36)
 
-REALM = os.environ.get("REALM_BIN", "build/realm")
 TYPES = ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K",
          "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ4_NL", "IQ4_XS"]
 COLS = 512  # a multiple of every block size
@@ -51,19 +49,8 @@ NRMSE_MAX = {"F32": 0.0, "F16": 3e-4, "BF16": 2.5e-3, "Q8_0": 0.0065, "Q8_1": 0.
 
 ZERO_ROW, SUBNORMAL_ROW = 22, 27  # indices into test_data()'s rows
 
-failures = []
 
 
-def check(cond, msg):
-    if not cond:
-        failures.append(msg)
-        print("FAIL:", msg)
-
-
-def realm(*args):
-    r = subprocess.run([REALM, *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"realm {' '.join(args)} failed ({r.returncode}): {r.stderr}")
 
 
 def write_gguf(path, tensors):
@@ -219,10 +206,7 @@ def main():
     print(f"\n{'type':8} {'NRMSE N(0,1)':>13} {'worst row':>10}")
     for name, nrmse, worst in rmse_rows:
         print(f"{name:8} {nrmse:13.6f} {worst:10.6f}")
-    if failures:
-        print(f"\n{len(failures)} failure(s)")
-        sys.exit(1)
-    print(f"\nquant oracle: all {len(TYPES)} types bit-exact with gguf-py/NumPy")
+    finish(f"quant oracle ({len(TYPES)} types, dequantization bit-exact with gguf-py/NumPy)")
 
 
 if __name__ == "__main__":
