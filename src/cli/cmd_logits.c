@@ -8,12 +8,13 @@
  * arg-max token of each position is printed. --greedy N then decodes N more
  * tokens one at a time, each the arg-max of the previous logits, prints
  * them ("greedy: ID,ID,...") and includes their rows in the output.
+ * --device picks the backend by name (backend/registry.h; default cpu).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/cpu/cpu.h"
+#include "backend/registry.h"
 #include "base/alloc.h"
 #include "cli/commands.h"
 #include "model/kv_cache.h"
@@ -22,7 +23,7 @@
 static int usage(void)
 {
     fprintf(stderr, "usage: realm logits MODEL.gguf --tokens ID,ID,... [--chunk N] [--greedy N]"
-                    " [--out FILE.f32] [--threads N]\n");
+                    " [--out FILE.f32] [--threads N] [--device cpu|cuda]\n");
     return 2;
 }
 
@@ -59,7 +60,7 @@ static int32_t argmax(const float *l, int32_t n)
 
 /* tokens has room for n + n_greedy ids; the first n are the prompt. */
 static int run(const char *path, int32_t *tokens, int n, int n_greedy, int chunk,
-               const char *out_path, int n_threads)
+               const char *out_path, int n_threads, const char *device)
 {
     realm_error err = {0};
     realm_gguf_t *g = NULL;
@@ -71,8 +72,8 @@ static int run(const char *path, int32_t *tokens, int n, int n_greedy, int chunk
     int32_t *pos = NULL, *seq = NULL;
     FILE *f = NULL;
     int rc = 1;
-    realm_backend_cpu_params bp = {.n_threads = n_threads};
-    if (realm_gguf_open(path, &g, &err) || realm_backend_cpu_create(&bp, &be, &err)) goto done;
+    realm_backend_options bo = {.n_threads = n_threads};
+    if (realm_gguf_open(path, &g, &err) || realm_backend_create(device, &bo, &be, &err)) goto done;
     int total = n + n_greedy;
     realm_model_params mp = {.max_rows = chunk, .max_ctx = total, .max_logit_rows = chunk};
     if (realm_model_load(g, be, &mp, &m, &err)) goto done;
@@ -144,7 +145,7 @@ done:
 
 int realm_cmd_logits(int argc, char **argv)
 {
-    const char *path = NULL, *toks = NULL, *out = NULL;
+    const char *path = NULL, *toks = NULL, *out = NULL, *device = "cpu";
     int chunk = 0, threads = 0, greedy = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -161,6 +162,8 @@ int realm_cmd_logits(int argc, char **argv)
             out = v;
         else if (!strcmp(a, "--threads"))
             threads = atoi(v);
+        else if (!strcmp(a, "--device"))
+            device = v;
         else if (!strcmp(a, "--greedy"))
             greedy = atoi(v);
         else
@@ -176,7 +179,7 @@ int realm_cmd_logits(int argc, char **argv)
         return 2;
     }
     if (chunk <= 0 || chunk > n) chunk = n;
-    int rc = run(path, tokens, n, greedy, chunk, out, threads);
+    int rc = run(path, tokens, n, greedy, chunk, out, threads, device);
     realm_free(tokens);
     return rc;
 }

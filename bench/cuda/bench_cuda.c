@@ -1,0 +1,128 @@
+/*
+ * bench/cuda/bench_cuda.c — forward-pass speed of one model on one backend:
+ *   decode1     batch-1 greedy decode after a 16-token prompt (tokens/s)
+ *   prefill512  one 512-row prompt batch (tokens/s)
+ *   aggS        S sequences decoding together, one row each per step
+ *               (aggregate tokens/s), for S in 1, 8, 32, 64
+ * usage: realm_bench_cuda MODEL.gguf [--device cuda|cpu] [--steps N] [--decode-only]
+ * Prints one "BENCH key=value ..." line. --decode-only stops after decode1
+ * (with REALM_CUDA_PROFILE=1: the op-by-op profile of a decode step).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend/registry.h"
+#include "base/alloc.h"
+#include "model/kv_cache.h"
+#include "model/model.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+#define MAX_SEQS 64
+#define CTX      640
+
+static realm_model_t *m;
+static realm_kv_cache_t *kv;
+static float *logits;
+
+static void die(realm_error *e)
+{
+    fprintf(stderr, "bench: %s\n", e->message);
+    exit(1);
+}
+
+/* n_seqs sequences, each: prefill `prompt` tokens (all in one batch), then
+ * `steps` decode steps of n_seqs rows. Returns decode tokens/s. */
+static double run_decode(int n_seqs, int prompt, int steps, double *prefill_tok_s)
+{
+    realm_error err = {0};
+    int32_t tok[512], pos[512], seq[512];
+    realm_batch_seq seqs[MAX_SEQS];
+    for (int s = 0; s < n_seqs; s++)
+        seqs[s] = *realm_kv_cache_seq(kv, s);
+    for (int s = 0; s < n_seqs; s++) {
+        for (int i = 0; i < prompt; i++) {
+            tok[i] = (i * 31 + s * 7 + 1) % 1000;
+            pos[i] = i;
+            seq[i] = 0;
+        }
+        realm_batch b = {.n_rows = prompt, .token = tok, .pos = pos, .seq = seq, .n_seqs = 1,
+                         .seqs = &seqs[s]};
+        double t0 = now_s();
+        if (realm_model_forward(m, realm_kv_cache_pool(kv), &b, logits, &err)) die(&err);
+        if (prefill_tok_s && s == n_seqs - 1) *prefill_tok_s = prompt / (now_s() - t0);
+    }
+    bool want[MAX_SEQS];
+    for (int s = 0; s < n_seqs; s++)
+        want[s] = true;
+    double t0 = 0;
+    const int warm = 3;
+    for (int step = 0; step < steps + warm; step++) {
+        if (step == warm) t0 = now_s();
+        for (int s = 0; s < n_seqs; s++) {
+            tok[s] = (step * 13 + s) % 1000;
+            pos[s] = prompt + step;
+            seq[s] = s;
+        }
+        realm_batch b = {.n_rows = n_seqs, .token = tok, .pos = pos, .seq = seq,
+                         .want_logits = want, .n_seqs = n_seqs, .seqs = seqs};
+        if (realm_model_forward(m, realm_kv_cache_pool(kv), &b, logits, &err)) die(&err);
+    }
+    return (double)n_seqs * steps / (now_s() - t0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL, *device = "cuda";
+    int steps = 64, decode_only = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--decode-only")) decode_only = 1;
+        else path = argv[i];
+    }
+    if (!path) {
+        fprintf(stderr, "usage: realm_bench_cuda MODEL.gguf [--device cuda|cpu] [--steps N]\n");
+        return 2;
+    }
+    realm_error err = {0};
+    realm_gguf_t *g;
+    realm_backend *be;
+    if (realm_gguf_open(path, &g, &err) || realm_backend_create(device, NULL, &be, &err)) die(&err);
+    realm_model_params mp = {.max_rows = 512, .max_ctx = CTX, .max_logit_rows = MAX_SEQS};
+    double t0 = now_s();
+    if (realm_model_load(g, be, &mp, &m, &err)) die(&err);
+    double load_s = now_s() - t0;
+    const realm_hparams *hp = realm_model_hparams(m);
+    if (realm_kv_cache_init(be, hp, MAX_SEQS, CTX, &kv, &err)) die(&err);
+    logits = realm_malloc((size_t)MAX_SEQS * hp->n_vocab * sizeof(float));
+    double pre = 0;
+    double d1 = run_decode(1, 16, 2 * steps, NULL);
+    if (decode_only) {
+        printf("BENCH model=%s device=%s decode1_tok_s=%.1f\n", path, device, d1);
+        goto done;
+    }
+    run_decode(1, 512, 0, &pre); /* warm-up of the 512-row path */
+    run_decode(1, 512, 0, &pre);
+    printf("BENCH model=%s device=%s load_s=%.1f decode1_tok_s=%.1f prefill512_tok_s=%.0f", path,
+           device, load_s, d1, pre);
+    fflush(stdout);
+    const int ns[4] = {1, 8, 32, 64};
+    for (int i = 0; i < 4; i++)
+        printf(" agg%d_tok_s=%.1f", ns[i], run_decode(ns[i], 16, steps, NULL)), fflush(stdout);
+    printf("\n");
+done:
+    realm_free(logits);
+    realm_kv_cache_free(kv);
+    realm_model_free(m);
+    realm_backend_free(be);
+    realm_gguf_close(g);
+    return 0;
+}

@@ -1,0 +1,710 @@
+/* backend/cuda/cuda_backend.cu — the CUDA backend's table, memory arena,
+ * op recording and graph replay (see cuda.h for the contract). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_impl.h"
+
+extern "C" {
+#include "base/alloc.h"
+}
+
+#define ARENA_ALIGN    256
+#define CUBLAS_WS_SIZE (32u << 20)
+
+void realm__cuda_fail(cuda_ctx *c, cudaError_t e, const char *what)
+{
+    if (c->first_status != REALM_OK) return;
+    c->first_status = e == cudaErrorMemoryAllocation ? REALM_E_NOMEM : REALM_E_INTERNAL;
+    snprintf(c->first_error, sizeof c->first_error, "cuda backend: %s: %s", what,
+             cudaGetErrorString(e));
+}
+
+/* ---- the arena: sorted free ranges, first fit ---- */
+
+static bool arena_alloc(cuda_ctx *c, size_t size, size_t *off)
+{
+    size = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (size == 0) size = ARENA_ALIGN;
+    for (int i = 0; i < c->n_free; i++) {
+        if (c->free_list[i].size < size) continue;
+        *off = c->free_list[i].off;
+        c->free_list[i].off += size;
+        c->free_list[i].size -= size;
+        if (c->free_list[i].size == 0) {
+            memmove(&c->free_list[i], &c->free_list[i + 1],
+                    (size_t)(c->n_free - i - 1) * sizeof *c->free_list);
+            c->n_free--;
+        }
+        return true;
+    }
+    return false;
+}
+
+static void arena_release(cuda_ctx *c, size_t off, size_t size)
+{
+    size = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (size == 0) size = ARENA_ALIGN;
+    int i = 0;
+    while (i < c->n_free && c->free_list[i].off < off)
+        i++;
+    /* merge with the neighbours where they touch */
+    bool left = i > 0 && c->free_list[i - 1].off + c->free_list[i - 1].size == off;
+    bool right = i < c->n_free && off + size == c->free_list[i].off;
+    if (left && right) {
+        c->free_list[i - 1].size += size + c->free_list[i].size;
+        memmove(&c->free_list[i], &c->free_list[i + 1],
+                (size_t)(c->n_free - i - 1) * sizeof *c->free_list);
+        c->n_free--;
+    } else if (left) {
+        c->free_list[i - 1].size += size;
+    } else if (right) {
+        c->free_list[i].off = off;
+        c->free_list[i].size += size;
+    } else {
+        if (c->n_free == c->cap_free) {
+            int cap = c->cap_free * 2;
+            void *p = realm_realloc(c->free_list, (size_t)cap * sizeof *c->free_list);
+            if (!p) return; /* leaks the range; the arena stays consistent */
+            c->free_list = (struct cuda_range *)p;
+            c->cap_free = cap;
+        }
+        memmove(&c->free_list[i + 1], &c->free_list[i],
+                (size_t)(c->n_free - i) * sizeof *c->free_list);
+        c->free_list[i].off = off;
+        c->free_list[i].size = size;
+        c->n_free++;
+    }
+}
+
+static size_t arena_free_bytes(const cuda_ctx *c, size_t *largest)
+{
+    size_t total = 0;
+    *largest = 0;
+    for (int i = 0; i < c->n_free; i++) {
+        total += c->free_list[i].size;
+        if (c->free_list[i].size > *largest) *largest = c->free_list[i].size;
+    }
+    return total;
+}
+
+static realm_status dev_alloc(cuda_ctx *c, size_t size, void **p, const char *what,
+                              realm_error *err)
+{
+    size_t off;
+    if (!arena_alloc(c, size, &off)) {
+        size_t largest, free_b = arena_free_bytes(c, &largest);
+        return realm_error_set(err, REALM_E_NOMEM,
+                               "cuda backend: %s needs %.1f MiB but only %.1f MiB of the %.1f MiB "
+                               "GPU budget is free (largest piece %.1f MiB); raise the budget "
+                               "(REALM_CUDA_MEM_MB) or use a smaller model or context",
+                               what, size / 1048576.0, free_b / 1048576.0,
+                               c->arena_bytes / 1048576.0, largest / 1048576.0);
+    }
+    *p = c->arena + off;
+    return REALM_OK;
+}
+
+static void dev_free(cuda_ctx *c, void *p, size_t size)
+{
+    if (p) arena_release(c, (size_t)((char *)p - c->arena), size);
+}
+
+/* ---- flushing the recorded pass ---- */
+
+static void issue_one(cuda_ctx *c, const struct cuda_op *op)
+{
+    /* quantized activations stay valid across consecutive matmuls only */
+    if (op->kind != CUDA_OP_MATMUL) c->aq_x = NULL;
+    switch (op->kind) {
+    case CUDA_OP_GET_ROWS: realm__cuda_issue_get_rows(c, op); break;
+    case CUDA_OP_COPY_ROWS: realm__cuda_issue_copy_rows(c, op); break;
+    case CUDA_OP_RMSNORM: realm__cuda_issue_rmsnorm(c, op); break;
+    case CUDA_OP_MATMUL: realm__cuda_issue_matmul(c, op); break;
+    case CUDA_OP_ROPE: realm__cuda_issue_rope(c, op); break;
+    case CUDA_OP_KV_STORE: realm__cuda_issue_kv_store(c, op); break;
+    case CUDA_OP_ATTENTION: realm__cuda_issue_attention(c, op); break;
+    case CUDA_OP_SWIGLU: realm__cuda_issue_swiglu(c, op); break;
+    case CUDA_OP_ADD: realm__cuda_issue_add(c, op); break;
+    }
+}
+
+static void upload_staging(cuda_ctx *c)
+{
+    c->aq_x = NULL;
+    if (c->staging_used)
+        CUDA_CHECK(c, cudaMemcpyAsync(c->staging_d, c->staging_h, c->staging_used,
+                                      cudaMemcpyHostToDevice, c->stream));
+}
+
+static void issue_all(cuda_ctx *c)
+{
+    upload_staging(c);
+    for (int32_t i = 0; i < c->n_ops; i++)
+        issue_one(c, &c->ops[i]);
+}
+
+/* $REALM_CUDA_PROFILE=1: passes of at most 64 rows run op by op between
+ * events, so the time of each op kind (matmuls by weight type) shows where a
+ * decode step goes; printed when the backend is freed. Graphs are off then. */
+static void issue_profiled(cuda_ctx *c)
+{
+    cudaEvent_t e[2];
+    if (cudaEventCreate(&e[0]) != cudaSuccess || cudaEventCreate(&e[1]) != cudaSuccess) {
+        issue_all(c);
+        return;
+    }
+    upload_staging(c);
+    for (int32_t i = 0; i < c->n_ops; i++) {
+        const struct cuda_op *op = &c->ops[i];
+        int slot = op->kind == CUDA_OP_MATMUL ? CUDA_PROF_MATMUL + (int)op->w.type : op->kind;
+        CUDA_CHECK(c, cudaEventRecord(e[0], c->stream));
+        issue_one(c, op);
+        CUDA_CHECK(c, cudaEventRecord(e[1], c->stream));
+        float ms = 0.0f;
+        CUDA_CHECK(c, cudaEventSynchronize(e[1]));
+        CUDA_CHECK(c, cudaEventElapsedTime(&ms, e[0], e[1]));
+        c->prof_ms[slot] += ms;
+        c->prof_n[slot]++;
+    }
+    cudaEventDestroy(e[0]);
+    cudaEventDestroy(e[1]);
+}
+
+static void print_profile(const cuda_ctx *c)
+{
+    static const char *const names[] = {"get_rows", "copy_rows", "rmsnorm", "matmul", "rope",
+                                        "kv_store", "attention", "swiglu", "add"};
+    double total = 0;
+    for (int i = 0; i < CUDA_PROF_SLOTS; i++)
+        total += c->prof_ms[i];
+    if (total <= 0) return;
+    fprintf(stderr, "cuda profile (passes of <= 64 rows): %.1f ms in all\n", total);
+    for (int i = 0; i < CUDA_PROF_SLOTS; i++) {
+        if (!c->prof_n[i]) continue;
+        const char *name = i < CUDA_PROF_MATMUL ? names[i]
+                                                : realm_type_traits_get((realm_type)(i - CUDA_PROF_MATMUL))->name;
+        fprintf(stderr, "  %-10s%s %8.2f ms %5.1f%% %8lld ops %7.2f us/op\n", name,
+                i < CUDA_PROF_MATMUL ? "" : " mm", c->prof_ms[i], 100.0 * c->prof_ms[i] / total,
+                (long long)c->prof_n[i], 1e3 * c->prof_ms[i] / (double)c->prof_n[i]);
+    }
+}
+
+static bool same_pass(const cuda_ctx *c, const struct cuda_graph_entry *g)
+{
+    return g->exec && g->n_ops == c->n_ops && g->staging_bytes == c->staging_used &&
+           memcmp(g->ops, c->ops, (size_t)c->n_ops * sizeof *c->ops) == 0;
+}
+
+/* Capture the pass into a graph and keep it: update the least recently used
+ * entry in place when CUDA allows (same topology), else instantiate anew. */
+static struct cuda_graph_entry *capture(cuda_ctx *c)
+{
+    struct cuda_graph_entry *slot = &c->graphs[0];
+    for (int i = 1; i < CUDA_GRAPH_CACHE; i++)
+        if (c->graphs[i].last_use < slot->last_use) slot = &c->graphs[i];
+    struct cuda_op *copy = (struct cuda_op *)realm_malloc((size_t)c->n_ops * sizeof *copy);
+    if (!copy) return NULL;
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
+    if (e != cudaSuccess) {
+        realm_free(copy);
+        realm__cuda_fail(c, e, "cudaStreamBeginCapture");
+        return NULL;
+    }
+    issue_all(c);
+    e = cudaStreamEndCapture(c->stream, &graph);
+    if (e != cudaSuccess || c->first_status) {
+        realm_free(copy);
+        if (graph) cudaGraphDestroy(graph);
+        realm__cuda_fail(c, e, "cudaStreamEndCapture");
+        return NULL;
+    }
+    bool updated = false;
+    if (slot->exec) {
+        cudaGraphExecUpdateResultInfo info;
+        updated = cudaGraphExecUpdate(slot->exec, graph, &info) == cudaSuccess;
+        if (!updated) {
+            (void)cudaGetLastError();
+            cudaGraphExecDestroy(slot->exec);
+            slot->exec = NULL;
+        }
+    }
+    if (!updated) {
+        e = cudaGraphInstantiate(&slot->exec, graph, 0);
+        if (e != cudaSuccess) {
+            slot->exec = NULL;
+            realm_free(copy);
+            cudaGraphDestroy(graph);
+            realm__cuda_fail(c, e, "cudaGraphInstantiate");
+            return NULL;
+        }
+    }
+    cudaGraphDestroy(graph);
+    memcpy(copy, c->ops, (size_t)c->n_ops * sizeof *copy);
+    realm_free(slot->ops);
+    slot->ops = copy;
+    slot->n_ops = c->n_ops;
+    slot->staging_bytes = c->staging_used;
+    return slot;
+}
+
+/* Run everything recorded, then wait for it: every caller of flush needs the
+ * results (or the staging area free) next. */
+static void flush(cuda_ctx *c)
+{
+    if (c->n_ops > 0 && c->first_status == REALM_OK) {
+        struct cuda_graph_entry *g = NULL;
+        if (c->graph_ok && c->graph_max_rows > 0 && !c->profile) {
+            for (int i = 0; i < CUDA_GRAPH_CACHE && !g; i++)
+                if (same_pass(c, &c->graphs[i])) g = &c->graphs[i];
+            if (!g) g = capture(c);
+        }
+        if (g) {
+            g->last_use = ++c->tick;
+            CUDA_CHECK(c, cudaGraphLaunch(g->exec, c->stream));
+        } else if (c->profile && c->graph_ok && c->first_status == REALM_OK) {
+            issue_profiled(c);
+        } else if (c->first_status == REALM_OK) {
+            issue_all(c);
+        }
+    }
+    c->n_ops = 0;
+    c->staging_used = 0;
+    c->graph_ok = true;
+    c->last_batch = NULL;
+    c->last_batch_pos = NULL;
+    CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
+}
+
+static struct cuda_op *record(cuda_ctx *c, int kind, int32_t n)
+{
+    if (c->n_ops == c->cap_ops) {
+        int32_t cap = c->cap_ops ? 2 * c->cap_ops : 1024;
+        void *p = realm_realloc(c->ops, (size_t)cap * sizeof *c->ops);
+        if (!p) {
+            realm__cuda_fail(c, cudaErrorMemoryAllocation, "recording an op (host memory)");
+            return NULL;
+        }
+        c->ops = (struct cuda_op *)p;
+        c->cap_ops = cap;
+    }
+    struct cuda_op *op = &c->ops[c->n_ops++];
+    memset(op, 0, sizeof *op);
+    op->kind = kind;
+    op->n = n;
+    if (n > c->graph_max_rows) c->graph_ok = false;
+    return op;
+}
+
+/* Copy host bytes into the staging area; returns their offset. */
+static uint32_t stage(cuda_ctx *c, const void *src, size_t bytes)
+{
+    uint32_t off = c->staging_used;
+    size_t end = ((size_t)off + bytes + 15) & ~(size_t)15;
+    if (end > c->staging_cap) {
+        realm__cuda_fail(c, cudaErrorMemoryAllocation, "staging area (batch larger than reserved)");
+        return 0;
+    }
+    if (src && bytes) memcpy(c->staging_h + off, src, bytes);
+    c->staging_used = (uint32_t)end;
+    return off;
+}
+
+static uint32_t stage_pos(cuda_ctx *c, const int32_t *pos, int32_t n)
+{
+    if (c->last_batch_pos == pos && c->last_batch) return c->last_cb.pos_off;
+    return stage(c, pos, (size_t)n * sizeof(int32_t));
+}
+
+/* Positions, sequence ids and block tables of b, once per pass. */
+static struct cuda_batch stage_batch(cuda_ctx *c, const realm_kv_pool *kv, const realm_batch *b)
+{
+    if (c->last_batch == b && c->last_batch_pos == b->pos) return c->last_cb;
+    struct cuda_batch cb = {};
+    cb.n_rows = b->n_rows;
+    cb.n_seqs = b->n_seqs;
+    cb.max_blocks = (c->lim.max_ctx + kv->block_size - 1) / kv->block_size;
+    cb.pos_off = stage(c, b->pos, (size_t)b->n_rows * sizeof(int32_t));
+    cb.seq_off = stage(c, b->seq, (size_t)b->n_rows * sizeof(int32_t));
+    size_t tb = (size_t)b->n_seqs * cb.max_blocks * sizeof(int32_t);
+    cb.table_off = stage(c, NULL, tb);
+    if (c->first_status == REALM_OK) {
+        int32_t *t = (int32_t *)(c->staging_h + cb.table_off);
+        memset(t, 0, tb);
+        for (int32_t s = 0; s < b->n_seqs; s++) {
+            int32_t nb = b->seqs[s].n_blocks < cb.max_blocks ? b->seqs[s].n_blocks : cb.max_blocks;
+            memcpy(t + (size_t)s * cb.max_blocks, b->seqs[s].block_table, (size_t)nb * 4);
+        }
+    }
+    c->last_batch = b;
+    c->last_batch_pos = b->pos;
+    c->last_cb = cb;
+    return cb;
+}
+
+/* ---- the ops: record only ---- */
+
+static void rec_get_rows(realm_backend *be, const realm_weight *emb, const int32_t *token,
+                         int32_t n, float *out)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    struct cuda_op *op = record(c, CUDA_OP_GET_ROWS, n);
+    if (!op) return;
+    op->w = *emb;
+    op->idx_off = stage(c, token, (size_t)n * sizeof(int32_t));
+    op->out = out;
+}
+
+static void rec_copy_rows(realm_backend *be, const float *src, int64_t width, const int32_t *row_id,
+                          int32_t n, float *out)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    struct cuda_op *op = record(c, CUDA_OP_COPY_ROWS, n);
+    if (!op) return;
+    op->x = src;
+    op->width = width;
+    op->idx_off = stage(c, row_id, (size_t)n * sizeof(int32_t));
+    op->out = out;
+}
+
+static void rec_rmsnorm(realm_backend *be, const float *x, const realm_weight *w, int32_t n,
+                        float eps, float *out)
+{
+    struct cuda_op *op = record(cuda__ctx(be), CUDA_OP_RMSNORM, n);
+    if (!op) return;
+    op->x = x;
+    op->w = *w;
+    op->f0 = eps;
+    op->out = out;
+}
+
+static void rec_matmul(realm_backend *be, const realm_weight *w, const realm_weight *bias,
+                       const float *x, int32_t n, float *out)
+{
+    struct cuda_op *op = record(cuda__ctx(be), CUDA_OP_MATMUL, n);
+    if (!op) return;
+    op->w = *w;
+    if (bias) op->bias = *bias;
+    op->x = x;
+    op->out = out;
+}
+
+static void rec_rope(realm_backend *be, float *x, int32_t n, int32_t n_head, int32_t head_dim,
+                     int32_t n_rot, realm_rope_mode mode, const float *inv_freq, const int32_t *pos)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    struct cuda_op *op = record(c, CUDA_OP_ROPE, n);
+    if (!op) return;
+    op->out = x;
+    op->i0 = n_head;
+    op->i1 = head_dim;
+    op->i2 = n_rot;
+    op->width = mode;
+    op->y = inv_freq;
+    op->idx_off = stage_pos(c, pos, n);
+}
+
+static void rec_kv_store(realm_backend *be, const realm_kv_pool *kv, int32_t layer,
+                         const realm_batch *b, const float *k, const float *v)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    struct cuda_op *op = record(c, CUDA_OP_KV_STORE, b->n_rows);
+    if (!op) return;
+    op->kv = *kv;
+    op->i0 = layer;
+    op->batch = stage_batch(c, kv, b);
+    op->x = k;
+    op->y = v;
+}
+
+static void rec_attention(realm_backend *be, const realm_kv_pool *kv, int32_t layer,
+                          const realm_batch *b, const realm_attn_params *p, const float *q,
+                          float *out)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    struct cuda_op *op = record(c, CUDA_OP_ATTENTION, b->n_rows);
+    if (!op) return;
+    op->kv = *kv;
+    op->i0 = layer;
+    op->ap = *p;
+    op->batch = stage_batch(c, kv, b);
+    op->x = q;
+    op->out = out;
+}
+
+static void rec_swiglu(realm_backend *be, float *gate, const float *up, int64_t n)
+{
+    struct cuda_op *op = record(cuda__ctx(be), CUDA_OP_SWIGLU, 1);
+    if (!op) return;
+    op->out = gate;
+    op->y = up;
+    op->width = n;
+}
+
+static void rec_add(realm_backend *be, float *x, const float *y, int64_t n)
+{
+    struct cuda_op *op = record(cuda__ctx(be), CUDA_OP_ADD, 1);
+    if (!op) return;
+    op->out = x;
+    op->y = y;
+    op->width = n;
+}
+
+/* ---- table entries ---- */
+
+static bool cu_supports(const realm_backend *be, realm_type type)
+{
+    (void)be;
+    return realm__cuda_type_ok(type);
+}
+
+static void free_scratch(cuda_ctx *c)
+{
+    dev_free(c, c->act_q, c->act_q_bytes);
+    dev_free(c, c->dq, c->dq_bytes);
+    dev_free(c, c->act_h, (size_t)c->lim.max_rows * c->lim.max_ne0 * 2);
+    c->act_q = c->dq = c->act_h = NULL;
+    if (c->staging_h) cudaFreeHost(c->staging_h);
+    dev_free(c, c->staging_d, c->staging_cap);
+    c->staging_h = c->staging_d = NULL;
+    c->staging_cap = 0;
+}
+
+static void cu_destroy(realm_backend *be)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    flush(c);
+    if (c->profile) print_profile(c);
+    for (int i = 0; i < CUDA_GRAPH_CACHE; i++) {
+        if (c->graphs[i].exec) cudaGraphExecDestroy(c->graphs[i].exec);
+        realm_free(c->graphs[i].ops);
+    }
+    free_scratch(c);
+    if (c->cublas) cublasDestroy(c->cublas);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    if (c->arena) cudaFree(c->arena);
+    realm_free(c->free_list);
+    realm_free(c->ops);
+    realm_free(c);
+}
+
+static realm_status cu_reserve(realm_backend *be, const realm_backend_limits *lim, realm_error *err)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    if (lim->max_rows <= 0 || lim->max_ctx <= 0 || lim->max_ne0 <= 0)
+        return realm_error_set(err, REALM_E_INVALID, "cuda backend: limits must be positive");
+    flush(c);
+    free_scratch(c);
+    c->lim = *lim;
+    size_t aq, dq, ah;
+    realm__cuda_matmul_scratch(lim, &aq, &dq, &ah);
+    /* token/row ids, positions, sequence ids, and a block table (at most one
+     * block per position, plus rounding) per sequence */
+    size_t stg = 16 * 4 * ((size_t)lim->max_rows + 64) +
+                 4 * (size_t)lim->max_rows * ((size_t)lim->max_ctx + 2) + 65536;
+    realm_status st;
+    if ((st = dev_alloc(c, aq, &c->act_q, "activation scratch", err)) ||
+        (st = dev_alloc(c, dq, &c->dq, "dequantization scratch", err)) ||
+        (st = dev_alloc(c, ah, &c->act_h, "f16 activation scratch", err)) ||
+        (st = dev_alloc(c, stg, (void **)&c->staging_d, "staging", err)))
+        return st;
+    c->act_q_bytes = aq;
+    c->dq_bytes = dq;
+    c->staging_cap = (uint32_t)stg;
+    cudaError_t e = cudaHostAlloc((void **)&c->staging_h, stg, cudaHostAllocDefault);
+    if (e != cudaSuccess) {
+        c->staging_h = NULL;
+        return realm_error_set(err, REALM_E_NOMEM, "cuda backend: pinned staging (%zu bytes): %s",
+                               stg, cudaGetErrorString(e));
+    }
+    return REALM_OK;
+}
+
+static realm_status take_error(cuda_ctx *c, realm_error *err)
+{
+    realm_status st = c->first_status;
+    if (st) {
+        realm_error_set(err, st, "%s", c->first_error);
+        c->first_status = REALM_OK; /* reported: the next pass starts clean */
+    }
+    return st;
+}
+
+static realm_status cu_synchronize(realm_backend *be, realm_error *err)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    flush(c);
+    return take_error(c, err);
+}
+
+static realm_status cu_buffer_alloc(realm_backend *be, size_t size_bytes, realm_buffer *out,
+                                    realm_error *err)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    *out = (realm_buffer){0};
+    void *p;
+    realm_status st = dev_alloc(c, size_bytes, &p, "a buffer", err);
+    if (st) return st;
+    flush(c);
+    CUDA_CHECK(c, cudaMemsetAsync(p, 0, size_bytes, c->stream));
+    CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
+    *out = (realm_buffer){.data = p, .size_bytes = size_bytes};
+    return take_error(c, err);
+}
+
+static realm_status cu_buffer_from_host(realm_backend *be, const void *host, size_t size_bytes,
+                                        realm_buffer *out, realm_error *err)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    *out = (realm_buffer){0};
+    void *p;
+    realm_status st = dev_alloc(c, size_bytes, &p, "the weights", err);
+    if (st) return st;
+    flush(c);
+    CUDA_CHECK(c, cudaMemcpy(p, host, size_bytes, cudaMemcpyHostToDevice));
+    if ((st = take_error(c, err))) {
+        dev_free(c, p, size_bytes);
+        return st;
+    }
+    *out = (realm_buffer){.data = p, .size_bytes = size_bytes};
+    return REALM_OK;
+}
+
+static void cu_buffer_free(realm_backend *be, realm_buffer *buf)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    flush(c);
+    dev_free(c, buf->data, buf->size_bytes);
+    *buf = (realm_buffer){0};
+}
+
+static void cu_buffer_upload(realm_backend *be, realm_buffer *buf, size_t offset, const void *src,
+                             size_t size_bytes)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    flush(c);
+    CUDA_CHECK(c, cudaMemcpy((char *)buf->data + offset, src, size_bytes, cudaMemcpyHostToDevice));
+}
+
+static void cu_buffer_download(realm_backend *be, const realm_buffer *buf, size_t offset, void *dst,
+                               size_t size_bytes)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    flush(c);
+    CUDA_CHECK(c, cudaMemcpy(dst, (const char *)buf->data + offset, size_bytes,
+                             cudaMemcpyDeviceToHost));
+}
+
+static void cu_buffer_clear(realm_backend *be, realm_buffer *buf)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    flush(c);
+    CUDA_CHECK(c, cudaMemsetAsync(buf->data, 0, buf->size_bytes, c->stream));
+    CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
+}
+
+static const realm_backend_ops cuda_ops = {
+    .name = "cuda",
+    .supports = cu_supports,
+    .destroy = cu_destroy,
+    .reserve = cu_reserve,
+    .synchronize = cu_synchronize,
+    .buffer_alloc = cu_buffer_alloc,
+    .buffer_from_host = cu_buffer_from_host,
+    .buffer_free = cu_buffer_free,
+    .buffer_upload = cu_buffer_upload,
+    .buffer_download = cu_buffer_download,
+    .buffer_clear = cu_buffer_clear,
+    .get_rows = rec_get_rows,
+    .copy_rows = rec_copy_rows,
+    .rmsnorm = rec_rmsnorm,
+    .matmul = rec_matmul,
+    .rope = rec_rope,
+    .kv_store = rec_kv_store,
+    .attention = rec_attention,
+    .swiglu = rec_swiglu,
+    .add = rec_add,
+};
+
+static int env_int(const char *name, int dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? atoi(v) : dflt;
+}
+
+extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_params *params,
+                                                  realm_backend **out, realm_error *err)
+{
+    *out = NULL;
+    int n_dev = 0;
+    cudaError_t e = cudaGetDeviceCount(&n_dev);
+    if (e != cudaSuccess || n_dev == 0)
+        return realm_error_set(err, REALM_E_UNSUPPORTED, "cuda backend: no CUDA GPU found (%s)",
+                               e != cudaSuccess ? cudaGetErrorString(e) : "0 devices");
+    int dev = params ? params->device : 0;
+    if (dev < 0 || dev >= n_dev)
+        return realm_error_set(err, REALM_E_RANGE, "cuda backend: device %d of %d", dev, n_dev);
+    if ((e = cudaSetDevice(dev)) != cudaSuccess)
+        return realm_error_set(err, REALM_E_UNSUPPORTED, "cuda backend: cudaSetDevice(%d): %s",
+                               dev, cudaGetErrorString(e));
+    cuda_ctx *c = (cuda_ctx *)realm_calloc(1, sizeof *c);
+    if (!c) return realm_error_set(err, REALM_E_NOMEM, "cuda backend: out of memory");
+    c->be.ops = &cuda_ops;
+    c->be.ctx = c;
+    c->device = dev;
+    c->graph_ok = true;
+    c->graph_max_rows = env_int("REALM_CUDA_GRAPH_ROWS", 64);
+    c->mmv_max_rows = env_int("REALM_CUDA_MMV_ROWS", 64);
+    c->profile = env_int("REALM_CUDA_PROFILE", 0) != 0;
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    size_t budget = params && params->mem_budget_bytes ? params->mem_budget_bytes : 0;
+    if (!budget && env_int("REALM_CUDA_MEM_MB", 0) > 0)
+        budget = (size_t)env_int("REALM_CUDA_MEM_MB", 0) << 20;
+    if (!budget) budget = free_b / 10 * 9;
+    realm_status st = REALM_OK;
+    if ((e = cudaMalloc((void **)&c->arena, budget)) != cudaSuccess) {
+        c->arena = NULL;
+        st = realm_error_set(err, REALM_E_NOMEM,
+                             "cuda backend: cannot reserve the %.1f MiB GPU budget (%.1f MiB free "
+                             "of %.1f MiB): %s",
+                             budget / 1048576.0, free_b / 1048576.0, total_b / 1048576.0,
+                             cudaGetErrorString(e));
+        goto fail;
+    }
+    c->arena_bytes = budget;
+    c->cap_free = 64;
+    c->free_list = (struct cuda_range *)realm_calloc((size_t)c->cap_free, sizeof *c->free_list);
+    if (!c->free_list) {
+        st = realm_error_set(err, REALM_E_NOMEM, "cuda backend: out of memory");
+        goto fail;
+    }
+    c->free_list[0].off = 0;
+    c->free_list[0].size = budget;
+    c->n_free = 1;
+    if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        st = realm_error_set(err, REALM_E_INTERNAL, "cuda backend: stream: %s",
+                             cudaGetErrorString(e));
+        goto fail;
+    }
+    if (cublasCreate(&c->cublas) != CUBLAS_STATUS_SUCCESS) {
+        c->cublas = NULL;
+        st = realm_error_set(err, REALM_E_INTERNAL, "cuda backend: cublasCreate failed");
+        goto fail;
+    }
+    /* cuBLAS gets its workspace from the arena so graph capture never sees it allocate */
+    if ((st = dev_alloc(c, CUBLAS_WS_SIZE, &c->cublas_ws, "cuBLAS workspace", err))) goto fail;
+    if (cublasSetStream(c->cublas, c->stream) != CUBLAS_STATUS_SUCCESS ||
+        cublasSetWorkspace(c->cublas, c->cublas_ws, CUBLAS_WS_SIZE) != CUBLAS_STATUS_SUCCESS ||
+        cublasSetMathMode(c->cublas, CUBLAS_DEFAULT_MATH) != CUBLAS_STATUS_SUCCESS) {
+        st = realm_error_set(err, REALM_E_INTERNAL, "cuda backend: cuBLAS setup failed");
+        goto fail;
+    }
+    *out = &c->be;
+    return REALM_OK;
+fail:
+    cu_destroy(&c->be);
+    return st;
+}

@@ -1,0 +1,162 @@
+/*
+ * backend/cuda/cuda_impl.h — state shared by the CUDA backend's files.
+ *
+ * Ops are recorded as `cuda_op` values (arguments by value; host index arrays
+ * copied into the pinned staging area at a per-pass offset) and issued on the
+ * stream at flush: directly, or captured once into a CUDA graph that later
+ * passes with byte-equal records replay. The issue functions (cuda_ops.cu,
+ * cuda_matmul.cu, cuda_attention.cu) only enqueue kernels; they record the
+ * first CUDA error in the context and never synchronize.
+ */
+#ifndef REALM_BACKEND_CUDA_CUDA_IMPL_H
+#define REALM_BACKEND_CUDA_CUDA_IMPL_H
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+/* base/status.h is C: its _Noreturn is spelled the C++ way here. */
+#define _Noreturn [[noreturn]]
+extern "C" {
+#include "backend/backend.h"
+#include "backend/cuda/cuda.h"
+}
+
+enum cuda_op_kind {
+    CUDA_OP_GET_ROWS,
+    CUDA_OP_COPY_ROWS,
+    CUDA_OP_RMSNORM,
+    CUDA_OP_MATMUL,
+    CUDA_OP_ROPE,
+    CUDA_OP_KV_STORE,
+    CUDA_OP_ATTENTION,
+    CUDA_OP_SWIGLU,
+    CUDA_OP_ADD,
+};
+
+/* The batch as the device sees it: offsets (bytes) into the device copy of
+ * the staging area. Block tables are rows of max_blocks ids. */
+struct cuda_batch {
+    int32_t n_rows, n_seqs, max_blocks;
+    uint32_t pos_off, seq_off, table_off;
+};
+
+/* One recorded op. Zero-initialised before filling so records compare with
+ * memcmp (padding included). */
+struct cuda_op {
+    int32_t kind;
+    int32_t n, i0, i1, i2; /* rows; op-specific ints */
+    int64_t width;
+    float f0;
+    realm_weight w, bias;
+    realm_kv_pool kv;
+    realm_attn_params ap;
+    struct cuda_batch batch;
+    uint32_t idx_off; /* staging offset of token ids / row ids / positions */
+    const void *x, *y;
+    void *out;
+};
+
+struct cuda_graph_entry {
+    cudaGraphExec_t exec;
+    struct cuda_op *ops; /* the records the graph was captured from */
+    int32_t n_ops;
+    uint32_t staging_bytes;
+    uint64_t last_use;
+};
+
+#define CUDA_GRAPH_CACHE 16
+
+/* profile slots: one per op kind, then one per weight type for matmuls */
+#define CUDA_PROF_MATMUL 16
+#define CUDA_PROF_SLOTS  (CUDA_PROF_MATMUL + REALM_TYPE_COUNT)
+
+struct cuda_range {
+    size_t off, size;
+};
+
+typedef struct cuda_ctx {
+    realm_backend be;
+    int device;
+    cudaStream_t stream;
+    cublasHandle_t cublas;
+    void *cublas_ws;
+    realm_status first_status; /* first asynchronous error, kept for synchronize */
+    char first_error[200];
+
+    /* the arena: one device allocation, first-fit ranges */
+    char *arena;
+    size_t arena_bytes;
+    struct cuda_range *free_list;
+    int n_free, cap_free;
+
+    /* scratch sized by reserve */
+    realm_backend_limits lim;
+    void *act_q;   /* quantized activations: (max_rows, max_ne0) int8 + scales */
+    size_t act_q_bytes;
+    /* what act_q holds while issuing (x, rows, width, kind), so the matmuls
+     * that share an input (q/k/v, gate/up) quantize it once; NULL: nothing */
+    const void *aq_x;
+    int32_t aq_n, aq_kind;
+    int64_t aq_ne0;
+    void *dq;      /* f16 weight tile for the cuBLAS path */
+    size_t dq_bytes;
+    void *act_h;   /* (max_rows, max_ne0) f16 activations for the cuBLAS path */
+    float *scores; /* attention scratch (unused by the fused kernel; kept for big contexts) */
+
+    /* the recorded pass */
+    struct cuda_op *ops;
+    int32_t n_ops, cap_ops;
+    bool graph_ok;       /* every op small enough to be worth a graph */
+    char *staging_h;     /* pinned host staging for index arrays */
+    char *staging_d;     /* its device mirror */
+    uint32_t staging_used, staging_cap;
+    const realm_batch *last_batch; /* batch uploaded in this pass (reused by later ops) */
+    const int32_t *last_batch_pos;
+    struct cuda_batch last_cb;
+
+    struct cuda_graph_entry graphs[CUDA_GRAPH_CACHE];
+    uint64_t tick;
+    int32_t graph_max_rows; /* passes with more rows run without a graph */
+    int32_t mmv_max_rows;   /* matmuls with more rows take the cuBLAS path */
+    bool profile;           /* $REALM_CUDA_PROFILE: time ops one by one */
+    double prof_ms[CUDA_PROF_SLOTS];
+    long long prof_n[CUDA_PROF_SLOTS];
+} cuda_ctx;
+
+static inline cuda_ctx *cuda__ctx(realm_backend *be)
+{
+    return (cuda_ctx *)be->ctx;
+}
+
+/* Keep the first error; later ones are consequences. */
+void realm__cuda_fail(cuda_ctx *c, cudaError_t e, const char *what);
+#define CUDA_CHECK(c, call)                                                                        \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) realm__cuda_fail((c), e_, #call);                                   \
+    } while (0)
+
+static inline const void *cuda__staging(const cuda_ctx *c, uint32_t off)
+{
+    return c->staging_d + off;
+}
+
+/* issue functions: enqueue one recorded op on c->stream */
+void realm__cuda_issue_get_rows(cuda_ctx *c, const struct cuda_op *op);
+void realm__cuda_issue_copy_rows(cuda_ctx *c, const struct cuda_op *op);
+void realm__cuda_issue_rmsnorm(cuda_ctx *c, const struct cuda_op *op);
+void realm__cuda_issue_rope(cuda_ctx *c, const struct cuda_op *op);
+void realm__cuda_issue_kv_store(cuda_ctx *c, const struct cuda_op *op);
+void realm__cuda_issue_swiglu(cuda_ctx *c, const struct cuda_op *op);
+void realm__cuda_issue_add(cuda_ctx *c, const struct cuda_op *op);
+void realm__cuda_issue_matmul(cuda_ctx *c, const struct cuda_op *op);
+void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op);
+
+/* cuda_matmul.cu: can matmul/get_rows read this type? */
+bool realm__cuda_type_ok(realm_type t);
+/* scratch bytes the matmul paths need for these limits */
+void realm__cuda_matmul_scratch(const realm_backend_limits *lim, size_t *act_q_bytes,
+                                size_t *dq_bytes, size_t *act_h_bytes);
+
+#endif

@@ -1,0 +1,170 @@
+/* backend/cuda/cuda_ops.cu — the element-wise and row ops: get_rows,
+ * copy_rows, rmsnorm, rope, kv_store, swiglu, add (contracts in
+ * backend/backend.h). Launch shapes depend only on the op's arguments, never
+ * on data, so a captured graph stays valid for every pass with equal
+ * arguments. */
+#include "backend/cuda/cuda_impl.h"
+#include "backend/cuda/cuda_quant.cuh"
+
+#define LAUNCHED(c, what) CUDA_CHECK(c, cudaGetLastError())
+
+static unsigned blocks_for(int64_t n, int threads)
+{
+    return (unsigned)((n + threads - 1) / threads);
+}
+
+__global__ static void k_get_rows(int type, const uint8_t *emb, size_t row_bytes, int64_t ne0,
+                                  const int32_t *token, int32_t n, float *out)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int32_t r = blockIdx.y;
+    if (i >= ne0 || r >= n) return;
+    out[(int64_t)r * ne0 + i] = dq_elem(type, emb + (size_t)token[r] * row_bytes, i);
+}
+
+void realm__cuda_issue_get_rows(cuda_ctx *c, const struct cuda_op *op)
+{
+    const realm_weight *w = &op->w;
+    dim3 grid(blocks_for(w->ne0, 256), (unsigned)op->n);
+    k_get_rows<<<grid, 256, 0, c->stream>>>(w->type, (const uint8_t *)w->data,
+                                           realm_type_row_size(w->type, w->ne0), w->ne0,
+                                           (const int32_t *)cuda__staging(c, op->idx_off), op->n,
+                                           (float *)op->out);
+    LAUNCHED(c, "get_rows");
+}
+
+__global__ static void k_copy_rows(const float *src, int64_t width, const int32_t *row_id,
+                                   float *out)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int32_t r = blockIdx.y;
+    if (i < width) out[r * width + i] = src[row_id[r] * width + i];
+}
+
+void realm__cuda_issue_copy_rows(cuda_ctx *c, const struct cuda_op *op)
+{
+    dim3 grid(blocks_for(op->width, 256), (unsigned)op->n);
+    k_copy_rows<<<grid, 256, 0, c->stream>>>((const float *)op->x, op->width,
+                                            (const int32_t *)cuda__staging(c, op->idx_off),
+                                            (float *)op->out);
+    LAUNCHED(c, "copy_rows");
+}
+
+/* Sum over the block (blockDim.x a multiple of 32, at most 1024). */
+__device__ static float block_sum(float v, float *sh)
+{
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
+    __syncthreads(); /* sh may still be read from an earlier call */
+    if (lane == 0) sh[warp] = v;
+    __syncthreads();
+    v = lane < n_warps ? sh[lane] : 0.0f;
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__global__ static void k_rmsnorm(const float *x, const float *g, int64_t d, float eps, float *out)
+{
+    __shared__ float sh[32];
+    const float *xr = x + blockIdx.x * d;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+        ss += xr[i] * xr[i];
+    ss = block_sum(ss, sh);
+    float inv = (float)(1.0 / sqrt((double)ss / (double)d + eps));
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+        out[blockIdx.x * d + i] = xr[i] * inv * g[i];
+}
+
+void realm__cuda_issue_rmsnorm(cuda_ctx *c, const struct cuda_op *op)
+{
+    int threads = op->w.ne0 >= 1024 ? 1024 : 256;
+    k_rmsnorm<<<op->n, threads, 0, c->stream>>>((const float *)op->x, (const float *)op->w.data,
+                                                op->w.ne0, op->f0, (float *)op->out);
+    LAUNCHED(c, "rmsnorm");
+}
+
+/* One thread per (row, rotated pair, head); angles in double as the CPU's. */
+__global__ static void k_rope(float *x, int32_t n_head, int32_t head_dim, int32_t half, int neox,
+                              const float *inv_freq, const int32_t *pos)
+{
+    int32_t i = blockIdx.x * blockDim.x + threadIdx.x; /* pair */
+    int32_t h = blockIdx.y, r = blockIdx.z;
+    if (i >= half) return;
+    double s, co;
+    sincos((double)pos[r] * inv_freq[i], &s, &co);
+    float cs = (float)co, sn = (float)s;
+    int32_t i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+    float *xh = x + ((int64_t)r * n_head + h) * head_dim;
+    float a = xh[i0], b = xh[i1];
+    xh[i0] = a * cs - b * sn;
+    xh[i1] = a * sn + b * cs;
+}
+
+void realm__cuda_issue_rope(cuda_ctx *c, const struct cuda_op *op)
+{
+    int32_t n_half = op->i2 / 2;
+    if (n_half <= 0) return;
+    dim3 grid(blocks_for(n_half, 64), (unsigned)op->i0, (unsigned)op->n);
+    k_rope<<<grid, 64, 0, c->stream>>>((float *)op->out, op->i0, op->i1, n_half,
+                                       op->width == REALM_ROPE_NEOX, (const float *)op->y,
+                                       (const int32_t *)cuda__staging(c, op->idx_off));
+    LAUNCHED(c, "rope");
+}
+
+__global__ static void k_kv_store(float *kbase, float *vbase, int32_t layer, int32_t n_blocks,
+                                  int32_t block_size, int32_t kv_dim, const int32_t *pos,
+                                  const int32_t *seq, const int32_t *tables, int32_t max_blocks,
+                                  const float *k, const float *v)
+{
+    int32_t i = blockIdx.x * blockDim.x + threadIdx.x, r = blockIdx.y;
+    if (i >= kv_dim) return;
+    int32_t p = pos[r];
+    int32_t block = tables[(int64_t)seq[r] * max_blocks + p / block_size];
+    size_t slot = ((size_t)layer * n_blocks + (size_t)block) * block_size + (size_t)(p % block_size);
+    kbase[slot * kv_dim + i] = k[(int64_t)r * kv_dim + i];
+    vbase[slot * kv_dim + i] = v[(int64_t)r * kv_dim + i];
+}
+
+void realm__cuda_issue_kv_store(cuda_ctx *c, const struct cuda_op *op)
+{
+    const realm_kv_pool *kv = &op->kv;
+    const struct cuda_batch *b = &op->batch;
+    dim3 grid(blocks_for(kv->kv_dim, 256), (unsigned)b->n_rows);
+    k_kv_store<<<grid, 256, 0, c->stream>>>(
+        kv->k, kv->v, op->i0, kv->n_blocks, kv->block_size, kv->kv_dim,
+        (const int32_t *)cuda__staging(c, b->pos_off), (const int32_t *)cuda__staging(c, b->seq_off),
+        (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks, (const float *)op->x,
+        (const float *)op->y);
+    LAUNCHED(c, "kv_store");
+}
+
+__global__ static void k_swiglu(float *gate, const float *up, int64_t n)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+void realm__cuda_issue_swiglu(cuda_ctx *c, const struct cuda_op *op)
+{
+    if (op->width <= 0) return;
+    k_swiglu<<<blocks_for(op->width, 256), 256, 0, c->stream>>>((float *)op->out,
+                                                               (const float *)op->y, op->width);
+    LAUNCHED(c, "swiglu");
+}
+
+__global__ static void k_add(float *x, const float *y, int64_t n)
+{
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] += y[i];
+}
+
+void realm__cuda_issue_add(cuda_ctx *c, const struct cuda_op *op)
+{
+    if (op->width <= 0) return;
+    k_add<<<blocks_for(op->width, 256), 256, 0, c->stream>>>((float *)op->out,
+                                                            (const float *)op->y, op->width);
+    LAUNCHED(c, "add");
+}

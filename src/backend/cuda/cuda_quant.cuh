@@ -1,0 +1,173 @@
+/*
+ * backend/cuda/cuda_quant.cuh — device-side decoding of every weight format.
+ *
+ * Two views of each format (layouts: quant/blocks.h; element order: the top
+ * comments of quant/legacy.c, kquants.c, iq4.c):
+ *   dq_elem(type, row, i)       element i of a row as float, with the same
+ *                               float operations as the CPU's to_float
+ *                               (get_rows, the f16 tiles of the cuBLAS path);
+ *   group quants for matmul     the 32 codes of one 32-element group packed
+ *                               as 8 ints of 4 signed bytes, plus the
+ *                               group's integer sub-scales, for dp4a.
+ * Blocks are only 2-byte aligned in several formats (18, 22, 34, 110, 210
+ * bytes), so 4-byte words are assembled from 16-bit loads there.
+ */
+#ifndef REALM_BACKEND_CUDA_CUDA_QUANT_CUH
+#define REALM_BACKEND_CUDA_CUDA_QUANT_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+extern "C" {
+#include "quant/blocks.h"
+#include "quant/types.h"
+}
+
+__device__ __forceinline__ float h2f(uint16_t h)
+{
+    return __half2float(__ushort_as_half(h));
+}
+
+/* 4 bytes at a 2-byte aligned address */
+__device__ __forceinline__ uint32_t ld4_a2(const uint8_t *p)
+{
+    const uint16_t *q = (const uint16_t *)p;
+    return (uint32_t)q[0] | ((uint32_t)q[1] << 16);
+}
+
+__device__ __forceinline__ uint32_t ld4_a4(const uint8_t *p)
+{
+    return *(const uint32_t *)p;
+}
+
+__constant__ static const int8_t kv_iq4[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                               1,    13,   25,  38,  53,  69,  89,  113};
+
+/* Four 4-bit indices (the low nibble of each byte of idx) mapped through the
+ * IQ4 level table, as 4 signed bytes: __byte_perm picks bytes of the table
+ * held in registers, so no memory lookup per element. */
+__device__ __forceinline__ uint32_t iq4_lookup4(uint32_t idx)
+{
+    const uint32_t t0 = 0xBFAD9881u, t1 = 0xF6EADDCFu; /* levels 0..7 as bytes, little-endian */
+    const uint32_t t2 = 0x26190D01u, t3 = 0x71594535u; /* levels 8..15 */
+    uint32_t sel = (idx & 0x7) | ((idx >> 4) & 0x70) | ((idx >> 8) & 0x700) | ((idx >> 12) & 0x7000);
+    uint32_t lo = __byte_perm(t0, t1, sel), hi = __byte_perm(t2, t3, sel);
+    uint32_t m = idx & 0x08080808u; /* bit 3 of each index chooses the upper table */
+    m = (m >> 3) * 0xFFu;
+    return (hi & m) | (lo & ~m);
+}
+
+/* ---- per-element dequantization (float operations as the CPU's) ---- */
+
+__device__ __forceinline__ int nib32(const uint8_t *qs, int j)
+{
+    return j < 16 ? qs[j] & 15 : qs[j - 16] >> 4;
+}
+
+__device__ __forceinline__ void k4_scale_min(const uint8_t *s, int j, int *sc, int *m)
+{
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+__device__ __forceinline__ int q3k_scale(const uint8_t *scales, int j)
+{
+    int lo = (scales[j % 8] >> (4 * (j / 8))) & 15;
+    int hi = (scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+    return (lo | (hi << 4)) - 32;
+}
+
+__device__ static float dq_elem(int type, const uint8_t *row, int64_t i)
+{
+    switch (type) {
+    case REALM_TYPE_F32: return ((const float *)row)[i];
+    case REALM_TYPE_F16: return h2f(((const uint16_t *)row)[i]);
+    case REALM_TYPE_BF16: return __uint_as_float((uint32_t)((const uint16_t *)row)[i] << 16);
+    case REALM_TYPE_Q4_0: {
+        const realm_block_q4_0 *b = (const realm_block_q4_0 *)row + i / 32;
+        return (float)(nib32(b->qs, (int)(i % 32)) - 8) * h2f(b->d);
+    }
+    case REALM_TYPE_Q4_1: {
+        const realm_block_q4_1 *b = (const realm_block_q4_1 *)row + i / 32;
+        return __fadd_rn(__fmul_rn((float)nib32(b->qs, (int)(i % 32)), h2f(b->d)), h2f(b->m));
+    }
+    case REALM_TYPE_Q5_0: {
+        const realm_block_q5_0 *b = (const realm_block_q5_0 *)row + i / 32;
+        int j = (int)(i % 32);
+        uint32_t qh = b->qh[0] | b->qh[1] << 8 | b->qh[2] << 16 | (uint32_t)b->qh[3] << 24;
+        return (float)((nib32(b->qs, j) | (int)((qh >> j) & 1) << 4) - 16) * h2f(b->d);
+    }
+    case REALM_TYPE_Q5_1: {
+        const realm_block_q5_1 *b = (const realm_block_q5_1 *)row + i / 32;
+        int j = (int)(i % 32);
+        uint32_t qh = b->qh[0] | b->qh[1] << 8 | b->qh[2] << 16 | (uint32_t)b->qh[3] << 24;
+        float q = (float)(nib32(b->qs, j) | (int)((qh >> j) & 1) << 4);
+        return __fadd_rn(__fmul_rn(q, h2f(b->d)), h2f(b->m));
+    }
+    case REALM_TYPE_Q8_0: {
+        const realm_block_q8_0 *b = (const realm_block_q8_0 *)row + i / 32;
+        return (float)b->qs[i % 32] * h2f(b->d);
+    }
+    case REALM_TYPE_IQ4_NL: {
+        const realm_block_iq4_nl *b = (const realm_block_iq4_nl *)row + i / 32;
+        return h2f(b->d) * (float)kv_iq4[nib32(b->qs, (int)(i % 32))];
+    }
+    case REALM_TYPE_Q2_K: {
+        const realm_block_q2_k *b = (const realm_block_q2_k *)row + i / 256;
+        int e = (int)(i % 256), j = e / 16;
+        int q = (b->qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3;
+        float dl = __fmul_rn(h2f(b->d), (float)(b->scales[j] & 15));
+        float ml = __fmul_rn(h2f(b->dmin), (float)(b->scales[j] >> 4));
+        return __fsub_rn(__fmul_rn(dl, (float)q), ml);
+    }
+    case REALM_TYPE_Q3_K: {
+        const realm_block_q3_k *b = (const realm_block_q3_k *)row + i / 256;
+        int e = (int)(i % 256);
+        int lo = (b->qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3;
+        int hi = (b->hmask[e % 32] >> (e / 32)) & 1;
+        float dl = __fmul_rn(h2f(b->d), (float)q3k_scale(b->scales, e / 16));
+        return __fmul_rn(dl, (float)(lo - (hi ? 0 : 4)));
+    }
+    case REALM_TYPE_Q4_K: {
+        const realm_block_q4_k *b = (const realm_block_q4_k *)row + i / 256;
+        int e = (int)(i % 256), sc, m;
+        k4_scale_min(b->scales, e / 32, &sc, &m);
+        int q = (b->qs[32 * (e / 64) + e % 32] >> (4 * ((e / 32) % 2))) & 15;
+        float dl = __fmul_rn(h2f(b->d), (float)sc), ml = __fmul_rn(h2f(b->dmin), (float)m);
+        return __fsub_rn(__fmul_rn(dl, (float)q), ml);
+    }
+    case REALM_TYPE_Q5_K: {
+        const realm_block_q5_k *b = (const realm_block_q5_k *)row + i / 256;
+        int e = (int)(i % 256), sc, m;
+        k4_scale_min(b->scales, e / 32, &sc, &m);
+        int q = (b->qs[32 * (e / 64) + e % 32] >> (4 * ((e / 32) % 2))) & 15;
+        q |= ((b->qh[e % 32] >> (e / 32)) & 1) << 4;
+        float dl = __fmul_rn(h2f(b->d), (float)sc), ml = __fmul_rn(h2f(b->dmin), (float)m);
+        return __fsub_rn(__fmul_rn(dl, (float)q), ml);
+    }
+    case REALM_TYPE_Q6_K: {
+        const realm_block_q6_k *b = (const realm_block_q6_k *)row + i / 256;
+        int e = (int)(i % 256), r = e % 128;
+        int lo = (b->ql[64 * (e / 128) + r % 64] >> (4 * (r / 64))) & 15;
+        int hi = (b->qh[32 * (e / 128) + r % 32] >> (2 * (r / 32))) & 3;
+        float dl = __fmul_rn(h2f(b->d), (float)b->scales[e / 16]);
+        return __fmul_rn(dl, (float)((lo | (hi << 4)) - 32));
+    }
+    case REALM_TYPE_IQ4_XS: {
+        const realm_block_iq4_xs *b = (const realm_block_iq4_xs *)row + i / 256;
+        int e = (int)(i % 256), ib = e / 32;
+        int ls = ((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 15) | (((b->scales_h >> (2 * ib)) & 3) << 4);
+        float dl = __fmul_rn(h2f(b->d), (float)(ls - 32));
+        return __fmul_rn(dl, (float)kv_iq4[nib32(b->qs + 16 * ib, e % 32)]);
+    }
+    }
+    return 0.0f;
+}
+
+#endif

@@ -1,0 +1,384 @@
+/* Every op of the CUDA backend against the CPU reference backend, on random
+ * data and awkward shapes, with a per-op tolerance. Each check prints one
+ * table row ("op type shape err/tol verdict"). Skips when no GPU is present
+ * (CI) or realm was built without CUDA. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backend/registry.h"
+#include "base/alloc.h"
+
+static realm_backend *gpu, *cpu;
+static uint32_t seed = 12345;
+
+static float frand(void)
+{
+    seed = seed * 1664525u + 1013904223u;
+    return (float)((seed >> 8) / 16777216.0 * 2.0 - 1.0);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    realm_error err = {0};
+    if (realm_backend_create("cuda", NULL, &gpu, &err)) {
+        fprintf(stderr, "SKIP: %s\n", err.message);
+        gpu = NULL;
+        return 0;
+    }
+    realm_backend_options o = {.n_threads = 0};
+    if (realm_backend_create("cpu", &o, &cpu, &err)) return -1;
+    realm_backend_limits lim = {.max_rows = 80, .max_ctx = 200, .max_ne0 = 14336};
+    if (gpu->ops->reserve(gpu, &lim, &err) || cpu->ops->reserve(cpu, &lim, &err)) {
+        fprintf(stderr, "reserve: %s\n", err.message);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    realm_backend_free(gpu);
+    realm_backend_free(cpu);
+    return 0;
+}
+
+/* A device copy of host bytes (freed by the caller with gfree). */
+static realm_buffer gput(const void *host, size_t bytes)
+{
+    realm_buffer b;
+    realm_error err = {0};
+    assert_int_equal(gpu->ops->buffer_alloc(gpu, bytes, &b, &err), REALM_OK);
+    gpu->ops->buffer_upload(gpu, &b, 0, host, bytes);
+    return b;
+}
+
+static void gget(const realm_buffer *b, void *host, size_t bytes)
+{
+    gpu->ops->buffer_download(gpu, b, 0, host, bytes);
+    realm_error err = {0};
+    assert_int_equal(gpu->ops->synchronize(gpu, &err), REALM_OK);
+}
+
+static void gfree(realm_buffer *b)
+{
+    gpu->ops->buffer_free(gpu, b);
+}
+
+static int n_fail;
+
+/* max |a - b| / scale against tol; prints the row and counts failures. */
+static void verdict(const char *op, const char *type, const char *shape, const float *a,
+                    const float *b, size_t n, const float *scale, double tol)
+{
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double s = scale ? scale[i] : 1.0;
+        double e = fabs((double)a[i] - (double)b[i]) / (s > 0 ? s : 1e-30);
+        if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+    }
+    bool ok = worst <= tol;
+    printf("| %-10s | %-6s | %-22s | %9.2e | %8.1e | %s |\n", op, type, shape, worst, tol,
+           ok ? "PASS" : "FAIL");
+    n_fail += !ok;
+}
+
+static void skip_without_gpu(void)
+{
+    if (!gpu) skip();
+}
+
+/* One matmul of type t, (ne1 x ne0) weights, n activation rows, against the
+ * CPU; the error is scaled by each output's mass sum |x||w|. */
+static void check_matmul(realm_type type, int ne0, int ne1, int n, bool with_bias)
+{
+    const realm_type_traits *t = realm_type_traits_get(type);
+    size_t nw = (size_t)ne0 * ne1, rb = realm_type_row_size(type, ne0);
+    float *wf = realm_malloc(nw * 4), *wd = realm_malloc(nw * 4);
+    float *x = realm_malloc((size_t)n * ne0 * 4), *bias = realm_malloc((size_t)ne1 * 4);
+    float *oc = realm_malloc((size_t)n * ne1 * 4), *og = realm_malloc((size_t)n * ne1 * 4);
+    float *mass = realm_malloc((size_t)n * ne1 * 4);
+    void *wq = realm_malloc(rb * ne1);
+    for (size_t i = 0; i < nw; i++)
+        wf[i] = frand();
+    for (int64_t i = 0; i < (int64_t)n * ne0; i++)
+        x[i] = frand() * (i % 7 == 0 ? 4.0f : 1.0f);
+    for (int i = 0; i < ne1; i++)
+        bias[i] = frand();
+    t->from_float(wf, wq, (int64_t)nw);
+    t->to_float(wq, wd, (int64_t)nw);
+    for (int r = 0; r < n; r++)
+        for (int o = 0; o < ne1; o++) {
+            double m = 0;
+            for (int i = 0; i < ne0; i++)
+                m += fabs((double)x[(size_t)r * ne0 + i] * wd[(size_t)o * ne0 + i]);
+            mass[(size_t)r * ne1 + o] = (float)m;
+        }
+    realm_weight w = {.type = type, .ne0 = ne0, .ne1 = ne1, .data = wq};
+    realm_weight b = {.type = REALM_TYPE_F32, .ne0 = ne1, .ne1 = 1, .data = bias};
+    cpu->ops->matmul(cpu, &w, with_bias ? &b : NULL, x, n, oc);
+    realm_buffer gw = gput(wq, rb * ne1), gb = gput(bias, (size_t)ne1 * 4),
+                 gx = gput(x, (size_t)n * ne0 * 4), go = gput(og, (size_t)n * ne1 * 4);
+    w.data = gw.data;
+    b.data = gb.data;
+    gpu->ops->matmul(gpu, &w, with_bias ? &b : NULL, gx.data, n, go.data);
+    gget(&go, og, (size_t)n * ne1 * 4);
+    char shape[64];
+    snprintf(shape, sizeof shape, "%dx%d n=%d%s", ne1, ne0, n, with_bias ? " +b" : "");
+    /* n <= 64: same activation quantization as the CPU, only the sum order
+     * differs; larger n: f16 cuBLAS against int8 activations. */
+    double tol = n <= 64 ? 1e-5 : 1e-2;
+    verdict("matmul", t->name, shape, og, oc, (size_t)n * ne1, mass, tol);
+    gfree(&gw);
+    gfree(&gb);
+    gfree(&gx);
+    gfree(&go);
+    realm_free(wf);
+    realm_free(wd);
+    realm_free(x);
+    realm_free(bias);
+    realm_free(oc);
+    realm_free(og);
+    realm_free(mass);
+    realm_free(wq);
+}
+
+static void test_matmul(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    const realm_type types[] = {REALM_TYPE_F32,  REALM_TYPE_F16,   REALM_TYPE_BF16, REALM_TYPE_Q4_0,
+                                REALM_TYPE_Q4_1, REALM_TYPE_Q5_0,  REALM_TYPE_Q5_1, REALM_TYPE_Q8_0,
+                                REALM_TYPE_Q2_K, REALM_TYPE_Q3_K,  REALM_TYPE_Q4_K, REALM_TYPE_Q5_K,
+                                REALM_TYPE_Q6_K, REALM_TYPE_IQ4_NL, REALM_TYPE_IQ4_XS};
+    const struct { int ne0, ne1, n; } shapes[] = {
+        {256, 1, 1}, {2816, 37, 1}, {768, 301, 3}, {1280, 65, 8}, {512, 129, 13}, {1024, 96, 70}};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const realm_type_traits *t = realm_type_traits_get(types[ti]);
+        assert_true(gpu->ops->supports(gpu, types[ti]));
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+            if (shapes[si].ne0 % t->block_size == 0)
+                check_matmul(types[ti], shapes[si].ne0, shapes[si].ne1, shapes[si].n, si % 2);
+        /* get_rows: dequantization is bit-exact with the CPU's */
+        int ne0 = 512, ne1 = 9, n = 5;
+        if (ne0 % t->block_size) continue;
+        size_t rb = realm_type_row_size(types[ti], ne0);
+        float wf[512 * 9], oc[5 * 512], og[5 * 512];
+        static char wq[512 * 9 * 4];
+        for (int i = 0; i < ne0 * ne1; i++)
+            wf[i] = frand();
+        t->from_float(wf, wq, ne0 * ne1);
+        int32_t tok[5] = {3, 0, 8, 3, 5};
+        realm_weight w = {.type = types[ti], .ne0 = ne0, .ne1 = ne1, .data = wq};
+        cpu->ops->get_rows(cpu, &w, tok, n, oc);
+        realm_buffer gw = gput(wq, rb * ne1), go = gput(og, sizeof og);
+        w.data = gw.data;
+        gpu->ops->get_rows(gpu, &w, tok, n, go.data);
+        gget(&go, og, sizeof og);
+        verdict("get_rows", t->name, "5 of 9x512", og, oc, 5 * 512, NULL, 0.0);
+        gfree(&gw);
+        gfree(&go);
+    }
+    assert_int_equal(n_fail, 0);
+}
+
+/* The widths and batch sizes the Llama-3 1B/8B and SmolLM2 models use, in
+ * the types their Q4_K_M, Q8_0 and Q4_0 files hold: a 20-row prefill chunk and
+ * a decode row (the per-op shapes above stop at 2816 columns). */
+static void test_matmul_model_shapes(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    const struct { realm_type type; int ne0, ne1, n; } cases[] = {
+        {REALM_TYPE_Q4_K, 4096, 14336, 20}, {REALM_TYPE_Q4_K, 4096, 14336, 1},
+        {REALM_TYPE_Q4_K, 14336, 4096, 20}, {REALM_TYPE_Q4_K, 2048, 8192, 20},
+        {REALM_TYPE_Q6_K, 14336, 4096, 20}, {REALM_TYPE_Q6_K, 14336, 1024, 1},
+        {REALM_TYPE_Q6_K, 4096, 1024, 20},  {REALM_TYPE_Q6_K, 2048, 8192, 20},
+        {REALM_TYPE_Q8_0, 2048, 8192, 20},  {REALM_TYPE_Q8_0, 8192, 2048, 20},
+        {REALM_TYPE_Q8_0, 8192, 2048, 1},   {REALM_TYPE_Q8_0, 576, 1536, 20},
+        {REALM_TYPE_Q4_0, 4096, 1024, 20},  {REALM_TYPE_Q4_0, 14336, 512, 20},
+        {REALM_TYPE_Q5_0, 576, 1536, 20},   {REALM_TYPE_F16, 4096, 1024, 20},
+        {REALM_TYPE_F16, 14336, 256, 1},    {REALM_TYPE_Q4_K, 4096, 1024, 64},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        check_matmul(cases[i].type, cases[i].ne0, cases[i].ne1, cases[i].n, false);
+    assert_int_equal(n_fail, 0);
+}
+
+static void test_elementwise(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    enum { N = 5, D = 1000, HD = 64, NH = 3 };
+    float x[N * D], y[N * D], g[D], oc[N * D], og[N * D];
+    for (int i = 0; i < N * D; i++) {
+        x[i] = frand() * 3;
+        y[i] = frand();
+    }
+    for (int i = 0; i < D; i++)
+        g[i] = frand();
+    realm_buffer bx = gput(x, sizeof x), by = gput(y, sizeof y), bg = gput(g, sizeof g),
+                 bo = gput(og, sizeof og);
+    realm_weight wc = {.type = REALM_TYPE_F32, .ne0 = D, .ne1 = 1, .data = g};
+    realm_weight wg = wc;
+    wg.data = bg.data;
+    cpu->ops->rmsnorm(cpu, x, &wc, N, 1e-5f, oc);
+    gpu->ops->rmsnorm(gpu, bx.data, &wg, N, 1e-5f, bo.data);
+    gget(&bo, og, sizeof og);
+    verdict("rmsnorm", "f32", "5x1000", og, oc, N * D, NULL, 1e-5);
+
+    memcpy(oc, x, sizeof x);
+    cpu->ops->swiglu(cpu, oc, y, N * D);
+    gpu->ops->swiglu(gpu, bx.data, by.data, N * D);
+    gget(&bx, og, sizeof og);
+    verdict("swiglu", "f32", "5000", og, oc, N * D, NULL, 1e-6);
+
+    gpu->ops->buffer_upload(gpu, &bx, 0, x, sizeof x);
+    memcpy(oc, x, sizeof x);
+    cpu->ops->add(cpu, oc, y, N * D);
+    gpu->ops->add(gpu, bx.data, by.data, N * D);
+    gget(&bx, og, sizeof og);
+    verdict("add", "f32", "5000", og, oc, N * D, NULL, 0.0);
+
+    int32_t rows[3] = {4, 0, 2};
+    gpu->ops->buffer_upload(gpu, &bx, 0, x, sizeof x);
+    cpu->ops->copy_rows(cpu, x, D, rows, 3, oc);
+    gpu->ops->copy_rows(gpu, bx.data, D, rows, 3, bo.data);
+    gget(&bo, og, 3 * D * 4);
+    verdict("copy_rows", "f32", "3 of 5x1000", og, oc, 3 * D, NULL, 0.0);
+
+    /* rope: both modes, partial rotation, large positions */
+    float inv[HD / 2];
+    for (int i = 0; i < HD / 2; i++)
+        inv[i] = powf(10000.0f, -2.0f * i / HD);
+    realm_buffer binv = gput(inv, sizeof inv);
+    int32_t pos[N] = {0, 1, 17, 999, 4095};
+    for (int mode = 0; mode < 2; mode++)
+        for (int n_rot = HD; n_rot >= HD / 2; n_rot -= HD / 2) {
+            gpu->ops->buffer_upload(gpu, &bx, 0, x, N * NH * HD * 4);
+            memcpy(oc, x, N * NH * HD * 4);
+            cpu->ops->rope(cpu, oc, N, NH, HD, n_rot, (realm_rope_mode)mode, inv, pos);
+            gpu->ops->rope(gpu, bx.data, N, NH, HD, n_rot, (realm_rope_mode)mode, binv.data, pos);
+            gget(&bx, og, N * NH * HD * 4);
+            char shape[48];
+            snprintf(shape, sizeof shape, "%s rot=%d 5x3x64", mode ? "neox" : "normal", n_rot);
+            verdict("rope", "f32", shape, og, oc, N * NH * HD, NULL, 1e-5);
+        }
+    gfree(&binv);
+    gfree(&bx);
+    gfree(&by);
+    gfree(&bg);
+    gfree(&bo);
+    assert_int_equal(n_fail, 0);
+}
+
+/* kv_store + attention: two sequences with scattered block tables, a
+ * prefill batch, then one decode row per sequence; GQA, two head sizes. */
+static void test_attention(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    const int hds[2] = {64, 128};
+    for (int hi = 0; hi < 2; hi++) {
+        const int HD = hds[hi], NH = 4, NKV = 2, BS = 16, NB = 24, L = 2, KVD = NKV * HD;
+        size_t pool = (size_t)L * NB * BS * KVD;
+        float *kc = realm_calloc(pool, 4), *vc = realm_calloc(pool, 4);
+        realm_buffer gk = gput(kc, pool * 4), gv = gput(vc, pool * 4);
+        realm_kv_pool kvc = {.n_layer = L, .n_blocks = NB, .block_size = BS, .kv_dim = KVD,
+                             .k = kc, .v = vc};
+        realm_kv_pool kvg = kvc;
+        kvg.k = gk.data;
+        kvg.v = gv.data;
+        int32_t t0[8] = {5, 17, 2, 9, 20, 11, 0, 1}, t1[8] = {3, 14, 7, 22, 6, 4, 8, 10};
+        realm_batch_seq seqs[2] = {{t0, 8}, {t1, 8}};
+        enum { P0 = 70, P1 = 33, NR = P0 + P1 };
+        int32_t pos[NR], sq[NR], tok[NR];
+        for (int r = 0; r < NR; r++) {
+            sq[r] = r < P0 ? 0 : 1;
+            pos[r] = r < P0 ? r : r - P0;
+            tok[r] = 0;
+        }
+        float *q = realm_malloc((size_t)NR * NH * HD * 4), *k = realm_malloc((size_t)NR * KVD * 4),
+              *v = realm_malloc((size_t)NR * KVD * 4), *oc = realm_malloc((size_t)NR * NH * HD * 4),
+              *og = realm_malloc((size_t)NR * NH * HD * 4);
+        for (int i = 0; i < NR * NH * HD; i++)
+            q[i] = frand();
+        for (int i = 0; i < NR * KVD; i++) {
+            k[i] = frand();
+            v[i] = frand();
+        }
+        realm_buffer bq = gput(q, (size_t)NR * NH * HD * 4), bk = gput(k, (size_t)NR * KVD * 4),
+                     bv = gput(v, (size_t)NR * KVD * 4), bo = gput(og, (size_t)NR * NH * HD * 4);
+        realm_attn_params ap = {.n_head = NH, .n_head_kv = NKV, .head_dim = HD,
+                                .scale = 1.0f / sqrtf((float)HD)};
+        for (int step = 0; step < 2; step++) {
+            /* step 0: both prompts as one batch; step 1: one decode row each */
+            int nr = step == 0 ? NR : 2;
+            int32_t dpos[2] = {P0, P1}, dsq[2] = {0, 1};
+            realm_batch b = {.n_rows = nr, .token = tok, .pos = step ? dpos : pos,
+                             .seq = step ? dsq : sq, .n_seqs = 2, .seqs = seqs};
+            cpu->ops->kv_store(cpu, &kvc, 1, &b, k, v);
+            cpu->ops->attention(cpu, &kvc, 1, &b, &ap, q, oc);
+            gpu->ops->kv_store(gpu, &kvg, 1, &b, bk.data, bv.data);
+            gpu->ops->attention(gpu, &kvg, 1, &b, &ap, bq.data, bo.data);
+            gget(&bo, og, (size_t)nr * NH * HD * 4);
+            char shape[64];
+            snprintf(shape, sizeof shape, "%s hd=%d gqa=2", step ? "decode 2 seqs" : "prefill 70+33",
+                     HD);
+            verdict("attention", "f32", shape, og, oc, (size_t)nr * NH * HD, NULL, 1e-5);
+        }
+        float *kg = realm_malloc(pool * 4);
+        gget(&gk, kg, pool * 4);
+        verdict("kv_store", "f32", "k pool after both", kg, kc, pool, NULL, 0.0);
+        realm_free(kg);
+        gfree(&gk);
+        gfree(&gv);
+        gfree(&bq);
+        gfree(&bk);
+        gfree(&bv);
+        gfree(&bo);
+        realm_free(kc);
+        realm_free(vc);
+        realm_free(q);
+        realm_free(k);
+        realm_free(v);
+        realm_free(oc);
+        realm_free(og);
+    }
+    assert_int_equal(n_fail, 0);
+}
+
+/* A model-sized request beyond the budget fails with a clear error. */
+static void test_budget(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    realm_buffer b;
+    realm_error err = {0};
+    realm_status st = gpu->ops->buffer_alloc(gpu, (size_t)1 << 50, &b, &err);
+    printf("| %-10s | %-6s | %-22s | %9s | %8s | %s |\n", "budget", "-", "1 PiB alloc", "-", "-",
+           st == REALM_E_NOMEM ? "PASS" : "FAIL");
+    assert_int_equal(st, REALM_E_NOMEM);
+    assert_non_null(strstr(err.message, "budget"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_matmul_model_shapes),
+        cmocka_unit_test(test_elementwise),
+        cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_budget),
+    };
+    printf("| op         | type   | shape                  | max err   | tol      | ok   |\n");
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
