@@ -33,9 +33,10 @@ apt_ensure() {
 
 # Packages to build and run Realm.
 REALM_BUILD_PACKAGES=(build-essential cmake pkg-config python3 python3-venv python3-pip unzip ca-certificates
-                      libpcre2-dev libjansson-dev libsqlite3-dev)
+                      libpcre2-dev libjansson-dev libsqlite3-dev libwebsockets-dev)
 # Extra packages for the test suite: unit tests, sanitizers, libFuzzer.
-REALM_TEST_PACKAGES=(libcmocka-dev clang libclang-rt-14-dev)
+# nodejs + node-ws: the e2e suites (node --test e2e/) and bench/serve_load.js.
+REALM_TEST_PACKAGES=(libcmocka-dev clang libclang-rt-14-dev nodejs node-ws)
 
 # venv_ensure: the Python virtual environment with tests/requirements.txt,
 # reinstalled only when the requirements file changes.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command (and CI's, through .ci/run): set up, then run every
 # test — the unit suite under ASan+UBSan, the Python oracle tests against the
-# sanitized binary, and a short libFuzzer run of every fuzz driver.
+# sanitized binary, the end-to-end suites against a server started from that
+# binary, and a short libFuzzer run of every fuzz driver.
 # REALM_FUZZ_SECONDS (default 30) sets the fuzzing time per driver.
 source "$(dirname "$0")/lib.sh"
 start=$(date +%s)
@@ -23,6 +24,10 @@ for t in "$REALM_ROOT"/tests/oracle/test_*.py; do
     log "  $(basename "$t")"
     "$REALM_VENV/bin/python" "$t"
 done
+
+log "end-to-end: the real server driven by Node clients and the official OpenAI client"
+node --test "$REALM_ROOT"/e2e/
+"$REALM_VENV/bin/python" "$REALM_ROOT/tests/openai/test_openai_client.py"
 
 log "fuzzing (${REALM_FUZZ_SECONDS:-30} s per driver)"
 mkdir -p "$REALM_ROOT/build-fuzz"

@@ -18,5 +18,6 @@ int realm_cmd_engine_bench(int argc, char **argv);
 int realm_cmd_tokenize(int argc, char **argv);
 int realm_cmd_template(int argc, char **argv);
 int realm_cmd_tenant(int argc, char **argv);
+int realm_cmd_serve(int argc, char **argv);
 
 #endif

@@ -33,6 +33,8 @@ static const command commands[] = {
     {"template", realm_cmd_template,
      "template MODEL.gguf|--template-file PATH [--messages FILE.json|-] [--no-generation-prompt]",
      "show a model's chat template family; render a conversation with it"},
+    {"serve", realm_cmd_serve, "serve [--model PATH] --db PATH [--host H] [--port P] [--threads N]",
+     "OpenAI-compatible HTTP/SSE + WebSocket server (realm serve --help for every option)"},
     {"tenant", realm_cmd_tenant,
      "tenant --db PATH create|list|disable|enable|key-create|key-revoke|usage|... ARGS",
      "manage tenants, API keys, quotas and usage (realm tenant for details)"},
