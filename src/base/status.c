@@ -16,6 +16,7 @@ const char *realm_status_name(realm_status st)
     case REALM_E_NOT_FOUND: return "not_found";
     case REALM_E_RANGE: return "range";
     case REALM_E_INTERNAL: return "internal";
+    case REALM_E_BUSY: return "busy";
     }
     return "unknown";
 }

@@ -22,6 +22,7 @@ typedef enum realm_status {
     REALM_E_NOT_FOUND = -6,   /* a named key, tensor or entity does not exist */
     REALM_E_RANGE = -7,       /* a value is out of its allowed range */
     REALM_E_INTERNAL = -8,    /* a bug: an invariant did not hold */
+    REALM_E_BUSY = -9,        /* over capacity right now: retrying later may succeed */
 } realm_status;
 
 #define REALM_ERROR_MESSAGE_MAX 512

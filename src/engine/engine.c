@@ -163,11 +163,11 @@ realm_status realm_engine_submit(realm_engine_t *e, const realm_engine_request *
     pthread_mutex_lock(&e->mu);
     int32_t t = -1;
     if (e->n_queued >= e->p.max_queued || e->free_head < 0) {
-        st = realm_error_set(err, REALM_E_RANGE,
+        st = realm_error_set(err, REALM_E_BUSY,
                              "engine: queue full (%d requests waiting, limit %d); retry later",
                              e->n_queued, e->p.max_queued);
     } else if ((t = realm__engine_tenant_get(e, r->tenant)) < 0) {
-        st = realm_error_set(err, REALM_E_RANGE,
+        st = realm_error_set(err, REALM_E_BUSY,
                              "engine: %d tenants already have requests in flight; retry later",
                              e->p.max_tenants);
     }

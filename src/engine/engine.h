@@ -43,7 +43,7 @@
  * max_ctx tokens and its block table, the batch arrays and the logits. Submit,
  * cancel and step never allocate.
  *
- * Errors: realm_engine_submit returns REALM_E_RANGE when the engine is over
+ * Errors: realm_engine_submit returns REALM_E_BUSY when the engine is over
  * capacity (queue limit reached, or too many distinct tenants in flight): a
  * RETRYABLE condition (HTTP 429/503), the message says which limit.
  * REALM_E_INVALID means the request itself is bad (empty prompt, token out of

@@ -282,7 +282,7 @@ bool srv_submit(srv_server *s, srv_req *r)
     if (realm_engine_submit(s->engine, &q, &seq, &err)) {
         atomic_fetch_sub(&r->refs, 1);
         srv_quota_release(s, r);
-        if (err.status == REALM_E_RANGE)
+        if (err.status == REALM_E_BUSY)
             srv_reply_error(s, r, 503, "server_overloaded", NULL, "the server is busy: %s", err.message);
         else
             srv_reply_error(s, r, 400, "invalid_request_error", NULL, "%s", err.message);

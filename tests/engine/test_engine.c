@@ -257,13 +257,13 @@ static void test_submit_errors(void **state)
     assert_int_equal(realm_engine_submit(e, &r, NULL, &err), REALM_OK);
     r.tenant = 4;
     r.user = &o[3];
-    assert_int_equal(realm_engine_submit(e, &r, NULL, &err), REALM_E_RANGE);
+    assert_int_equal(realm_engine_submit(e, &r, NULL, &err), REALM_E_BUSY);
     assert_non_null(strstr(err.message, "retry"));
     /* Queue limit (3): the fourth waiting request is told to retry. */
     r.tenant = 2;
     assert_int_equal(realm_engine_submit(e, &r, NULL, &err), REALM_OK);
     r.user = &o[4];
-    assert_int_equal(realm_engine_submit(e, &r, NULL, &err), REALM_E_RANGE);
+    assert_int_equal(realm_engine_submit(e, &r, NULL, &err), REALM_E_BUSY);
     assert_non_null(strstr(err.message, "queue full"));
     assert_int_equal(realm_engine_stats_get(e).rejected, 2);
     /* Once they ran there is room again, and tenant 4 fits: tenant 3 is done. */
