@@ -1,10 +1,15 @@
-# The CUDA backend (src/backend/cuda/*.cu), built whenever nvcc is found:
-# sm_90 machine code plus compute_90 PTX for later GPUs. Without nvcc,
-# cuda_absent.c stands in and "cuda" reports that it was not built.
-include(CheckLanguage)
-check_language(CUDA)
+# The CUDA backend (src/backend/cuda/*.cu), built whenever nvcc is found and
+# REALM_CUDA_BACKEND is ON: sm_90 machine code plus compute_90 PTX for later
+# GPUs. Otherwise cuda_absent.c stands in and "cuda" reports that it was not
+# built. (Linking cudart + cuBLAS costs every process ~0.25 s at start-up, so
+# the sanitized test build turns it off and compiles the backend separately.)
+option(REALM_CUDA_BACKEND "Build the CUDA backend when nvcc is found" ON)
 set(REALM_CUDA OFF)
-if(CMAKE_CUDA_COMPILER)
+if(REALM_CUDA_BACKEND)
+  include(CheckLanguage)
+  check_language(CUDA)
+endif()
+if(REALM_CUDA_BACKEND AND CMAKE_CUDA_COMPILER)
   # "90" = sm_90 machine code plus compute_90 PTX, i.e.
   # -gencode arch=compute_90,code=[sm_90,compute_90].
   if(NOT CMAKE_CUDA_ARCHITECTURES)

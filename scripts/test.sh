@@ -13,10 +13,22 @@ model_ensure
 export REALM_MODEL_PATH
 
 log "unit tests (ASan+UBSan, warnings are errors)"
-cmake_build "$REALM_ROOT/build-test" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREALM_WERROR=ON -DREALM_SANITIZE=ON
+cmake_build "$REALM_ROOT/build-test" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DREALM_WERROR=ON -DREALM_SANITIZE=ON \
+    -DREALM_CUDA_BACKEND=OFF
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 (cd "$REALM_ROOT/build-test" && ctest --output-on-failure -j "$(nproc)")
+
+if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
+    log "CUDA backend compiles (nvcc; its tests run on a GPU machine: bench/cuda/device_run.sh)"
+    cmake -S "$REALM_ROOT" -B "$REALM_ROOT/build-cuda-check" -DCMAKE_BUILD_TYPE=Release \
+        -DREALM_TESTS=OFF -DREALM_WERROR=ON >/dev/null
+    if ! cmake --build "$REALM_ROOT/build-cuda-check" --target realm_core -j "$(nproc)" \
+        >"$REALM_ROOT/build-cuda-check/build.log" 2>&1; then
+        tail -n 40 "$REALM_ROOT/build-cuda-check/build.log"
+        exit 1
+    fi
+fi
 
 log "oracle tests (NumPy + gguf, HF tokenizers, Jinja2)"
 export REALM_BIN="$REALM_ROOT/build-test/realm"

@@ -14,9 +14,10 @@ int realm_cmd_synth(int argc, char **argv);
 int realm_cmd_quantize(int argc, char **argv);
 int realm_cmd_logits(int argc, char **argv);
 int realm_cmd_generate(int argc, char **argv);
-int realm_cmd_engine_bench(int argc, char **argv);
 int realm_cmd_tokenize(int argc, char **argv);
 int realm_cmd_template(int argc, char **argv);
+int realm_cmd_engine_bench(int argc, char **argv);
+int realm_cmd_bench(int argc, char **argv);
 int realm_cmd_tenant(int argc, char **argv);
 int realm_cmd_serve(int argc, char **argv);
 

@@ -10,13 +10,23 @@
  * back through the inbox.
  *
  * Streamed responses (SSE) carry no Content-Length: the body ends when the
- * server closes the connection after the last event.
+ * server closes the connection after the last event, and every response the
+ * server ends by closing says `Connection: close`.
+ *
+ * Keep-alive: the transaction is completed (lws_http_transaction_completed)
+ * in the same WRITEABLE callback as the response's last byte. A client may
+ * send its next request as soon as it has read that byte; lws 4.1 parses
+ * bytes that arrive before the transaction is completed against the old
+ * header table (and, after a body, fires BODY_COMPLETION again for ever), so
+ * such early (pipelined) bytes close the connection instead: the request in
+ * progress is cancelled and the client retries, as RFC 9112 9.3.2 expects.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "server/server_impl.h"
 
 static unsigned char g_scratch[LWS_PRE + 65536]; /* loop thread only */
@@ -43,6 +53,10 @@ void srv_http_respond(srv_conn *c, int status, const char *ctype, const char *bo
  * stop generating. */
 static void conn_closed(srv_server *s, srv_conn *c)
 {
+    if (c->wsi || c->req || c->ws_reqs)
+        realm_log(REALM_LOG_DEBUG, "realm serve: connection %p closed: %s%s", (void *)c,
+                  c->close_why ? c->close_why : "by the client or an lws timeout",
+                  (c->req && !c->req->usage_done) || c->ws_reqs ? "; its request(s) cancelled" : "");
     if (c->req) {
         c->req->conn = NULL;
         srv_req_cancel(s, c->req);
@@ -59,6 +73,14 @@ static void conn_closed(srv_server *s, srv_conn *c)
     srv_buf_free(&c->out);
     srv_buf_free(&c->rx);
     c->wsi = NULL;
+    c->close_why = NULL;
+}
+
+/* Return value of a callback that closes the connection, saying why. */
+static int close_conn(srv_conn *c, const char *why)
+{
+    c->close_why = why;
+    return -1;
 }
 
 srv_req *srv_req_new(srv_server *s, srv_conn *c, srv_api api)
@@ -103,8 +125,9 @@ static void respond_error(srv_conn *c, int status, const char *type, const char 
 
 static int on_http(srv_server *s, srv_conn *c, struct lws *wsi, const char *path)
 {
+    if (c->busy) return close_conn(c, "a request arrived before the previous response ended (pipelining)");
     srv_buf_free(&c->out);
-    *c = (srv_conn){.wsi = wsi};
+    *c = (srv_conn){.wsi = wsi, .busy = true};
     static const struct {
         enum lws_token_indexes tok;
         const char *name;
@@ -174,6 +197,24 @@ static int on_body(srv_server *s, srv_conn *c, const char *in, size_t len)
     return 0;
 }
 
+/* The response's last byte is out: the connection is ready for the next
+ * request, or closes. */
+static int transaction_done(srv_conn *c)
+{
+    if (c->content_length < 0) return close_conn(c, "end of a streamed response");
+    if (c->wants_close) return close_conn(c, "response sent with Connection: close");
+    if (c->req) {
+        c->req->conn = NULL;
+        srv_req_unref(c->req);
+        c->req = NULL;
+    }
+    c->hdr_sent = c->hdr_pending = c->body_done = c->busy = c->body_complete = false;
+    c->out.n = c->out_off = 0;
+    srv_buf_free(&c->out); /* an idle keep-alive connection holds no buffer */
+    if (lws_http_transaction_completed(c->wsi)) return close_conn(c, "lws ended the keep-alive connection");
+    return 0;
+}
+
 static int http_writeable(srv_conn *c)
 {
     struct lws *wsi = c->wsi;
@@ -187,13 +228,18 @@ static int http_writeable(srv_conn *c)
             lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                         (const unsigned char *)"no-cache", 8, &p, end))
             return -1;
+        if (c->wants_close && c->content_length >= 0 &&
+            lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close", 5,
+                                         &p, end))
+            return -1;
         if (c->extra_hdr_name[0] &&
             lws_add_http_header_by_name(wsi, (const unsigned char *)c->extra_hdr_name,
                                         (const unsigned char *)c->extra_hdr_val,
                                         (int)strlen(c->extra_hdr_val), &p, end))
             return -1;
-        if (lws_finalize_write_http_header(wsi, start, &p, end)) return -1;
+        if (lws_finalize_write_http_header(wsi, start, &p, end)) return close_conn(c, "write failed");
         c->hdr_sent = true;
+        if (c->body_done && c->content_length == 0) return transaction_done(c);
         lws_callback_on_writable(wsi);
         return 0;
     }
@@ -203,22 +249,15 @@ static int http_writeable(srv_conn *c)
         memcpy(g_scratch + LWS_PRE, c->out.p + c->out_off, k);
         bool last = c->body_done && k == pending && c->content_length >= 0;
         if (lws_write(wsi, g_scratch + LWS_PRE, k, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
-            return -1;
+            return close_conn(c, "write failed");
         c->out_off += k;
         if (c->out_off == c->out.n) c->out.n = c->out_off = 0;
+        if (last) return transaction_done(c);
         if (c->out.n || c->body_done) lws_callback_on_writable(wsi);
         return 0;
     }
     if (!c->body_done) return 0;
-    if (c->content_length < 0 || c->wants_close) return -1; /* end of a streamed body */
-    if (c->req) {
-        c->req->conn = NULL;
-        srv_req_unref(c->req);
-        c->req = NULL;
-    }
-    c->hdr_sent = c->hdr_pending = c->body_done = false;
-    srv_buf_free(&c->out); /* an idle keep-alive connection holds no buffer */
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+    return transaction_done(c);
 }
 
 int srv_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -235,6 +274,9 @@ int srv_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     case LWS_CALLBACK_HTTP_BODY:
         return on_body(s, c, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (c->body_complete) /* lws re-reads its stale state: the next request came early */
+            return close_conn(c, "a request arrived before the previous response ended (pipelining)");
+        c->body_complete = true;
         if (!c->too_large && c->req && !c->hdr_pending) dispatch(s, c);
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:

@@ -120,6 +120,12 @@ struct srv_req {
 struct srv_conn {
     struct lws *wsi;
     bool is_ws, ws_authed, closing, wants_close;
+    /* [loop] a request was read and its response is not complete yet. lws 4.1
+     * cannot take the next request on this connection until the transaction
+     * is completed: bytes that arrive earlier (pipelining) are re-parsed
+     * against the stale header table, or fire BODY_COMPLETION again forever. */
+    bool busy, body_complete;
+    const char *close_why; /* [loop] why the server closes it (debug log) */
     srv_req *req;     /* the HTTP request in progress */
     srv_req *ws_reqs; /* WebSocket requests in flight */
     srv_tenant ws_tenant;

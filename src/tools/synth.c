@@ -179,12 +179,9 @@ static realm_status write_hparams(realm_gguf_writer_t *w, const realm_synth_shap
     if (mix->file_type != REALM_FILE_TYPE_NONE &&
         (st = realm_gguf_writer_set_u32(w, "general.file_type", mix->file_type)))
         return st;
-    if (s->rope_scale > 0 &&
-        ((st = realm_gguf_writer_set_str(w, KEY("rope.scaling.type"), "llama3")) ||
-         (st = realm_gguf_writer_set_f32(w, KEY("rope.scaling.factor"), s->rope_scale)) ||
-         (st = realm_gguf_writer_set_u32(w, KEY("rope.scaling.original_context_length"),
-                                         (uint32_t)s->rope_orig_ctx))))
-        return st;
+    /* Llama 3.1-style frequency scaling travels as rope_freqs.weight only,
+     * as llama.cpp's converter writes it (llama.cpp rejects rope.scaling.type
+     * "llama3"). */
 #undef KEY
     return REALM_OK;
 }

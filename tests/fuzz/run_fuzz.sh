@@ -17,7 +17,7 @@ shift 2
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${REALM_FUZZ_BUILD:-$root/build-fuzz}
 if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DREALM_FUZZ=ON \
+    cmake -S "$root" -B "$build" -DCMAKE_C_COMPILER=clang -DREALM_FUZZ=ON -DREALM_CUDA_BACKEND=OFF \
         -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
 cmake --build "$build" --target "fuzz_$target" -j"$(nproc)" >/dev/null

@@ -12,10 +12,12 @@ Golden ids, recorded from Realm and cross-checked:
   * GOLDEN_DEFAULT — the same question with no --system: SmolLM2's template
     then inserts its default system prompt ("You are a helpful AI assistant
     named SmolLM, trained by Hugging Face"), exactly as HF apply_chat_template
-    does, and this 4-bit 135M model answers "L'Étoile, la Marseillaise, ..."
-    (not Paris). `realm logits --greedy` on those 37 ids gives the same 16
-    tokens, and the NumPy oracle's arg-max agrees at every step. Kept as a
-    regression guard for the template + tokenizer + forward path.
+    does, and this 4-bit 135M model answers "L'Étoile, la ..." (not Paris;
+    llama.cpp's llama-simple gives the same text on the same prompt). Only the
+    first 7 ids are pinned: at the 8th the top two logits are so close that
+    correct kernels differing only in f32 summation order pick differently
+    (the scalar reference and llama.cpp continue "Marseillaise", the AVX2
+    kernels "Cité"). A regression guard for template + tokenizer + forward.
 Prompt token counts: raw "What is the capital of France?" is 7 tokens (no BOS:
 SmolLM2 sets add_bos false); the chat renderings are 27 and 37 tokens (the
 16-token user/assistant part is the forward oracle's list).
@@ -34,8 +36,7 @@ MODEL = os.environ.get("REALM_MODEL_PATH",
 QUESTION = "What is the capital of France?"
 SYSTEM = "You are a helpful assistant."
 GOLDEN_PARIS = [504, 3575, 282, 4649, 314, 7042, 30, 2]
-GOLDEN_DEFAULT = [60, 23, 39614, 1141, 552, 28, 2618, 2828, 313, 7712, 769, 28, 2618, 2849, 1558,
-                  26261]
+GOLDEN_DEFAULT = [60, 23, 39614, 1141, 552, 28, 2618]  # "L'Étoile, la"
 N = 16
 
 failures = []
@@ -85,9 +86,10 @@ def main():
                             "--chunk", "5")
     n_prompt, ids = parse(err)
     check(rc == 0, f"chat, default system prompt: exit 0 (got {rc})")
-    check(ids == GOLDEN_DEFAULT, f"chat, default system prompt (prefill in chunks of 5): ids {ids} == golden")
+    check(ids is not None and ids[:len(GOLDEN_DEFAULT)] == GOLDEN_DEFAULT,
+          f"chat, default system prompt (prefill in chunks of 5): ids {ids} start with {GOLDEN_DEFAULT}")
     check(n_prompt == 37, f"chat, default system prompt: 37 prompt tokens (got {n_prompt})")
-    check(out.startswith("L'Étoile, la Marseillaise"), f"chat, default: text {out.strip()!r}")
+    check(out.startswith("L'Étoile, la"), f"chat, default: text {out.strip()!r}")
 
     rc, out, err = generate("-p", QUESTION, "-n", "0", "--show-ids")
     n_prompt, ids = parse(err)

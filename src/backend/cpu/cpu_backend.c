@@ -20,6 +20,7 @@ static bool cpu_supports(const realm_backend *be, realm_type type)
 static void cpu_destroy(realm_backend *be)
 {
     cpu_ctx *c = realm__cpu_ctx(be);
+    realm_threadpool_free(c->pool);
     realm_free(c->act_q);
     realm_free(c->scores);
     realm_free(c);
@@ -35,13 +36,14 @@ static realm_status cpu_reserve(realm_backend *be, const realm_backend_limits *l
      * element than f32, so an f32-sized row bounds them all. */
     size_t act_bytes = (size_t)lim->max_rows * (size_t)lim->max_ne0 * sizeof(float);
     void *act = realm_malloc(act_bytes);
-    float *scores = realm_calloc((size_t)lim->max_ctx, sizeof(float));
+    size_t n_scores = (size_t)lim->max_ctx * (size_t)c->n_threads;
+    float *scores = realm_calloc(n_scores, sizeof(float));
     if (!act || !scores) {
         realm_free(act);
         realm_free(scores);
         return realm_error_set(err, REALM_E_NOMEM,
                                "cpu backend: cannot reserve %zu bytes of scratch",
-                               act_bytes + (size_t)lim->max_ctx * sizeof(float));
+                               act_bytes + n_scores * sizeof(float));
     }
     realm_free(c->act_q);
     realm_free(c->scores);
@@ -138,7 +140,14 @@ realm_status realm_backend_cpu_create(const realm_backend_cpu_params *params, re
     *out = NULL;
     cpu_ctx *c = realm_calloc(1, sizeof *c);
     if (!c) return realm_error_set(err, REALM_E_NOMEM, "cpu backend: out of memory");
-    c->n_threads = params && params->n_threads > 0 ? params->n_threads : realm_cpu_count();
+    int want = params && params->n_threads > 0 ? params->n_threads : realm_cpu_count();
+    realm_status st = realm_threadpool_create(want, &c->pool, err);
+    if (st) {
+        realm_free(c);
+        return st;
+    }
+    c->n_threads = realm_threadpool_size(c->pool);
+    c->k = realm__cpu_kernels();
     c->be.ops = &cpu_ops;
     c->be.ctx = c;
     *out = &c->be;

@@ -3,14 +3,18 @@
 #define REALM_BACKEND_CPU_CPU_IMPL_H
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_kernels.h"
+#include "base/threadpool.h"
 
 typedef struct cpu_ctx {
     realm_backend be;
     int n_threads;
+    realm_threadpool_t *pool;     /* n_threads threads, the caller included */
+    const realm_cpu_kernels *k;   /* chosen from the CPU's features at create */
     realm_backend_limits lim;
     void *act_q; /* (max_rows, row bytes of max_ne0 in the widest activation type) */
     size_t act_q_bytes;
-    float *scores; /* (max_ctx) attention weights of one (row, head) */
+    float *scores; /* (n_threads, max_ctx) attention weights of one (row, head) per thread */
 } cpu_ctx;
 
 static inline cpu_ctx *realm__cpu_ctx(realm_backend *be)

@@ -1,11 +1,11 @@
-/* backend/cpu/cpu_ops.c — the reference kernels of the CPU backend: plain C,
- * one loop per formula, f32 activations. See backend/backend.h for each op's
+/* backend/cpu/cpu_ops.c — the CPU backend's element-wise ops and attention:
+ * one loop per formula, f32 activations; the inner loops of attention and
+ * SwiGLU come from the kernel table (cpu_kernels.h). See backend/backend.h for each op's
  * contract. */
 #include <math.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_impl.h"
-#include "base/parallel.h"
 
 void realm__cpu_get_rows(realm_backend *be, const realm_weight *emb, const int32_t *token,
                          int32_t n, float *out)
@@ -41,68 +41,6 @@ void realm__cpu_rmsnorm(realm_backend *be, const float *x, const realm_weight *w
         for (int64_t i = 0; i < d; i++)
             out[r * d + i] = xr[i] * inv * g[i];
     }
-}
-
-/* One matmul split into tasks of `chunk` output rows. */
-typedef struct mm_job {
-    const realm_weight *w;
-    const float *bias; /* (w->ne1) or NULL */
-    const char *act;   /* (n, act_row_bytes) activations in w's vec_dot_type */
-    size_t act_row_bytes;
-    size_t w_row_bytes;
-    int32_t n;
-    int64_t chunk;
-    realm_vec_dot_fn dot;
-    float *out; /* (n, w->ne1) */
-} mm_job;
-
-/* Weight-row-major loop: each weight row is read once and dotted with every
- * activation row while it is in cache. */
-static void mm_task(void *ctx, int64_t task)
-{
-    const mm_job *j = ctx;
-    int64_t o0 = task * j->chunk, o1 = o0 + j->chunk;
-    if (o1 > j->w->ne1) o1 = j->w->ne1;
-    for (int64_t o = o0; o < o1; o++) {
-        const char *wr = (const char *)j->w->data + (size_t)o * j->w_row_bytes;
-        float b = j->bias ? j->bias[o] : 0.0f;
-        for (int32_t r = 0; r < j->n; r++)
-            j->out[r * j->w->ne1 + o] =
-                j->dot(j->w->ne0, wr, j->act + (size_t)r * j->act_row_bytes) + b;
-    }
-}
-
-void realm__cpu_matmul(realm_backend *be, const realm_weight *w, const realm_weight *bias,
-                       const float *x, int32_t n, float *out)
-{
-    cpu_ctx *c = realm__cpu_ctx(be);
-    const realm_type_traits *t = realm_type_traits_get(w->type);
-    mm_job j = {.w = w,
-                .bias = bias ? bias->data : NULL,
-                .n = n,
-                .dot = t->vec_dot,
-                .out = out,
-                .w_row_bytes = realm_type_row_size(w->type, w->ne0)};
-    REALM_ASSERT(n <= c->lim.max_rows && w->ne0 <= c->lim.max_ne0);
-    if (t->vec_dot_type == REALM_TYPE_F32) {
-        j.act = (const char *)x;
-        j.act_row_bytes = (size_t)w->ne0 * sizeof(float);
-    } else {
-        /* Quantize each activation row once, for all output rows. */
-        const realm_type_traits *a = realm_type_traits_get(t->vec_dot_type);
-        j.act_row_bytes = realm_type_row_size(t->vec_dot_type, w->ne0);
-        REALM_ASSERT(j.act_row_bytes > 0 && (size_t)n * j.act_row_bytes <= c->act_q_bytes);
-        for (int32_t r = 0; r < n; r++)
-            a->from_float(x + r * w->ne0, (char *)c->act_q + (size_t)r * j.act_row_bytes, w->ne0);
-        j.act = c->act_q;
-    }
-    /* Threads pay off only above ~a quarter million multiply-adds. */
-    double work = (double)w->ne1 * (double)w->ne0 * n;
-    int threads = work >= (1 << 18) ? c->n_threads : 1;
-    j.chunk = threads > 1 ? (w->ne1 + 4 * threads - 1) / (4 * threads) : w->ne1;
-    if (j.chunk < 1) j.chunk = 1;
-    int64_t n_tasks = (w->ne1 + j.chunk - 1) / j.chunk;
-    realm_parallel_for(n_tasks, threads, mm_task, &j);
 }
 
 void realm__cpu_rope(realm_backend *be, float *x, int32_t n, int32_t n_head, int32_t head_dim,
@@ -150,53 +88,71 @@ void realm__cpu_kv_store(realm_backend *be, const realm_kv_pool *kv, int32_t lay
     }
 }
 
+typedef struct attn_job {
+    cpu_ctx *c;
+    const realm_kv_pool *kv;
+    int32_t layer;
+    const realm_batch *b;
+    const realm_attn_params *p;
+    const float *q;
+    float *out;
+} attn_job;
+
+/* One (row, head): softmax(q·K^T * scale) · V over positions 0..pos, walked
+ * in runs of positions that share a KV block (contiguous rows). */
+static void attn_task(void *ctx, int64_t task, int thread)
+{
+    const attn_job *j = ctx;
+    const realm_attn_params *p = j->p;
+    const realm_kv_pool *kv = j->kv;
+    const realm_cpu_kernels *k = j->c->k;
+    int32_t r = (int32_t)(task / p->n_head), h = (int32_t)(task % p->n_head);
+    int32_t hd = p->head_dim, kvh = h / (p->n_head / p->n_head_kv);
+    int64_t q_dim = (int64_t)p->n_head * hd;
+    const realm_batch_seq *s = &j->b->seqs[j->b->seq[r]];
+    int32_t n_pos = j->b->pos[r] + 1, bs = kv->block_size;
+    float *w = j->c->scores + (size_t)thread * (size_t)j->c->lim.max_ctx;
+    const float *qh = j->q + r * q_dim + h * hd;
+    for (int32_t t = 0; t < n_pos; t += bs - t % bs) {
+        int32_t run = bs - t % bs < n_pos - t ? bs - t % bs : n_pos - t;
+        k->attn_scores(run, hd, qh, kv_slot(kv, kv->k, j->layer, s, t) + kvh * hd,
+                       (size_t)kv->kv_dim, p->scale, w + t);
+    }
+    float mx = -INFINITY;
+    for (int32_t t = 0; t < n_pos; t++)
+        if (w[t] > mx) mx = w[t];
+    /* Softmax shifted by the max so exp never overflows. */
+    float inv = 1.0f / k->exp_sum(n_pos, w, mx);
+    for (int32_t t = 0; t < n_pos; t++)
+        w[t] *= inv;
+    float *oh = j->out + r * q_dim + h * hd;
+    memset(oh, 0, (size_t)hd * sizeof(float));
+    for (int32_t t = 0; t < n_pos; t += bs - t % bs) {
+        int32_t run = bs - t % bs < n_pos - t ? bs - t % bs : n_pos - t;
+        k->attn_values(run, hd, w + t, kv_slot(kv, kv->v, j->layer, s, t) + kvh * hd,
+                       (size_t)kv->kv_dim, oh);
+    }
+}
+
 void realm__cpu_attention(realm_backend *be, const realm_kv_pool *kv, int32_t layer,
                           const realm_batch *b, const realm_attn_params *p, const float *q,
                           float *out)
 {
     cpu_ctx *c = realm__cpu_ctx(be);
-    int32_t hd = p->head_dim, group = p->n_head / p->n_head_kv;
-    int64_t q_dim = (int64_t)p->n_head * hd;
-    float *w = c->scores;
+    int64_t work = 0; /* multiply-adds */
     for (int32_t r = 0; r < b->n_rows; r++) {
-        const realm_batch_seq *s = &b->seqs[b->seq[r]];
-        int32_t n_pos = b->pos[r] + 1;
-        REALM_ASSERT(n_pos <= c->lim.max_ctx);
-        for (int32_t h = 0; h < p->n_head; h++) {
-            const float *qh = q + r * q_dim + h * hd;
-            int32_t kvh = h / group;
-            float mx = -INFINITY;
-            for (int32_t t = 0; t < n_pos; t++) {
-                const float *kt = kv_slot(kv, kv->k, layer, s, t) + kvh * hd;
-                float d = 0;
-                for (int32_t i = 0; i < hd; i++)
-                    d += qh[i] * kt[i];
-                w[t] = d * p->scale;
-                if (w[t] > mx) mx = w[t];
-            }
-            /* Softmax shifted by the max so exp never overflows. */
-            float sum = 0;
-            for (int32_t t = 0; t < n_pos; t++) {
-                w[t] = expf(w[t] - mx);
-                sum += w[t];
-            }
-            float *oh = out + r * q_dim + h * hd;
-            memset(oh, 0, (size_t)hd * sizeof(float));
-            for (int32_t t = 0; t < n_pos; t++) {
-                const float *vt = kv_slot(kv, kv->v, layer, s, t) + kvh * hd;
-                float a = w[t] / sum;
-                for (int32_t i = 0; i < hd; i++)
-                    oh[i] += a * vt[i];
-            }
-        }
+        REALM_ASSERT(b->pos[r] + 1 <= c->lim.max_ctx);
+        work += 2 * (int64_t)(b->pos[r] + 1) * p->n_head * p->head_dim;
     }
+    attn_job j = {.c = c, .kv = kv, .layer = layer, .b = b, .p = p, .q = q, .out = out};
+    /* A short decode step is cheaper than waking the pool (cf. matmul). */
+    int threads = work >= (1 << 18) ? c->n_threads : 1;
+    realm_threadpool_run(c->pool, (int64_t)b->n_rows * p->n_head, threads, attn_task, &j);
 }
 
 void realm__cpu_swiglu(realm_backend *be, float *gate, const float *up, int64_t n)
 {
-    (void)be;
-    for (int64_t i = 0; i < n; i++)
-        gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+    realm__cpu_ctx(be)->k->swiglu(n, gate, up);
 }
 
 void realm__cpu_add(realm_backend *be, float *x, const float *y, int64_t n)

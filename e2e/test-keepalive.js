@@ -1,0 +1,100 @@
+// e2e/test-keepalive.js — HTTP/1.1 keep-alive over a raw socket, as httpx
+// (the openai client) uses it: the next request is sent the moment the last
+// response byte is read. Issue 7: a request that reached the server before it
+// had completed the previous transaction was parsed by lws against the stale
+// header table; the loop thread then spun on BODY_COMPLETION (dispatching the
+// same request for ever, never answering, never draining on SIGTERM).
+// Pipelined requests may close the connection (the client retries), but the
+// server must stay responsive and SIGTERM must still drain and exit 0.
+'use strict';
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const { startServer } = require('./lib/server');
+
+let srv;
+before(async () => { srv = await startServer(); });
+after(async () => { await srv.stop(); });
+
+function request(path, body) {
+  const { host } = new URL(srv.url);
+  return `POST ${path} HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${srv.key}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+// One connection; reads whole Content-Length responses. next() resolves with
+// {head, body}, or null when the server closed the connection.
+function connect() {
+  const u = new URL(srv.url);
+  const sock = net.connect(Number(u.port), u.hostname);
+  sock.setNoDelay(true);
+  let buf = Buffer.alloc(0), closed = false, wake = null;
+  sock.on('data', (d) => { buf = Buffer.concat([buf, d]); if (wake) wake(); });
+  sock.on('close', () => { closed = true; if (wake) wake(); });
+  sock.on('error', () => {});
+  const next = async () => {
+    for (;;) {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end >= 0) {
+        const head = buf.subarray(0, end).toString();
+        const m = /content-length:\s*(\d+)/i.exec(head);
+        assert.ok(m, head);
+        const n = end + 4 + Number(m[1]);
+        if (buf.length >= n) {
+          const body = buf.subarray(end + 4, n).toString();
+          buf = buf.subarray(n);
+          return { head, body };
+        }
+      }
+      if (closed) return null;
+      await new Promise((resolve) => { wake = resolve; });
+      wake = null;
+    }
+  };
+  return { sock, next, ready: new Promise((resolve) => sock.once('connect', resolve)) };
+}
+
+const withTimeout = (p, ms, what) => Promise.race([p, new Promise((_, reject) =>
+  setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms).unref())]);
+
+test('back-to-back requests on one keep-alive connection are all answered', async () => {
+  const c = connect();
+  await c.ready;
+  const req = request('/tokenize', JSON.stringify({ prompt: 'hello world' }));
+  for (let i = 0; i < 200; i++) {
+    c.sock.write(req);
+    const r = await withTimeout(c.next(), 10000, `request ${i}`);
+    assert.ok(r, `the server closed the connection after ${i} responses`);
+    assert.match(r.head, /^HTTP\/1\.1 200/);
+    assert.equal(JSON.parse(r.body).count > 0, true);
+  }
+  c.sock.destroy();
+});
+
+test('a pipelined request does not wedge the server', async () => {
+  const c = connect();
+  await c.ready;
+  const req = request('/tokenize', JSON.stringify({ prompt: 'hello world' }));
+  c.sock.write(req + req);
+  // Answered, or closed (RFC 9112 9.3.2: the client retries); never left hanging.
+  for (let i = 0; i < 2; i++) {
+    const r = await withTimeout(c.next(), 10000, `pipelined request ${i}`);
+    if (!r) break;
+    assert.match(r.head, /^HTTP\/1\.1 200/);
+  }
+  c.sock.destroy();
+  const r = await withTimeout(srv.post('/tokenize', { prompt: 'still alive' }), 10000, 'a fresh request');
+  assert.equal(r.status, 200);
+});
+
+test('a response that ends by closing says Connection: close', async () => {
+  const c = connect();
+  await c.ready;
+  const big = 'x'.repeat((1 << 20) + 10);
+  c.sock.write(request('/tokenize', JSON.stringify({ prompt: big })));
+  const r = await withTimeout(c.next(), 10000, 'oversized body');
+  assert.ok(r);
+  assert.match(r.head, /^HTTP\/1\.1 413/);
+  assert.match(r.head, /connection: close/i);
+  c.sock.destroy();
+});

@@ -1,0 +1,124 @@
+/* backend/cpu/cpu_matmul.c — the CPU matmul: quantize the activation rows
+ * once, then run the kernel table's gemm over tiles of the output on the
+ * thread pool.
+ *
+ * Work split: a decode step (few activation rows) is memory-bound, so tasks
+ * are slices of weight rows, several per thread so uneven cores balance.
+ * A prefill batch is compute-bound: tasks are (weight rows x activation
+ * rows) tiles sized so the weight slice stays in L2 while activation rows
+ * stream through it. Every output element is computed by the same gemm
+ * instruction sequence whatever the split (cpu_kernels.h), so results do not
+ * depend on the thread count or the batch shape. */
+#include "backend/cpu/cpu_impl.h"
+
+/* Weight bytes a prefill task keeps hot (well inside a 512 KiB L2). */
+#define TASK_WEIGHT_BYTES (160 * 1024)
+/* Activation rows per prefill task. */
+#define TASK_ACT_ROWS 64
+
+typedef struct mm_job {
+    const realm_weight *w;
+    const float *bias; /* (w->ne1) or NULL */
+    const char *act;   /* (n, act_row_bytes) activations in w's vec_dot_type */
+    size_t act_row_bytes, w_row_bytes;
+    int32_t n;
+    int64_t rows_per_task, cols_per_task, n_row_tasks;
+    realm_cpu_gemm_fn gemm; /* NULL: reference vec_dot */
+    realm_vec_dot_fn dot;
+    float *out; /* (n, w->ne1) */
+} mm_job;
+
+static void mm_task(void *ctx, int64_t task, int thread)
+{
+    (void)thread;
+    const mm_job *j = ctx;
+    int64_t N = j->w->ne1;
+    int64_t r0 = (task % j->n_row_tasks) * j->rows_per_task;
+    int64_t c0 = (task / j->n_row_tasks) * j->cols_per_task;
+    int64_t nr = N - r0 < j->rows_per_task ? N - r0 : j->rows_per_task;
+    int64_t nc = j->n - c0 < j->cols_per_task ? j->n - c0 : j->cols_per_task;
+    const char *w = (const char *)j->w->data + (size_t)r0 * j->w_row_bytes;
+    const char *a = j->act + (size_t)c0 * j->act_row_bytes;
+    float *out = j->out + (size_t)c0 * N + r0;
+    if (j->gemm) {
+        j->gemm(j->w->ne0, w, j->w_row_bytes, nr, a, j->act_row_bytes, nc, out, (size_t)N);
+    } else {
+        for (int64_t r = 0; r < nr; r++)
+            for (int64_t c = 0; c < nc; c++)
+                out[c * N + r] = j->dot(j->w->ne0, w + (size_t)r * j->w_row_bytes,
+                                        a + (size_t)c * j->act_row_bytes);
+    }
+    if (j->bias)
+        for (int64_t c = 0; c < nc; c++)
+            for (int64_t r = 0; r < nr; r++)
+                out[c * N + r] += j->bias[r0 + r];
+}
+
+typedef struct quant_job {
+    realm_from_float_fn q;
+    const float *x;
+    int64_t ne0;
+    char *dst;
+    size_t row_bytes;
+} quant_job;
+
+static void quant_task(void *ctx, int64_t r, int thread)
+{
+    (void)thread;
+    const quant_job *j = ctx;
+    j->q(j->x + r * j->ne0, j->dst + (size_t)r * j->row_bytes, j->ne0);
+}
+
+static int64_t round_up(int64_t v, int64_t m)
+{
+    return (v + m - 1) / m * m;
+}
+
+void realm__cpu_matmul(realm_backend *be, const realm_weight *w, const realm_weight *bias,
+                       const float *x, int32_t n, float *out)
+{
+    cpu_ctx *c = realm__cpu_ctx(be);
+    const realm_type_traits *t = realm_type_traits_get(w->type);
+    mm_job j = {.w = w,
+                .bias = bias ? bias->data : NULL,
+                .n = n,
+                .gemm = c->k->gemm[w->type],
+                .dot = t->vec_dot,
+                .out = out,
+                .w_row_bytes = realm_type_row_size(w->type, w->ne0)};
+    REALM_ASSERT(n <= c->lim.max_rows && w->ne0 <= c->lim.max_ne0);
+    /* Threads pay off only above ~a quarter million multiply-adds. */
+    double work = (double)w->ne1 * (double)w->ne0 * n;
+    int threads = work >= (1 << 18) ? c->n_threads : 1;
+    if (t->vec_dot_type == REALM_TYPE_F32) {
+        j.act = (const char *)x;
+        j.act_row_bytes = (size_t)w->ne0 * sizeof(float);
+    } else {
+        /* Quantize each activation row once, for all output rows. */
+        quant_job q = {.q = c->k->quantize[t->vec_dot_type], .x = x, .ne0 = w->ne0, .dst = c->act_q};
+        if (!q.q) q.q = realm_type_traits_get(t->vec_dot_type)->from_float;
+        q.row_bytes = j.act_row_bytes = realm_type_row_size(t->vec_dot_type, w->ne0);
+        REALM_ASSERT(j.act_row_bytes > 0 && (size_t)n * j.act_row_bytes <= c->act_q_bytes);
+        realm_threadpool_run(c->pool, n, n >= 8 ? threads : 1, quant_task, &q);
+        j.act = c->act_q;
+    }
+    int64_t tr = c->k->tile_rows, N = w->ne1;
+    if (n <= 8 || threads == 1) {
+        /* decode: slices of weight rows, ~4 per thread */
+        j.cols_per_task = n;
+        j.rows_per_task = threads > 1 ? round_up((N + 4 * threads - 1) / (4 * threads), tr) : N;
+    } else {
+        int64_t rows = (int64_t)(TASK_WEIGHT_BYTES / j.w_row_bytes);
+        rows = rows < tr ? tr : rows / tr * tr;
+        /* enough tasks to keep every thread busy even for narrow matrices */
+        int64_t cols = TASK_ACT_ROWS;
+        while ((round_up(N, rows) / rows) * ((n + cols - 1) / cols) < 4 * threads && rows > tr)
+            rows = rows / 2 < tr ? tr : rows / 2 / tr * tr;
+        j.rows_per_task = rows;
+        j.cols_per_task = cols;
+    }
+    if (j.rows_per_task < 1) j.rows_per_task = 1;
+    j.n_row_tasks = (N + j.rows_per_task - 1) / j.rows_per_task;
+    int64_t n_tasks = j.n_row_tasks * ((n + j.cols_per_task - 1) / j.cols_per_task);
+    realm_threadpool_run(c->pool, n_tasks, threads, mm_task, &j);
+}

@@ -1,0 +1,299 @@
+/*
+ * backend/cpu/x86_avx2.c — AVX2+FMA+F16C kernels for the float formats (F32,
+ * F16, BF16 against f32 activations), Q8_0/Q8_1 activation quantization and
+ * the attention/SwiGLU helpers. The 32-element quantized formats are in
+ * x86_avx2_legacy.c, the 256-element ones in x86_avx2_k.c. Compiled with
+ * -mavx2 -mfma -mf16c; called only after cpu_dispatch.c has seen those
+ * features.
+ */
+#include <math.h>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/x86_avx2_impl.h"
+#include "quant/blocks.h"
+
+/* ---- float weights against f32 activations ---- */
+
+enum { F_F32, F_F16, F_BF16 };
+
+AI __m256 float8(int kind, const char *row, int64_t j)
+{
+    switch (kind) {
+    case F_F32: return _mm256_loadu_ps((const float *)row + j);
+    case F_F16: return _mm256_cvtph_ps(ld128(row + 2 * j));
+    default:
+        return _mm256_castsi256_ps(
+            _mm256_slli_epi32(_mm256_cvtepu16_epi32(ld128(row + 2 * j)), 16));
+    }
+}
+
+AI float float1(int kind, const char *row, int64_t j)
+{
+    switch (kind) {
+    case F_F32: return ld_f(row + 4 * j);
+    case F_F16: return ld_h(row + 2 * j);
+    default: {
+        uint16_t h;
+        memcpy(&h, row + 2 * j, 2);
+        uint32_t u = (uint32_t)h << 16;
+        float f;
+        memcpy(&f, &u, 4);
+        return f;
+    }
+    }
+}
+
+AI void tile_float(const int kind, const int R, const int C, int64_t k, const char *w, size_t ws,
+                   const char *a, size_t as, float *out, size_t os)
+{
+    __m256 acc[TR][TC];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            acc[r][c] = _mm256_setzero_ps();
+    const int64_t k8 = k & ~(int64_t)7;
+    for (int64_t j = 0; j < k8; j += 8) {
+        __m256 x[TR];
+        for (int r = 0; r < R; r++)
+            x[r] = float8(kind, w + (size_t)r * ws, j);
+        for (int c = 0; c < C; c++) {
+            const __m256 y = _mm256_loadu_ps((const float *)(a + (size_t)c * as) + j);
+            for (int r = 0; r < R; r++)
+                acc[r][c] = _mm256_fmadd_ps(x[r], y, acc[r][c]);
+        }
+    }
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++) {
+            float s = hsum8(acc[r][c]);
+            const float *y = (const float *)(a + (size_t)c * as);
+            for (int64_t j = k8; j < k; j++)
+                s += float1(kind, w + (size_t)r * ws, j) * y[j];
+            out[(size_t)c * os + r] = s;
+        }
+}
+
+#define TILE_F32(R, C, ...)  tile_float(F_F32, R, C, __VA_ARGS__)
+#define TILE_F16(R, C, ...)  tile_float(F_F16, R, C, __VA_ARGS__)
+#define TILE_BF16(R, C, ...) tile_float(F_BF16, R, C, __VA_ARGS__)
+REALM__DEFINE_GEMM(gemm_f32, TILE_F32)
+REALM__DEFINE_GEMM(gemm_f16, TILE_F16)
+REALM__DEFINE_GEMM(gemm_bf16, TILE_BF16)
+
+static float f32_dot(int64_t n, const float *x, const float *y)
+{
+    __m256 acc = _mm256_setzero_ps();
+    int64_t n8 = n & ~(int64_t)7;
+    for (int64_t i = 0; i < n8; i += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc);
+    float s = hsum8(acc);
+    for (int64_t i = n8; i < n; i++)
+        s += x[i] * y[i];
+    return s;
+}
+
+static void f32_axpy(int64_t n, float a, const float *x, float *y)
+{
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t n8 = n & ~(int64_t)7;
+    for (int64_t i = 0; i < n8; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (int64_t i = n8; i < n; i++)
+        y[i] += a * x[i];
+}
+
+/* Eight 8-lane partial sums -> one vector of their eight totals. */
+AI __m256 reduce8(const __m256 *a)
+{
+    __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31));
+}
+
+/* Eight positions at a time share the q loads and one reduction. */
+static void attn_scores(int64_t n, int64_t hd, const float *q, const float *k, size_t stride,
+                        float scale, float *out)
+{
+    const __m256 vs = _mm256_set1_ps(scale);
+    int64_t t = 0;
+    if (hd % 8 == 0)
+        for (; t + 8 <= n; t += 8) {
+            __m256 a[8];
+            for (int j = 0; j < 8; j++)
+                a[j] = _mm256_setzero_ps();
+            for (int64_t i = 0; i < hd; i += 8) {
+                const __m256 qv = _mm256_loadu_ps(q + i);
+                for (int j = 0; j < 8; j++)
+                    a[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + (size_t)(t + j) * stride + i), a[j]);
+            }
+            _mm256_storeu_ps(out + t, _mm256_mul_ps(reduce8(a), vs));
+        }
+    for (; t < n; t++)
+        out[t] = f32_dot(hd, q, k + (size_t)t * stride) * scale;
+}
+
+/* The accumulator stays in registers across positions, 64 floats at a time. */
+static void attn_values(int64_t n, int64_t hd, const float *w, const float *v, size_t stride,
+                        float *acc)
+{
+    int64_t i0 = 0;
+    for (; i0 + 64 <= hd; i0 += 64) {
+        __m256 o[8];
+        for (int j = 0; j < 8; j++)
+            o[j] = _mm256_loadu_ps(acc + i0 + 8 * j);
+        for (int64_t t = 0; t < n; t++) {
+            const __m256 wt = _mm256_set1_ps(w[t]);
+            const float *vt = v + (size_t)t * stride + i0;
+            for (int j = 0; j < 8; j++)
+                o[j] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(vt + 8 * j), o[j]);
+        }
+        for (int j = 0; j < 8; j++)
+            _mm256_storeu_ps(acc + i0 + 8 * j, o[j]);
+    }
+    if (i0 < hd)
+        for (int64_t t = 0; t < n; t++)
+            f32_axpy(hd - i0, w[t], v + (size_t)t * stride + i0, acc + i0);
+}
+
+/* exp(x) for x <= 88: x = n ln2 + r, |r| <= ln2/2, exp(r) by its Taylor
+ * polynomial to degree 7 (truncation < 1e-8 relative), times 2^n built in
+ * the exponent bits. Below -87.3 (where 2^n would be subnormal) it returns 0. */
+AI __m256 exp8(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.3f);
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+    const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_ps(x, lo);
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145752f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860677e-6f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 5040);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+static float exp_sum(int64_t n, float *x, float max)
+{
+    const __m256 vm = _mm256_set1_ps(max);
+    __m256 acc = _mm256_setzero_ps();
+    int64_t n8 = n & ~(int64_t)7;
+    for (int64_t i = 0; i < n8; i += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float s = hsum8(acc);
+    for (int64_t i = n8; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        s += x[i];
+    }
+    return s;
+}
+
+AI __m256 swiglu8(__m256 g, __m256 u)
+{
+    const __m256 one = _mm256_set1_ps(1.0f), neg = _mm256_set1_ps(-0.0f);
+    return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, exp8(_mm256_xor_ps(g, neg)))), u);
+}
+
+static void swiglu(int64_t n, float *gate, const float *up)
+{
+    int64_t n8 = n & ~(int64_t)7;
+    for (int64_t i = 0; i < n8; i += 8)
+        _mm256_storeu_ps(gate + i, swiglu8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+    /* The tail goes through the same vector code, so an element's result does
+     * not depend on where it sits in the batch. */
+    if (n8 < n) {
+        float g[8] = {0}, u[8] = {0};
+        memcpy(g, gate + n8, (size_t)(n - n8) * sizeof(float));
+        memcpy(u, up + n8, (size_t)(n - n8) * sizeof(float));
+        _mm256_storeu_ps(g, swiglu8(_mm256_loadu_ps(g), _mm256_loadu_ps(u)));
+        memcpy(gate + n8, g, (size_t)(n - n8) * sizeof(float));
+    }
+}
+
+/* ---- Q8_0 / Q8_1 activation quantization (bytes identical to quant/) ---- */
+
+/* One block of 32: d = amax / 127 (saturated to the binary16 range), codes
+ * roundf(x / d) with halves away from zero, NaN -> 0. Returns d; *qsum is
+ * the sum of the codes. */
+AI float q8_block(const float *x, int8_t *qs, int32_t *qsum)
+{
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v[4], amax = _mm256_setzero_ps();
+    for (int i = 0; i < 4; i++) {
+        v[i] = _mm256_loadu_ps(x + 8 * i);
+        amax = _mm256_max_ps(_mm256_andnot_ps(sign, v[i]), amax); /* NaN lanes keep amax */
+    }
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    float d = _mm_cvtss_f32(m) / 127.0f;
+    if (d > 65504.0f) d = 65504.0f;
+    float id = d == 0.0f ? 0.0f : 1.0f / d;
+    if (!(id - id == 0.0f)) id = 0.0f; /* inf: d too small to invert */
+    const __m256 vid = _mm256_set1_ps(id), lim = _mm256_set1_ps(127.0f);
+    __m256i q[4];
+    for (int i = 0; i < 4; i++) {
+        __m256 t = _mm256_mul_ps(v[i], vid);
+        t = _mm256_and_ps(t, _mm256_cmp_ps(t, t, _CMP_ORD_Q));
+        t = _mm256_min_ps(_mm256_max_ps(t, _mm256_sub_ps(_mm256_setzero_ps(), lim)), lim);
+        const __m256 tr = _mm256_round_ps(t, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        const __m256 fr = _mm256_andnot_ps(sign, _mm256_sub_ps(t, tr));
+        const __m256 one = _mm256_or_ps(_mm256_and_ps(t, sign), _mm256_set1_ps(1.0f));
+        const __m256 up = _mm256_cmp_ps(fr, _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+        q[i] = _mm256_cvttps_epi32(_mm256_add_ps(tr, _mm256_and_ps(up, one)));
+    }
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    *qsum = _mm_cvtsi128_si32(s4);
+    __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)qs, p);
+    return d;
+}
+
+static void quantize_q8_0(const float *src, void *dst, int64_t n)
+{
+    realm_block_q8_0 *b = dst;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int32_t qsum;
+        b[i].d = realm_fp32_to_fp16(q8_block(src + 32 * i, b[i].qs, &qsum));
+    }
+}
+
+static void quantize_q8_1(const float *src, void *dst, int64_t n)
+{
+    realm_block_q8_1 *b = dst;
+    for (int64_t i = 0; i < n / 32; i++) {
+        int32_t qsum;
+        float d = q8_block(src + 32 * i, b[i].qs, &qsum);
+        b[i].d = realm_fp32_to_fp16(d);
+        b[i].s = realm_fp32_to_fp16((float)qsum * d);
+    }
+}
+
+void realm__cpu_kernels_avx2_init(realm_cpu_kernels *t)
+{
+    t->name = "avx2";
+    t->gemm[REALM_TYPE_F32] = gemm_f32;
+    t->gemm[REALM_TYPE_F16] = gemm_f16;
+    t->gemm[REALM_TYPE_BF16] = gemm_bf16;
+    t->quantize[REALM_TYPE_Q8_0] = quantize_q8_0;
+    t->quantize[REALM_TYPE_Q8_1] = quantize_q8_1;
+    t->f32_dot = f32_dot;
+    t->f32_axpy = f32_axpy;
+    t->attn_scores = attn_scores;
+    t->attn_values = attn_values;
+    t->exp_sum = exp_sum;
+    t->swiglu = swiglu;
+    t->tile_rows = 8; /* the quantized kernels work on 8 weight rows at a time */
+}
