@@ -13,12 +13,10 @@
 #include <cmocka.h>
 
 #include <math.h>
-#include <stdatomic.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_kernels.h"
 #include "base/alloc.h"
-#include "base/threadpool.h"
 
 static float frand(uint32_t *s)
 {
@@ -286,41 +284,6 @@ static void test_attention_helpers(void **state)
         }
 }
 
-typedef struct pool_check {
-    atomic_int hits[1000];
-    atomic_int bad_thread;
-    int size;
-} pool_check;
-
-static void pool_task(void *ctx, int64_t task, int thread)
-{
-    pool_check *c = ctx;
-    atomic_fetch_add(&c->hits[task], 1);
-    if (thread < 0 || thread >= c->size) atomic_store(&c->bad_thread, 1);
-}
-
-static void test_threadpool(void **state)
-{
-    (void)state;
-    for (int size = 1; size <= 4; size++) {
-        realm_threadpool_t *p = NULL;
-        realm_error err = {0};
-        assert_int_equal(realm_threadpool_create(size, &p, &err), REALM_OK);
-        assert_int_equal(realm_threadpool_size(p), size);
-        static pool_check c;
-        for (int job = 0; job < 300; job++) {
-            int n = (job * 37) % 1000;
-            memset(&c, 0, sizeof c);
-            c.size = size;
-            realm_threadpool_run(p, n, job % 3, pool_task, &c);
-            for (int i = 0; i < 1000; i++)
-                assert_int_equal(atomic_load(&c.hits[i]), i < n ? 1 : 0);
-            assert_int_equal(atomic_load(&c.bad_thread), 0);
-        }
-        realm_threadpool_free(p);
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -329,7 +292,6 @@ int main(void)
         cmocka_unit_test(test_gemm_float_tail),
         cmocka_unit_test(test_helpers),
         cmocka_unit_test(test_attention_helpers),
-        cmocka_unit_test(test_threadpool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
