@@ -47,6 +47,21 @@ void *realm_realloc_array(void *ptr, size_t n, size_t size)
     return realm_realloc(ptr, n * size);
 }
 
+realm_status realm_array_reserve(void **arr, size_t *cap, size_t need, size_t elem_size, size_t min_cap)
+{
+    if (need <= *cap) return REALM_OK;
+    size_t c = *cap ? *cap : (min_cap ? min_cap : 1);
+    while (c < need) {
+        if (c > SIZE_MAX / 2) return REALM_E_NOMEM;
+        c *= 2;
+    }
+    void *p = realm_realloc_array(*arr, c, elem_size);
+    if (!p) return REALM_E_NOMEM;
+    *arr = p;
+    *cap = c;
+    return REALM_OK;
+}
+
 void realm_free(void *ptr)
 {
     free(ptr);

@@ -12,12 +12,19 @@
 
 #include <stddef.h>
 
+#include "base/status.h"
+
 void *realm_malloc(size_t size);
 void *realm_calloc(size_t n, size_t size);
 void *realm_realloc(void *ptr, size_t size);
 /* realloc to n * size bytes; NULL (ptr untouched) on overflow or failure. */
 void *realm_realloc_array(void *ptr, size_t n, size_t size);
 void realm_free(void *ptr);
+/* Make *arr (an array of *cap elements of elem_size bytes) hold at least
+ * need elements, doubling from min_cap; *arr and *cap change only on
+ * success. REALM_E_NOMEM (arr untouched) on overflow or failure. The one
+ * growth policy for every growable array in Realm. */
+realm_status realm_array_reserve(void **arr, size_t *cap, size_t need, size_t elem_size, size_t min_cap);
 /* strdup through realm_malloc. */
 char *realm_strdup(const char *s);
 

@@ -135,16 +135,12 @@ realm_status realm_tenants_list(realm_tenants_t *t, realm_tenant_info **out, siz
     realm_status s = REALM_OK;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (len == cap) {
-            size_t nc = cap ? cap * 2 : 8;
-            realm_tenant_info *nv = realm_realloc_array(v, nc, sizeof *v);
-            if (!nv) {
-                s = realm_error_set(err, REALM_E_NOMEM, "tenants: out of memory listing tenants");
-                break;
-            }
-            v = nv;
-            cap = nc;
+        void *grown = v;
+        if (realm_array_reserve(&grown, &cap, len + 1, sizeof *v, 8)) {
+            s = realm_error_set(err, REALM_E_NOMEM, "tenants: out of memory listing tenants");
+            break;
         }
+        v = grown;
         realm__tenants_row_info(st, 0, &v[len++]);
     }
     if (s == REALM_OK && rc != SQLITE_DONE) s = realm__tenants_sqlerr(t->rd.db, rc, "list", err);
@@ -311,16 +307,12 @@ realm_status realm_tenants_key_list(realm_tenants_t *t, int64_t tenant_id, realm
     realm_status s = REALM_OK;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (len == cap) {
-            size_t nc = cap ? cap * 2 : 4;
-            realm_tenant_key *nv = realm_realloc_array(v, nc, sizeof *v);
-            if (!nv) {
-                s = realm_error_set(err, REALM_E_NOMEM, "tenants: out of memory listing keys");
-                break;
-            }
-            v = nv;
-            cap = nc;
+        void *grown = v;
+        if (realm_array_reserve(&grown, &cap, len + 1, sizeof *v, 4)) {
+            s = realm_error_set(err, REALM_E_NOMEM, "tenants: out of memory listing keys");
+            break;
         }
+        v = grown;
         realm_tenant_key *k = &v[len++];
         memset(k, 0, sizeof *k);
         snprintf(k->key_id, sizeof k->key_id, "%s", (const char *)sqlite3_column_text(st, 0));

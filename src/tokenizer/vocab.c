@@ -100,30 +100,16 @@ void realm_token_vec_free(realm_token_vec *v)
 
 realm_status realm_token_vec_push(realm_token_vec *v, int32_t id)
 {
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 64;
-        int32_t *p = realm_realloc_array(v->ids, cap, sizeof *p);
-        if (!p) return REALM_E_NOMEM;
-        v->ids = p;
-        v->cap = cap;
-    }
+    void *ids = v->ids;
+    if (realm_array_reserve(&ids, &v->cap, v->n + 1, sizeof *v->ids, 64)) return REALM_E_NOMEM;
+    v->ids = ids;
     v->ids[v->n++] = id;
     return REALM_OK;
 }
 
 realm_status realm__scratch_reserve(void **p, size_t *cap, size_t need)
 {
-    if (need <= *cap) return REALM_OK;
-    size_t c = *cap ? *cap : 256;
-    while (c < need) {
-        if (c > SIZE_MAX / 2) return REALM_E_NOMEM;
-        c *= 2;
-    }
-    void *q = realm_realloc(*p, c);
-    if (!q) return REALM_E_NOMEM;
-    *p = q;
-    *cap = c;
-    return REALM_OK;
+    return realm_array_reserve(p, cap, need, 1, 256);
 }
 
 /* GPT-2's byte-to-unicode table: printable Latin-1 bytes stand for themselves,
