@@ -53,6 +53,9 @@ typedef struct realm_weight {
     int64_t ne0;      /* row length */
     int64_t ne1;      /* number of rows; 1 for a vector */
     const void *data; /* backend address; NULL: absent (optional weights) */
+    /* The same matrix in the layout this backend's matmul reads fastest
+     * (weight_pack), or NULL: matmul reads it when set, get_rows never. */
+    const void *packed;
 } realm_weight;
 
 /* ---- the batch descriptor ----
@@ -130,6 +133,12 @@ typedef struct realm_backend_ops {
     void (*buffer_download)(realm_backend *be, const realm_buffer *buf, size_t offset, void *dst,
                             size_t size_bytes);
     void (*buffer_clear)(realm_backend *be, realm_buffer *buf); /* all bytes zero */
+    /* Optional (NULL: weights are read as bound). A copy of matrix w in the
+     * backend's own layout for matmul, in *out (free with buffer_free; the
+     * caller points w->packed at out->data). out->data is NULL when the
+     * backend reads this type as it is. Called once per matrix at load. */
+    realm_status (*weight_pack)(realm_backend *be, const realm_weight *w, realm_buffer *out,
+                                realm_error *err);
 
     /* ---- ops; activations are f32, row-major (rows, width) ---- */
     /* out (n, emb->ne0) = rows token[0..n) of the embedding table, as f32. */

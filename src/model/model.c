@@ -77,6 +77,9 @@ void realm_model_free(realm_model_t *m)
     if (m->scratch.data) be->ops->buffer_free(be, &m->scratch);
     if (m->inv_freq_buf.data) be->ops->buffer_free(be, &m->inv_freq_buf);
     if (m->weights_buf.data) be->ops->buffer_free(be, &m->weights_buf);
+    for (int32_t i = 0; i < m->n_packed; i++)
+        be->ops->buffer_free(be, &m->packed[i]);
+    realm_free(m->packed);
     realm_free(m->layers);
     realm_free(m->logit_rows);
     realm_free(m);

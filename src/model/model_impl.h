@@ -40,6 +40,8 @@ struct realm_model {
     realm_weight output;         /* (n_vocab, n_embd); token_embd when tied */
     realm_layer_weights *layers; /* (n_layer) host array of backend weights */
     realm_buffer inv_freq_buf;   /* (n_rot / 2) f32: base^(-2i/n_rot) * freq_scale / factor[i] */
+    realm_buffer *packed;        /* (n_packed) the backend's packed copies of the matrices */
+    int32_t n_packed;
 
     /* Activation scratch, one backend allocation carved into: */
     realm_buffer scratch;

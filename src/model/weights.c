@@ -4,8 +4,9 @@
  * Every tensor is checked against the shape the hyperparameters imply and
  * against what the backend can compute with, so a broken or unsupported file
  * fails at load with the tensor's name, never in the middle of a forward
- * pass. Nothing is copied or dequantized: a weight is the backend address of
- * its bytes in the GGUF data section.
+ * pass. Nothing is dequantized: a weight is the backend address of its bytes
+ * in the GGUF data section, plus, where the backend asks for it
+ * (weight_pack), a copy of each matrix in the backend's matmul layout.
  */
 #include <math.h>
 #include <stdio.h>
@@ -93,6 +94,34 @@ static realm_status build_inv_freq(realm_model_t *m, realm_error *err)
     return REALM_OK;
 }
 
+/* Let the backend repack every matrix into its matmul layout (once, here). */
+static realm_status pack_weights(realm_model_t *m, realm_error *err)
+{
+    if (!m->be->ops->weight_pack) return REALM_OK;
+    int32_t cap = m->hp.n_layer * 7 + 1;
+    m->packed = realm_calloc((size_t)cap, sizeof *m->packed);
+    if (!m->packed) return realm_error_set(err, REALM_E_NOMEM, "model: out of memory");
+    realm_weight *mats[cap];
+    int32_t n = 0;
+    mats[n++] = &m->output;
+    for (int32_t l = 0; l < m->hp.n_layer; l++) {
+        realm_layer_weights *L = &m->layers[l];
+        realm_weight *lw[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof lw / sizeof *lw; i++)
+            mats[n++] = lw[i];
+    }
+    for (int32_t i = 0; i < n; i++) {
+        realm_buffer *b = &m->packed[m->n_packed];
+        realm_status st = m->be->ops->weight_pack(m->be, mats[i], b, err);
+        if (st) return st;
+        if (b->data) {
+            mats[i]->packed = b->data;
+            m->n_packed++;
+        }
+    }
+    return REALM_OK;
+}
+
 realm_status realm__model_bind_weights(realm_model_t *m, const realm__arch *arch, realm_error *err)
 {
     realm_hparams *hp = &m->hp;
@@ -147,5 +176,6 @@ realm_status realm__model_bind_weights(realm_model_t *m, const realm__arch *arch
             return st;
 #undef BIND
     }
+    if ((st = pack_weights(m, err))) return st;
     return build_inv_freq(m, err);
 }

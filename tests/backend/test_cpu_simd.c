@@ -3,7 +3,8 @@
  * shapes (single rows, rows not a multiple of the tile, K = 14336):
  *  - activation quantizers: the same bytes as the reference from_float;
  *  - gemm: each element within f32 summation-order error of the reference
- *    vec_dot, and bit-identical however the matrix is cut into tiles;
+ *    vec_dot, and bit-identical however the matrix is cut into tiles, and
+ *    with the weights packed at load (pack + gemm_packed);
  *  - exp/swiglu/dot/attention helpers against libm and plain loops;
  * plus the thread pool (every task exactly once, repeated jobs). */
 #include <setjmp.h>
@@ -151,6 +152,26 @@ static void check_gemm(const realm_cpu_kernels *tab, realm_type type, shape s, u
                             out2 + c0 * s.nr + r0, (size_t)s.nr);
         }
     assert_memory_equal(out, out2, (size_t)(s.nr * s.nc) * sizeof(float));
+    if (tab->pack[type]) {
+        /* Packed at load: the same bits, whole and in panel-aligned slices
+         * against odd column blocks (as the thread split cuts it). */
+        int64_t tr = tab->tile_rows, padded = (s.nr + tr - 1) / tr * tr;
+        char *p = realm_malloc(ws * (size_t)padded);
+        assert_non_null(tab->gemm_packed[type]);
+        tab->pack[type](s.k, w, ws, s.nr, p);
+        memset(out2, 0xff, (size_t)(s.nr * s.nc) * sizeof(float));
+        tab->gemm_packed[type](s.k, p, ws, s.nr, a, as, s.nc, out2, (size_t)s.nr);
+        assert_memory_equal(out, out2, (size_t)(s.nr * s.nc) * sizeof(float));
+        memset(out2, 0xff, (size_t)(s.nr * s.nc) * sizeof(float));
+        for (int64_t r0 = 0; r0 < s.nr; r0 += tr)
+            for (int64_t c0 = 0; c0 < s.nc; c0 += 3) {
+                int64_t nr = s.nr - r0 < tr ? s.nr - r0 : tr, nc = s.nc - c0 < 3 ? s.nc - c0 : 3;
+                tab->gemm_packed[type](s.k, p + (size_t)r0 * ws, ws, nr, a + (size_t)c0 * as, as,
+                                       nc, out2 + c0 * s.nr + r0, (size_t)s.nr);
+            }
+        assert_memory_equal(out, out2, (size_t)(s.nr * s.nc) * sizeof(float));
+        realm_free(p);
+    }
     realm_free(wf);
     realm_free(af);
     realm_free(wd);
@@ -166,7 +187,7 @@ static void test_gemm_matches_reference(void **state)
     (void)state;
     const realm_cpu_kernels *tabs[4];
     int n_tabs = realm__cpu_kernels_all(tabs, 4);
-    const shape shapes[] = {{256, 1, 1}, {256, 7, 5}, {512, 4, 2}, {768, 13, 3}, {14336, 5, 2}};
+    const shape shapes[] = {{256, 1, 1}, {256, 7, 5}, {512, 4, 2}, {768, 13, 3}, {1280, 17, 9}, {14336, 5, 2}};
     uint32_t seed = 11;
     int checked = 0;
     for (int k = 0; k < n_tabs; k++)

@@ -111,6 +111,46 @@ static void cpu_buffer_clear(realm_backend *be, realm_buffer *buf)
     memset(buf->data, 0, buf->size_bytes);
 }
 
+typedef struct pack_job {
+    realm_cpu_pack_fn pack;
+    const realm_weight *w;
+    size_t row_bytes;
+    int64_t rows_per_task;
+    char *dst;
+} pack_job;
+
+static void pack_task(void *ctx, int64_t task, int thread)
+{
+    (void)thread;
+    const pack_job *j = ctx;
+    int64_t r0 = task * j->rows_per_task;
+    int64_t nr = j->w->ne1 - r0 < j->rows_per_task ? j->w->ne1 - r0 : j->rows_per_task;
+    j->pack(j->w->ne0, (const char *)j->w->data + (size_t)r0 * j->row_bytes, j->row_bytes, nr,
+            j->dst + (size_t)r0 * j->row_bytes);
+}
+
+/* Types with a packed kernel get a copy in panels of tile_rows rows. */
+static realm_status cpu_weight_pack(realm_backend *be, const realm_weight *w, realm_buffer *out,
+                                    realm_error *err)
+{
+    cpu_ctx *c = realm__cpu_ctx(be);
+    *out = (realm_buffer){0};
+    realm_cpu_pack_fn pack = c->k->pack[w->type];
+    if (!pack || !c->k->gemm_packed[w->type]) return REALM_OK;
+    int64_t tr = c->k->tile_rows, panels = (w->ne1 + tr - 1) / tr;
+    pack_job j = {.pack = pack, .w = w, .row_bytes = realm_type_row_size(w->type, w->ne0)};
+    size_t bytes = (size_t)(panels * tr) * j.row_bytes;
+    j.dst = realm_malloc(bytes);
+    if (!j.dst)
+        return realm_error_set(err, REALM_E_NOMEM, "cpu backend: cannot allocate %zu bytes to pack a weight",
+                               bytes);
+    j.rows_per_task = tr * 64;
+    realm_threadpool_run(c->pool, (w->ne1 + j.rows_per_task - 1) / j.rows_per_task, c->n_threads,
+                         pack_task, &j);
+    *out = (realm_buffer){.data = j.dst, .size_bytes = bytes};
+    return REALM_OK;
+}
+
 static const realm_backend_ops cpu_ops = {
     .name = "cpu",
     .supports = cpu_supports,
@@ -123,6 +163,7 @@ static const realm_backend_ops cpu_ops = {
     .buffer_upload = cpu_buffer_upload,
     .buffer_download = cpu_buffer_download,
     .buffer_clear = cpu_buffer_clear,
+    .weight_pack = cpu_weight_pack,
     .get_rows = realm__cpu_get_rows,
     .copy_rows = realm__cpu_copy_rows,
     .rmsnorm = realm__cpu_rmsnorm,

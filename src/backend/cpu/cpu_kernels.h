@@ -32,10 +32,21 @@ typedef void (*realm_cpu_gemm_fn)(int64_t k, const void *w, size_t w_stride, int
                                   const void *a, size_t a_stride, int64_t nc, float *out,
                                   size_t out_stride);
 
+/* pack contract: rewrites nr weight rows (GGUF layout, w_stride apart, k
+ * elements) into dst in the kernel's own layout: ceil(nr / tile_rows) panels,
+ * each tile_rows * w_stride bytes (rows past nr read as zero). gemm_packed has
+ * gemm's contract with w pointing at the panel that holds weight row 0 (so
+ * row r0, a multiple of tile_rows, is at w + r0 * w_stride) and returns the
+ * same bits as gemm on the unpacked rows. */
+typedef void (*realm_cpu_pack_fn)(int64_t k, const void *w, size_t w_stride, int64_t nr,
+                                  void *dst);
+
 typedef struct realm_cpu_kernels {
     const char *name; /* "avx2", "scalar" */
     /* NULL slots fall back to the type's reference vec_dot / from_float. */
     realm_cpu_gemm_fn gemm[REALM_TYPE_COUNT];       /* by weight type */
+    realm_cpu_pack_fn pack[REALM_TYPE_COUNT];       /* NULL: the type is used unpacked */
+    realm_cpu_gemm_fn gemm_packed[REALM_TYPE_COUNT]; /* set with pack */
     realm_from_float_fn quantize[REALM_TYPE_COUNT]; /* by activation type */
     float (*f32_dot)(int64_t n, const float *x, const float *y);
     void (*f32_axpy)(int64_t n, float a, const float *x, float *y); /* y += a * x */

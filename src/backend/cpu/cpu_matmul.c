@@ -18,6 +18,7 @@
 
 typedef struct mm_job {
     const realm_weight *w;
+    const void *wdata; /* w->packed (for a packed gemm) or w->data */
     const float *bias; /* (w->ne1) or NULL */
     const char *act;   /* (n, act_row_bytes) activations in w's vec_dot_type */
     size_t act_row_bytes, w_row_bytes;
@@ -37,7 +38,7 @@ static void mm_task(void *ctx, int64_t task, int thread)
     int64_t c0 = (task / j->n_row_tasks) * j->cols_per_task;
     int64_t nr = N - r0 < j->rows_per_task ? N - r0 : j->rows_per_task;
     int64_t nc = j->n - c0 < j->cols_per_task ? j->n - c0 : j->cols_per_task;
-    const char *w = (const char *)j->w->data + (size_t)r0 * j->w_row_bytes;
+    const char *w = (const char *)j->wdata + (size_t)r0 * j->w_row_bytes;
     const char *a = j->act + (size_t)c0 * j->act_row_bytes;
     float *out = j->out + (size_t)c0 * N + r0;
     if (j->gemm) {
@@ -82,7 +83,8 @@ void realm__cpu_matmul(realm_backend *be, const realm_weight *w, const realm_wei
     mm_job j = {.w = w,
                 .bias = bias ? bias->data : NULL,
                 .n = n,
-                .gemm = c->k->gemm[w->type],
+                .gemm = w->packed ? c->k->gemm_packed[w->type] : c->k->gemm[w->type],
+                .wdata = w->packed ? w->packed : w->data,
                 .dot = t->vec_dot,
                 .out = out,
                 .w_row_bytes = realm_type_row_size(w->type, w->ne0)};
