@@ -111,6 +111,8 @@ typedef struct realm_backend_limits {
     int64_t max_ne0;  /* longest matmul input row */
 } realm_backend_limits;
 
+enum { REALM_MATMUL_MULTI_MAX = 3 };
+
 typedef struct realm_backend_ops {
     const char *name;
     /* Can matmul/get_rows read weights of this type? */
@@ -155,6 +157,14 @@ typedef struct realm_backend_ops {
      * every product accumulates in f32 through the type's vec_dot. */
     void (*matmul)(realm_backend *be, const realm_weight *w, const realm_weight *bias,
                    const float *x, int32_t n, float *out);
+    /* Optional (NULL: the model calls matmul count times). outs[i] = x ·
+     * ws[i]^T (+ biases[i] when biases and biases[i] are not NULL) for
+     * i < count <= REALM_MATMUL_MULTI_MAX: matmuls that read the same x (Q/K/V,
+     * gate/up) as one op, so x is converted once and the work is one job.
+     * Results equal count matmul calls bit for bit. */
+    void (*matmul_multi)(realm_backend *be, int count, const realm_weight *const *ws,
+                         const realm_weight *const *biases, const float *x, int32_t n,
+                         float *const *outs);
     /* Rotate, in place, n_head heads of head_dim in each of n rows of x
      * (row width n_head * head_dim) by angle pos[r] * inv_freq[i] for the
      * first n_rot dims; inv_freq (n_rot / 2) is backend memory. */

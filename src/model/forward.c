@@ -70,6 +70,22 @@ static realm_status check_batch(const realm_model_t *m, const realm_kv_pool *kv,
     return REALM_OK;
 }
 
+/* outs[i] = x · ws[i]^T (+ biases[i]) for matmuls sharing x: one op where the
+ * backend has it. Optional biases are absent when their data is NULL. */
+static void matmuls(realm_backend *be, int count, const realm_weight *const *ws,
+                    const realm_weight *biases, const float *x, int32_t n, float *const *outs)
+{
+    const realm_weight *bp[REALM_MATMUL_MULTI_MAX];
+    for (int i = 0; i < count; i++)
+        bp[i] = biases && biases[i].data ? &biases[i] : NULL;
+    if (be->ops->matmul_multi) {
+        be->ops->matmul_multi(be, count, ws, bp, x, n, outs);
+        return;
+    }
+    for (int i = 0; i < count; i++)
+        be->ops->matmul(be, ws[i], bp[i], x, n, outs[i]);
+}
+
 realm_status realm_model_forward(realm_model_t *m, const realm_kv_pool *kv, const realm_batch *b,
                                  float *logits, realm_error *err)
 {
@@ -90,9 +106,9 @@ realm_status realm_model_forward(realm_model_t *m, const realm_kv_pool *kv, cons
         const realm_layer_weights *L = &m->layers[l];
         /* attention */
         op->rmsnorm(be, m->x, &L->attn_norm, n, hp->norm_eps, m->xb);
-        op->matmul(be, &L->wq, L->bq.data ? &L->bq : NULL, m->xb, n, m->q);
-        op->matmul(be, &L->wk, L->bk.data ? &L->bk : NULL, m->xb, n, m->k);
-        op->matmul(be, &L->wv, L->bv.data ? &L->bv : NULL, m->xb, n, m->v);
+        const realm_weight *qkv[] = {&L->wq, &L->wk, &L->wv};
+        const realm_weight qkv_bias[] = {L->bq, L->bk, L->bv};
+        matmuls(be, 3, qkv, qkv_bias, m->xb, n, (float *const[]){m->q, m->k, m->v});
         op->rope(be, m->q, n, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_mode, inv_freq, b->pos);
         op->rope(be, m->k, n, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_mode, inv_freq,
                  b->pos);
@@ -102,8 +118,8 @@ realm_status realm_model_forward(realm_model_t *m, const realm_kv_pool *kv, cons
         op->add(be, m->x, m->xb, (int64_t)n * D);
         /* feed-forward */
         op->rmsnorm(be, m->x, &L->ffn_norm, n, hp->norm_eps, m->xb);
-        op->matmul(be, &L->w_gate, NULL, m->xb, n, m->hb);
-        op->matmul(be, &L->w_up, NULL, m->xb, n, m->hb2);
+        const realm_weight *gate_up[] = {&L->w_gate, &L->w_up};
+        matmuls(be, 2, gate_up, NULL, m->xb, n, (float *const[]){m->hb, m->hb2});
         op->swiglu(be, m->hb, m->hb2, (int64_t)n * hp->n_ff);
         op->matmul(be, &L->w_down, NULL, m->hb, n, m->xb);
         op->add(be, m->x, m->xb, (int64_t)n * D);

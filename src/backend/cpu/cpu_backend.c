@@ -168,6 +168,7 @@ static const realm_backend_ops cpu_ops = {
     .copy_rows = realm__cpu_copy_rows,
     .rmsnorm = realm__cpu_rmsnorm,
     .matmul = realm__cpu_matmul,
+    .matmul_multi = realm__cpu_matmul_multi,
     .rope = realm__cpu_rope,
     .kv_store = realm__cpu_kv_store,
     .attention = realm__cpu_attention,

@@ -30,6 +30,9 @@ void realm__cpu_rmsnorm(realm_backend *be, const float *x, const realm_weight *w
                         float eps, float *out);
 void realm__cpu_matmul(realm_backend *be, const realm_weight *w, const realm_weight *bias,
                        const float *x, int32_t n, float *out);
+void realm__cpu_matmul_multi(realm_backend *be, int count, const realm_weight *const *w,
+                             const realm_weight *const *bias, const float *x, int32_t n,
+                             float *const *out);
 void realm__cpu_rope(realm_backend *be, float *x, int32_t n, int32_t n_head, int32_t head_dim,
                      int32_t n_rot, realm_rope_mode mode, const float *inv_freq,
                      const int32_t *pos);

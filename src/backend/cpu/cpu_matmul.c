@@ -24,6 +24,7 @@ typedef struct mm_job {
     size_t act_row_bytes, w_row_bytes;
     int32_t n;
     int64_t rows_per_task, cols_per_task, n_row_tasks;
+    realm_type act_type;    /* the activations' format (w's vec_dot_type) */
     realm_cpu_gemm_fn gemm; /* NULL: reference vec_dot */
     realm_vec_dot_fn dot;
     float *out; /* (n, w->ne1) */
@@ -75,52 +76,99 @@ static int64_t round_up(int64_t v, int64_t m)
     return (v + m - 1) / m * m;
 }
 
-void realm__cpu_matmul(realm_backend *be, const realm_weight *w, const realm_weight *bias,
-                       const float *x, int32_t n, float *out)
+/* Several matmuls over the same x, run as one pool job. */
+typedef struct multi_job {
+    mm_job jobs[REALM_MATMUL_MULTI_MAX];
+    int64_t first_task[REALM_MATMUL_MULTI_MAX + 1]; /* job i owns tasks [first_task[i], first_task[i + 1]) */
+    int count;
+} multi_job;
+
+static void multi_task(void *ctx, int64_t task, int thread)
 {
-    cpu_ctx *c = realm__cpu_ctx(be);
+    const multi_job *m = ctx;
+    int i = 0;
+    while (task >= m->first_task[i + 1])
+        i++;
+    mm_task((void *)&m->jobs[i], task - m->first_task[i], thread);
+}
+
+/* Fills j for w and returns its task count; quantizes x into *act_free (the
+ * next free byte of the scratch) unless an earlier job of this call already
+ * holds x in the same format. */
+static int64_t plan(cpu_ctx *c, const realm_weight *w, const realm_weight *bias, const float *x,
+                    int32_t n, float *out, const mm_job *earlier, int n_earlier, size_t *act_free,
+                    int threads, mm_job *j)
+{
     const realm_type_traits *t = realm_type_traits_get(w->type);
-    mm_job j = {.w = w,
-                .bias = bias ? bias->data : NULL,
-                .n = n,
-                .gemm = w->packed ? c->k->gemm_packed[w->type] : c->k->gemm[w->type],
-                .wdata = w->packed ? w->packed : w->data,
-                .dot = t->vec_dot,
-                .out = out,
-                .w_row_bytes = realm_type_row_size(w->type, w->ne0)};
+    *j = (mm_job){.w = w,
+                  .bias = bias ? bias->data : NULL,
+                  .n = n,
+                  .gemm = w->packed ? c->k->gemm_packed[w->type] : c->k->gemm[w->type],
+                  .wdata = w->packed ? w->packed : w->data,
+                  .dot = t->vec_dot,
+                  .out = out,
+                  .w_row_bytes = realm_type_row_size(w->type, w->ne0),
+                  .act_type = t->vec_dot_type};
     REALM_ASSERT(n <= c->lim.max_rows && w->ne0 <= c->lim.max_ne0);
-    /* Threads pay off only above ~a quarter million multiply-adds. */
-    double work = (double)w->ne1 * (double)w->ne0 * n;
-    int threads = work >= (1 << 18) ? c->n_threads : 1;
     if (t->vec_dot_type == REALM_TYPE_F32) {
-        j.act = (const char *)x;
-        j.act_row_bytes = (size_t)w->ne0 * sizeof(float);
+        j->act = (const char *)x;
+        j->act_row_bytes = (size_t)w->ne0 * sizeof(float);
     } else {
-        /* Quantize each activation row once, for all output rows. */
-        quant_job q = {.q = c->k->quantize[t->vec_dot_type], .x = x, .ne0 = w->ne0, .dst = c->act_q};
-        if (!q.q) q.q = realm_type_traits_get(t->vec_dot_type)->from_float;
-        q.row_bytes = j.act_row_bytes = realm_type_row_size(t->vec_dot_type, w->ne0);
-        REALM_ASSERT(j.act_row_bytes > 0 && (size_t)n * j.act_row_bytes <= c->act_q_bytes);
-        realm_threadpool_run(c->pool, n, n >= 8 ? threads : 1, quant_task, &q);
-        j.act = c->act_q;
+        j->act_row_bytes = realm_type_row_size(t->vec_dot_type, w->ne0);
+        for (int i = 0; i < n_earlier && !j->act; i++)
+            if (earlier[i].act_type == j->act_type) j->act = earlier[i].act;
+        if (!j->act) {
+            /* Quantize each activation row once, for all output rows. */
+            quant_job q = {.q = c->k->quantize[t->vec_dot_type], .x = x, .ne0 = w->ne0,
+                           .dst = (char *)c->act_q + *act_free, .row_bytes = j->act_row_bytes};
+            if (!q.q) q.q = realm_type_traits_get(t->vec_dot_type)->from_float;
+            *act_free += (size_t)n * j->act_row_bytes;
+            REALM_ASSERT(j->act_row_bytes > 0 && *act_free <= c->act_q_bytes);
+            realm_threadpool_run(c->pool, n, n >= 8 ? threads : 1, quant_task, &q);
+            j->act = q.dst;
+        }
     }
     int64_t tr = c->k->tile_rows, N = w->ne1;
     if (n <= 8 || threads == 1) {
         /* decode: slices of weight rows, ~4 per thread */
-        j.cols_per_task = n;
-        j.rows_per_task = threads > 1 ? round_up((N + 4 * threads - 1) / (4 * threads), tr) : N;
+        j->cols_per_task = n;
+        j->rows_per_task = threads > 1 ? round_up((N + 4 * threads - 1) / (4 * threads), tr) : N;
     } else {
-        int64_t rows = (int64_t)(TASK_WEIGHT_BYTES / j.w_row_bytes);
+        int64_t rows = (int64_t)(TASK_WEIGHT_BYTES / j->w_row_bytes);
         rows = rows < tr ? tr : rows / tr * tr;
         /* enough tasks to keep every thread busy even for narrow matrices */
         int64_t cols = TASK_ACT_ROWS;
         while ((round_up(N, rows) / rows) * ((n + cols - 1) / cols) < 4 * threads && rows > tr)
             rows = rows / 2 < tr ? tr : rows / 2 / tr * tr;
-        j.rows_per_task = rows;
-        j.cols_per_task = cols;
+        j->rows_per_task = rows;
+        j->cols_per_task = cols;
     }
-    if (j.rows_per_task < 1) j.rows_per_task = 1;
-    j.n_row_tasks = (N + j.rows_per_task - 1) / j.rows_per_task;
-    int64_t n_tasks = j.n_row_tasks * ((n + j.cols_per_task - 1) / j.cols_per_task);
-    realm_threadpool_run(c->pool, n_tasks, threads, mm_task, &j);
+    if (j->rows_per_task < 1) j->rows_per_task = 1;
+    j->n_row_tasks = (N + j->rows_per_task - 1) / j->rows_per_task;
+    return j->n_row_tasks * ((n + j->cols_per_task - 1) / j->cols_per_task);
+}
+
+void realm__cpu_matmul_multi(realm_backend *be, int count, const realm_weight *const *w,
+                             const realm_weight *const *bias, const float *x, int32_t n,
+                             float *const *out)
+{
+    cpu_ctx *c = realm__cpu_ctx(be);
+    REALM_ASSERT(count >= 1 && count <= REALM_MATMUL_MULTI_MAX);
+    multi_job m = {.count = count};
+    /* Threads pay off only above ~a quarter million multiply-adds. */
+    double work = 0;
+    for (int i = 0; i < count; i++)
+        work += (double)w[i]->ne1 * (double)w[i]->ne0 * n;
+    int threads = work >= (1 << 18) ? c->n_threads : 1;
+    size_t act_free = 0;
+    for (int i = 0; i < count; i++)
+        m.first_task[i + 1] = m.first_task[i] + plan(c, w[i], bias ? bias[i] : NULL, x, n, out[i],
+                                                     m.jobs, i, &act_free, threads, &m.jobs[i]);
+    realm_threadpool_run(c->pool, m.first_task[count], threads, multi_task, &m);
+}
+
+void realm__cpu_matmul(realm_backend *be, const realm_weight *w, const realm_weight *bias,
+                       const float *x, int32_t n, float *out)
+{
+    realm__cpu_matmul_multi(be, 1, &w, &bias, x, n, &out);
 }
