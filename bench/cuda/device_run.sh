@@ -4,11 +4,14 @@
 # CPU backend (tables), then speed on synth models (Llama-3-8B shape Q4_K_M and
 # Q8_0, Llama-3.2-1B Q4_K_M) and, when a trimmed llama.cpp source tarball is
 # carried in .llama/, the same models through llama-bench for comparison.
-#   usage: bench/cuda/device_run.sh [correct|speed|all] [--no-llama]
+#   usage: bench/cuda/device_run.sh [correct|speed|all|quick] [--no-llama]
+# quick = correct + speed without llama.cpp, plus an A/B decode of the 8B
+# Q4_K_M with the staged mat-vec, fusion and split attention all off.
 # Build dependencies come as .debs in .debs/ (unpacked into a private prefix).
 set -u
 PHASE=${1:-all}
 LLAMA=1; [ "${2:-}" = "--no-llama" ] && LLAMA=0
+[ "$PHASE" = quick ] && LLAMA=0
 ROOT=$(pwd)
 OUT=${OUT:-/tmp/realm-out}; mkdir -p "$OUT"
 J=$(nproc)
@@ -93,6 +96,14 @@ PY
     timeout 240 $B/realm_bench_cuda $f --device cuda --steps 64 2>&1 | tail -4
     # where a decode step's time goes, op kind by op kind (graphs off)
     [ $2 = q4_k_m ] && REALM_CUDA_PROFILE=1 timeout 120 $B/realm_bench_cuda $f --device cuda --steps 16 --decode-only 2>&1 | grep -vE "^BENCH"
+    if [ "$PHASE" = quick ] && [ $1 = llama-3-8b ]; then
+      echo "A/B (unstaged mat-vec, no fusion, no split attention):"
+      REALM_CUDA_MMV_PLAIN=1 REALM_CUDA_NO_FUSE=1 REALM_CUDA_ATT_SPLIT=1 timeout 120 $B/realm_bench_cuda $f --device cuda --steps 64 --decode-only 2>&1 | tail -1
+      echo "A/B (unstaged mat-vec, fusion and split attention on):"
+      REALM_CUDA_MMV_PLAIN=1 timeout 120 $B/realm_bench_cuda $f --device cuda --steps 64 --decode-only 2>&1 | tail -1
+      echo "A/B (staged mat-vec without programmatic dependent launch):"
+      REALM_CUDA_PDL=0 timeout 120 $B/realm_bench_cuda $f --device cuda --steps 64 --decode-only 2>&1 | tail -1
+    fi
   done
   if [ -n "${LLAMA_PID:-}" ]; then
     wait $LLAMA_PID; tail -2 /tmp/llama-build.log

@@ -13,8 +13,21 @@
  * through the following quantizations until the two runs differ by the
  * activation-quantization noise itself (a few 1e-2 of the logit RMS). Random
  * weights give near-flat logits over 128k tokens, so the top two are often
- * closer than that. Float weights (no activation quantization) must agree to
- * 1e-3 and pick identical tokens. Prints one
+ * closer than that. The quantized tolerance, 1e-1 of the row RMS, is that
+ * noise bound, not a fit to the results: int8 rounding with a per-block scale
+ * amax/127 leaves an error of RMS amax/(127·√12) ≈ 0.8% of the activation RMS
+ * (amax ≈ 3.5× RMS for 32- and 256-element blocks of these activations) at
+ * each of the 7 quantized matmul inputs per layer and the LM head's; two runs
+ * that parted are each that far from the unrounded forward pass, so they
+ * differ by up to 2 · 0.8% · √(7·L + 1) ≈ 5–6% for the 1–2 layers here,
+ * and the residual stream's norms amplify it (measured: 2–8e-2 whenever a
+ * code flips, ≤ 1e-6 when none does).
+ * Float weights (no activation quantization) must agree to 1e-3 and pick
+ * identical tokens. F32 and F16 models of the 1B shape also run free (the
+ * CUDA run feeds back its own greedy picks, no teacher forcing): the 32
+ * tokens must be identical, since without int8 rounding the two backends
+ * differ only by float summation order (~1e-6 of the RMS), far below the
+ * top-two margin of the logits. Prints one
  * table row per model. Skips without a GPU. REALM_CUDA_TEST_BIG=1 adds the
  * Llama-3.2-1B and Llama-3-8B shapes (cut to 2 layers: the CPU reference is
  * the slow side). */
@@ -100,7 +113,14 @@ done:
 
 static int n_fail;
 
+static void check_model_run(const char *shape, const char *scheme, int layers, bool free_run);
+
 static void check_model(const char *shape, const char *scheme, int layers)
+{
+    check_model_run(shape, scheme, layers, false);
+}
+
+static void check_model_run(const char *shape, const char *scheme, int layers, bool free_run)
 {
     char path[256];
     snprintf(path, sizeof path, "/tmp/realm_cuda_model_%d_%s_%s.gguf", (int)getpid(), shape, scheme);
@@ -110,7 +130,7 @@ static void check_model(const char *shape, const char *scheme, int layers)
     assert_int_equal(realm_synth_write(&so, &err), REALM_OK);
     run_out c = {0}, gq = {0};
     assert_int_equal(run(path, "cpu", &c, &err), REALM_OK);
-    gq.forced = c.tokens;
+    gq.forced = free_run ? NULL : c.tokens;
     realm_status st = run(path, "cuda", &gq, &err);
     if (st) fprintf(stderr, "cuda: %s\n", err.message);
     assert_int_equal(st, REALM_OK);
@@ -136,9 +156,11 @@ static void check_model(const char *shape, const char *scheme, int layers)
     bool quantized = strcmp(scheme, "f16") && strcmp(scheme, "f32") && strcmp(scheme, "bf16");
     double tol = quantized ? 1e-1 : 1e-3;
     bool ok = worst_pre <= tol && worst_dec <= tol &&
-              (same == STEPS || (quantized && same + ties == STEPS));
+              (same == STEPS || (quantized && !free_run && same + ties == STEPS));
+    if (free_run && memcmp(c.tokens, gq.tokens, sizeof c.tokens) != 0) ok = false;
     char name[96];
-    snprintf(name, sizeof name, "%s%s%.0d %s", shape, layers ? " L" : "", layers, scheme);
+    snprintf(name, sizeof name, "%s%s%.0d %s%s", shape, layers ? " L" : "", layers, scheme,
+             free_run ? " free" : "");
     printf("| %-28s | %9.2e | %9.2e | %8.0e | %2d/%d | %2d | %s |\n", name, worst_pre, worst_dec,
            tol, same, STEPS, ties, ok ? "PASS" : "FAIL");
     fflush(stdout);
@@ -172,6 +194,8 @@ static void test_models(void **state)
         check_model("llama-3.2-1b", "q4_k_m", 2);
         check_model("llama-3.2-1b", "q8_0", 2);
         check_model("llama-3-8b", "q4_k_m", 1);
+        check_model_run("llama-3.2-1b", "f32", 4, true);
+        check_model_run("llama-3.2-1b", "f16", 4, true);
     }
     assert_int_equal(n_fail, 0);
 }

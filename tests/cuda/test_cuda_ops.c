@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/registry.h"
@@ -356,6 +357,179 @@ static void test_attention(void **state)
     assert_int_equal(n_fail, 0);
 }
 
+/* One decoder layer as model/forward.c records it (rmsnorm, q/k/v, rope q,
+ * rope k, kv_store, attention, wo, add, rmsnorm, gate/up, swiglu, down, add)
+ * in one pass, so the CUDA backend's fused kernels run (rmsnorm and swiglu
+ * writing the next matmul's quantized input, matmul+add, rope+rope+kv_store)
+ * and split attention at few rows. Checked twice: against a second CUDA
+ * backend with fusion off (REALM_CUDA_NO_FUSE=1): fusion must not change a
+ * bit, tolerance 0; and against the CPU, error relative to the RMS of the
+ * layer's output, tolerance 1e-3 (one activation code rounded the other way
+ * moves an output by ~1/127 of one term of a sum over D terms, ~1e-5 of the
+ * RMS; 1e-3 leaves room for a few such flips, while a wrong fusion errs by
+ * O(1)). */
+enum { FD = 512, FNH = 4, FNKV = 2, FHD = 128, FFF = 768, FKVD = FNKV * FHD, FR = 3 };
+
+struct layer_w {
+    realm_weight wq, wk, wv, wo, wg, wu, wd, n1, n2;
+};
+
+static void run_layer(realm_backend *be, const struct layer_w *L, const realm_kv_pool *kv,
+                      const realm_batch *b, const float *inv, float *x, float *xb, float *q,
+                      float *k, float *v, float *att, float *hb, float *hb2)
+{
+    const realm_backend_ops *o = be->ops;
+    const realm_attn_params ap = {.n_head = FNH, .n_head_kv = FNKV, .head_dim = FHD,
+                                  .scale = 1.0f / sqrtf((float)FHD)};
+    int32_t n = b->n_rows;
+    o->rmsnorm(be, x, &L->n1, n, 1e-5f, xb);
+    o->matmul(be, &L->wq, NULL, xb, n, q);
+    o->matmul(be, &L->wk, NULL, xb, n, k);
+    o->matmul(be, &L->wv, NULL, xb, n, v);
+    o->rope(be, q, n, FNH, FHD, FHD, REALM_ROPE_NORMAL, inv, b->pos);
+    o->rope(be, k, n, FNKV, FHD, FHD, REALM_ROPE_NORMAL, inv, b->pos);
+    o->kv_store(be, kv, 0, b, k, v);
+    o->attention(be, kv, 0, b, &ap, q, att);
+    o->matmul(be, &L->wo, NULL, att, n, xb);
+    o->add(be, x, xb, (int64_t)n * FD);
+    o->rmsnorm(be, x, &L->n2, n, 1e-5f, xb);
+    o->matmul(be, &L->wg, NULL, xb, n, hb);
+    o->matmul(be, &L->wu, NULL, xb, n, hb2);
+    o->swiglu(be, hb, hb2, (int64_t)n * FFF);
+    o->matmul(be, &L->wd, NULL, hb, n, xb);
+    o->add(be, x, xb, (int64_t)n * FD);
+}
+
+static void check_fused_layer(realm_type type)
+{
+    const realm_type_traits *t = realm_type_traits_get(type);
+    realm_error err = {0};
+    setenv("REALM_CUDA_NO_FUSE", "1", 1);
+    realm_backend *plain = NULL;
+    realm_status st = realm_backend_create("cuda", NULL, &plain, &err);
+    unsetenv("REALM_CUDA_NO_FUSE");
+    assert_int_equal(st, REALM_OK);
+    realm_backend_limits lim = {.max_rows = 80, .max_ctx = 200, .max_ne0 = 14336};
+    assert_int_equal(plain->ops->reserve(plain, &lim, &err), REALM_OK);
+    /* weights: host (CPU) and device copies on both GPU backends */
+    const int dims[7][2] = {{FD, FNH * FHD}, {FD, FKVD}, {FD, FKVD}, {FNH * FHD, FD},
+                            {FD, FFF},       {FD, FFF},  {FFF, FD}};
+    struct layer_w Lc, Lg, Lp;
+    realm_weight *wc = &Lc.wq, *wg = &Lg.wq, *wp = &Lp.wq;
+    void *host[9];
+    realm_buffer gb[9], pb[9];
+    for (int i = 0; i < 9; i++) {
+        int ne0 = i < 7 ? dims[i][0] : FD, ne1 = i < 7 ? dims[i][1] : 1;
+        realm_type ty = i < 7 ? type : REALM_TYPE_F32;
+        size_t bytes = realm_type_row_size(ty, ne0) * ne1;
+        float *f = realm_malloc((size_t)ne0 * ne1 * 4);
+        for (int j = 0; j < ne0 * ne1; j++)
+            f[j] = i < 7 ? frand() * 0.05f : 1.0f + 0.1f * frand();
+        host[i] = realm_malloc(bytes);
+        if (i < 7) t->from_float(f, host[i], (int64_t)ne0 * ne1);
+        else memcpy(host[i], f, bytes);
+        realm_free(f);
+        wc[i] = (realm_weight){.type = ty, .ne0 = ne0, .ne1 = ne1, .data = host[i]};
+        gb[i] = gput(host[i], bytes);
+        assert_int_equal(plain->ops->buffer_alloc(plain, bytes, &pb[i], &err), REALM_OK);
+        plain->ops->buffer_upload(plain, &pb[i], 0, host[i], bytes);
+        wg[i] = wc[i];
+        wg[i].data = gb[i].data;
+        wp[i] = wc[i];
+        wp[i].data = pb[i].data;
+    }
+    float inv[FHD / 2];
+    for (int i = 0; i < FHD / 2; i++)
+        inv[i] = powf(500000.0f, -2.0f * i / FHD);
+    /* activations: x, xb, q, k, v, att, hb, hb2 */
+    const size_t sz[8] = {FR * FD, FR * FD, FR * FD, FR * FKVD, FR * FKVD, FR * FD, FR * FFF, FR * FFF};
+    float *hc[8];
+    realm_buffer ga[8], pa[8];
+    for (int i = 0; i < 8; i++) {
+        hc[i] = realm_calloc(sz[i], 4);
+        ga[i] = gput(hc[i], sz[i] * 4);
+        assert_int_equal(plain->ops->buffer_alloc(plain, sz[i] * 4, &pa[i], &err), REALM_OK);
+    }
+    const int BS = 16, NB = 4;
+    size_t pool = (size_t)NB * BS * FKVD;
+    float *kc = realm_calloc(pool, 4), *vc = realm_calloc(pool, 4);
+    realm_buffer gk = gput(kc, pool * 4), gv = gput(vc, pool * 4), ginv = gput(inv, sizeof inv), pk,
+                 pv, pinv;
+    assert_int_equal(plain->ops->buffer_alloc(plain, pool * 4, &pk, &err), REALM_OK);
+    assert_int_equal(plain->ops->buffer_alloc(plain, pool * 4, &pv, &err), REALM_OK);
+    assert_int_equal(plain->ops->buffer_alloc(plain, sizeof inv, &pinv, &err), REALM_OK);
+    plain->ops->buffer_upload(plain, &pinv, 0, inv, sizeof inv);
+    realm_kv_pool kvc = {.n_layer = 1, .n_blocks = NB, .block_size = BS, .kv_dim = FKVD,
+                         .k = kc, .v = vc};
+    realm_kv_pool kvg = kvc, kvp = kvc;
+    kvg.k = gk.data;
+    kvg.v = gv.data;
+    kvp.k = pk.data;
+    kvp.v = pv.data;
+    int32_t table[4] = {2, 0, 3, 1};
+    realm_batch_seq seq = {table, 4};
+    float x0[FR * FD];
+    for (int i = 0; i < FR * FD; i++)
+        x0[i] = frand();
+    memcpy(hc[0], x0, sizeof x0);
+    gpu->ops->buffer_upload(gpu, &ga[0], 0, x0, sizeof x0);
+    plain->ops->buffer_upload(plain, &pa[0], 0, x0, sizeof x0);
+    /* step 0: 3 rows at positions 0..2; steps 1..2: one row at 3, 4 */
+    for (int step = 0; step < 3; step++) {
+        int32_t n = step == 0 ? FR : 1;
+        int32_t pos[FR] = {0, 1, 2}, sq[FR] = {0, 0, 0}, tok[FR] = {0, 0, 0};
+        if (step) pos[0] = FR - 1 + step;
+        realm_batch b = {.n_rows = n, .token = tok, .pos = pos, .seq = sq, .n_seqs = 1, .seqs = &seq};
+        run_layer(cpu, &Lc, &kvc, &b, inv, hc[0], hc[1], hc[2], hc[3], hc[4], hc[5], hc[6], hc[7]);
+        run_layer(gpu, &Lg, &kvg, &b, ginv.data, ga[0].data, ga[1].data, ga[2].data, ga[3].data,
+                  ga[4].data, ga[5].data, ga[6].data, ga[7].data);
+        run_layer(plain, &Lp, &kvp, &b, pinv.data, pa[0].data, pa[1].data, pa[2].data, pa[3].data,
+                  pa[4].data, pa[5].data, pa[6].data, pa[7].data);
+        float og[FR * FD], op[FR * FD], scale[FR * FD];
+        gget(&ga[0], og, sizeof og);
+        plain->ops->buffer_download(plain, &pa[0], 0, op, sizeof op);
+        assert_int_equal(plain->ops->synchronize(plain, &err), REALM_OK);
+        double ss = 0;
+        for (int i = 0; i < FR * FD; i++)
+            ss += (double)hc[0][i] * hc[0][i];
+        for (int i = 0; i < FR * FD; i++)
+            scale[i] = (float)sqrt(ss / (FR * FD));
+        char shape[48];
+        snprintf(shape, sizeof shape, "layer step %d (%d rows)", step, n);
+        verdict("fused-vs-un", t->name, shape, og, op, FR * FD, NULL, 0.0);
+        verdict("fused-vs-cpu", t->name, shape, og, hc[0], FR * FD, scale, 1e-3);
+    }
+    for (int i = 0; i < 9; i++) {
+        gfree(&gb[i]);
+        plain->ops->buffer_free(plain, &pb[i]);
+        realm_free(host[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        gfree(&ga[i]);
+        plain->ops->buffer_free(plain, &pa[i]);
+        realm_free(hc[i]);
+    }
+    gfree(&gk);
+    gfree(&gv);
+    gfree(&ginv);
+    plain->ops->buffer_free(plain, &pk);
+    plain->ops->buffer_free(plain, &pv);
+    plain->ops->buffer_free(plain, &pinv);
+    realm_free(kc);
+    realm_free(vc);
+    realm_backend_free(plain);
+}
+
+static void test_fused_layer(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    check_fused_layer(REALM_TYPE_Q4_K);
+    check_fused_layer(REALM_TYPE_Q8_0);
+    check_fused_layer(REALM_TYPE_Q4_1);
+    assert_int_equal(n_fail, 0);
+}
+
 /* A model-sized request beyond the budget fails with a clear error. */
 static void test_budget(void **state)
 {
@@ -377,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_matmul_model_shapes),
         cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_fused_layer),
         cmocka_unit_test(test_budget),
     };
     printf("| op         | type   | shape                  | max err   | tol      | ok   |\n");

@@ -1,5 +1,8 @@
 /* backend/cuda/cuda_backend.cu — the CUDA backend's table, memory arena,
- * op recording and graph replay (see cuda.h for the contract). */
+ * op recording, fusion of recorded op chains at issue time (issue_at) and
+ * graph replay (see cuda.h for the contract). Knobs for A/B runs:
+ * $REALM_CUDA_NO_FUSE, $REALM_CUDA_MMV_PLAIN, $REALM_CUDA_PDL,
+ * $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_MMV_ROWS, $REALM_CUDA_GRAPH_ROWS. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,21 +116,51 @@ static void dev_free(cuda_ctx *c, void *p, size_t size)
 
 /* ---- flushing the recorded pass ---- */
 
-static void issue_one(cuda_ctx *c, const struct cuda_op *op)
+/* Enqueue ops[i], fused with the ops after it where a pattern fits (the
+ * decode step's per-layer chain: rmsnorm→matmul, swiglu→matmul,
+ * matmul→add, rope→rope→kv_store); returns how many ops it consumed. Fusion
+ * never changes a value: each fused kernel does the unfused kernels'
+ * arithmetic. */
+static int issue_at(cuda_ctx *c, const struct cuda_op *ops, int32_t i, int32_t n_ops)
 {
+    const struct cuda_op *op = &ops[i];
+    const struct cuda_op *nx = i + 1 < n_ops && !c->no_fuse ? &ops[i + 1] : NULL;
     /* quantized activations stay valid across consecutive matmuls only */
     if (op->kind != CUDA_OP_MATMUL) c->aq_x = NULL;
     switch (op->kind) {
     case CUDA_OP_GET_ROWS: realm__cuda_issue_get_rows(c, op); break;
     case CUDA_OP_COPY_ROWS: realm__cuda_issue_copy_rows(c, op); break;
-    case CUDA_OP_RMSNORM: realm__cuda_issue_rmsnorm(c, op); break;
-    case CUDA_OP_MATMUL: realm__cuda_issue_matmul(c, op); break;
-    case CUDA_OP_ROPE: realm__cuda_issue_rope(c, op); break;
+    case CUDA_OP_RMSNORM:
+        if (nx && nx->kind == CUDA_OP_MATMUL && realm__cuda_issue_rmsnorm_quant(c, op, nx)) break;
+        realm__cuda_issue_rmsnorm(c, op);
+        break;
+    case CUDA_OP_MATMUL:
+        if (nx && nx->kind == CUDA_OP_ADD && nx->y == op->out &&
+            nx->width == (int64_t)op->n * op->w.ne1 && nx->out != op->x && nx->out != op->out) {
+            if (!realm__cuda_issue_matmul(c, op, (float *)nx->out)) {
+                c->aq_x = NULL;
+                realm__cuda_issue_add(c, nx);
+            }
+            c->aq_x = NULL;
+            return 2;
+        }
+        realm__cuda_issue_matmul(c, op, NULL);
+        break;
+    case CUDA_OP_ROPE:
+        if (nx && i + 2 < n_ops && nx->kind == CUDA_OP_ROPE && ops[i + 2].kind == CUDA_OP_KV_STORE &&
+            realm__cuda_issue_rope_kv(c, op, nx, &ops[i + 2]))
+            return 3;
+        realm__cuda_issue_rope(c, op);
+        break;
     case CUDA_OP_KV_STORE: realm__cuda_issue_kv_store(c, op); break;
     case CUDA_OP_ATTENTION: realm__cuda_issue_attention(c, op); break;
-    case CUDA_OP_SWIGLU: realm__cuda_issue_swiglu(c, op); break;
+    case CUDA_OP_SWIGLU:
+        if (nx && nx->kind == CUDA_OP_MATMUL && realm__cuda_issue_swiglu_quant(c, op, nx)) break;
+        realm__cuda_issue_swiglu(c, op);
+        break;
     case CUDA_OP_ADD: realm__cuda_issue_add(c, op); break;
     }
+    return 1;
 }
 
 static void upload_staging(cuda_ctx *c)
@@ -141,13 +174,16 @@ static void upload_staging(cuda_ctx *c)
 static void issue_all(cuda_ctx *c)
 {
     upload_staging(c);
-    for (int32_t i = 0; i < c->n_ops; i++)
-        issue_one(c, &c->ops[i]);
+    for (int32_t i = 0; i < c->n_ops;)
+        i += issue_at(c, c->ops, i, c->n_ops);
 }
 
 /* $REALM_CUDA_PROFILE=1: passes of at most 64 rows run op by op between
  * events, so the time of each op kind (matmuls by weight type) shows where a
- * decode step goes; printed when the backend is freed. Graphs are off then. */
+ * decode step goes; printed when the backend is freed. Graphs are off then.
+ * A fused group counts under its first op (rmsnorm includes the quantization
+ * of its output, a matmul the add after it, rope the second rope and the
+ * kv_store). */
 static void issue_profiled(cuda_ctx *c)
 {
     cudaEvent_t e[2];
@@ -156,16 +192,18 @@ static void issue_profiled(cuda_ctx *c)
         return;
     }
     upload_staging(c);
-    for (int32_t i = 0; i < c->n_ops; i++) {
+    for (int32_t i = 0; i < c->n_ops;) {
         const struct cuda_op *op = &c->ops[i];
         int slot = op->kind == CUDA_OP_MATMUL ? CUDA_PROF_MATMUL + (int)op->w.type : op->kind;
         CUDA_CHECK(c, cudaEventRecord(e[0], c->stream));
-        issue_one(c, op);
+        i += issue_at(c, c->ops, i, c->n_ops);
         CUDA_CHECK(c, cudaEventRecord(e[1], c->stream));
         float ms = 0.0f;
         CUDA_CHECK(c, cudaEventSynchronize(e[1]));
         CUDA_CHECK(c, cudaEventElapsedTime(&ms, e[0], e[1]));
         c->prof_ms[slot] += ms;
+        if (op->kind == CUDA_OP_MATMUL)
+            c->prof_bytes[slot] += (double)realm_type_row_size(op->w.type, op->w.ne0) * op->w.ne1;
         c->prof_n[slot]++;
     }
     cudaEventDestroy(e[0]);
@@ -185,9 +223,13 @@ static void print_profile(const cuda_ctx *c)
         if (!c->prof_n[i]) continue;
         const char *name = i < CUDA_PROF_MATMUL ? names[i]
                                                 : realm_type_traits_get((realm_type)(i - CUDA_PROF_MATMUL))->name;
-        fprintf(stderr, "  %-10s%s %8.2f ms %5.1f%% %8lld ops %7.2f us/op\n", name,
+        fprintf(stderr, "  %-10s%s %8.2f ms %5.1f%% %8lld ops %7.2f us/op", name,
                 i < CUDA_PROF_MATMUL ? "" : " mm", c->prof_ms[i], 100.0 * c->prof_ms[i] / total,
                 (long long)c->prof_n[i], 1e3 * c->prof_ms[i] / (double)c->prof_n[i]);
+        if (c->prof_bytes[i] > 0)
+            fprintf(stderr, " %7.0f GB/s (weights, launch included)",
+                    c->prof_bytes[i] / (c->prof_ms[i] * 1e-3) / 1e9);
+        fprintf(stderr, "\n");
     }
 }
 
@@ -465,7 +507,9 @@ static void free_scratch(cuda_ctx *c)
     dev_free(c, c->act_q, c->act_q_bytes);
     dev_free(c, c->dq, c->dq_bytes);
     dev_free(c, c->act_h, (size_t)c->lim.max_rows * c->lim.max_ne0 * 2);
+    dev_free(c, c->att_part, c->att_part_bytes);
     c->act_q = c->dq = c->act_h = NULL;
+    c->att_part = NULL;
     if (c->staging_h) cudaFreeHost(c->staging_h);
     dev_free(c, c->staging_d, c->staging_cap);
     c->staging_h = c->staging_d = NULL;
@@ -508,8 +552,11 @@ static realm_status cu_reserve(realm_backend *be, const realm_backend_limits *li
     if ((st = dev_alloc(c, aq, &c->act_q, "activation scratch", err)) ||
         (st = dev_alloc(c, dq, &c->dq, "dequantization scratch", err)) ||
         (st = dev_alloc(c, ah, &c->act_h, "f16 activation scratch", err)) ||
-        (st = dev_alloc(c, stg, (void **)&c->staging_d, "staging", err)))
+        (st = dev_alloc(c, stg, (void **)&c->staging_d, "staging", err)) ||
+        (st = dev_alloc(c, realm__cuda_att_part_bytes(lim), (void **)&c->att_part,
+                        "attention partials", err)))
         return st;
+    c->att_part_bytes = realm__cuda_att_part_bytes(lim);
     c->act_q_bytes = aq;
     c->dq_bytes = dq;
     c->staging_cap = (uint32_t)stg;
@@ -657,6 +704,10 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->graph_ok = true;
     c->graph_max_rows = env_int("REALM_CUDA_GRAPH_ROWS", 64);
     c->mmv_max_rows = env_int("REALM_CUDA_MMV_ROWS", 64);
+    c->mmv_plain = env_int("REALM_CUDA_MMV_PLAIN", 0) != 0;
+    c->no_fuse = env_int("REALM_CUDA_NO_FUSE", 0) != 0;
+    c->pdl = env_int("REALM_CUDA_PDL", 1) != 0;
+    c->att_split = env_int("REALM_CUDA_ATT_SPLIT", 8);
     c->profile = env_int("REALM_CUDA_PROFILE", 0) != 0;
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);

@@ -102,7 +102,8 @@ typedef struct cuda_ctx {
     void *dq;      /* f16 weight tile for the cuBLAS path */
     size_t dq_bytes;
     void *act_h;   /* (max_rows, max_ne0) f16 activations for the cuBLAS path */
-    float *scores; /* attention scratch (unused by the fused kernel; kept for big contexts) */
+    float *att_part; /* split attention partials: (ATT_SPLIT_ROWS, ATT_SPLIT, ...) */
+    size_t att_part_bytes;
 
     /* the recorded pass */
     struct cuda_op *ops;
@@ -119,8 +120,13 @@ typedef struct cuda_ctx {
     uint64_t tick;
     int32_t graph_max_rows; /* passes with more rows run without a graph */
     int32_t mmv_max_rows;   /* matmuls with more rows take the cuBLAS path */
+    bool mmv_plain;         /* $REALM_CUDA_MMV_PLAIN: the unstaged mat-vec (A/B) */
+    bool no_fuse;           /* $REALM_CUDA_NO_FUSE: every op on its own (A/B) */
+    bool pdl;               /* $REALM_CUDA_PDL (default 1): mat-vecs start early (PDL) */
+    int32_t att_split;      /* $REALM_CUDA_ATT_SPLIT: position splits at decode (1 = off) */
     bool profile;           /* $REALM_CUDA_PROFILE: time ops one by one */
     double prof_ms[CUDA_PROF_SLOTS];
+    double prof_bytes[CUDA_PROF_SLOTS]; /* weight bytes read (matmul slots) */
     long long prof_n[CUDA_PROF_SLOTS];
 } cuda_ctx;
 
@@ -150,8 +156,24 @@ void realm__cuda_issue_rope(cuda_ctx *c, const struct cuda_op *op);
 void realm__cuda_issue_kv_store(cuda_ctx *c, const struct cuda_op *op);
 void realm__cuda_issue_swiglu(cuda_ctx *c, const struct cuda_op *op);
 void realm__cuda_issue_add(cuda_ctx *c, const struct cuda_op *op);
-void realm__cuda_issue_matmul(cuda_ctx *c, const struct cuda_op *op);
+/* resid: also add the product into resid (a fused `add`); returns whether it
+ * did (false: the caller issues the add) */
+bool realm__cuda_issue_matmul(cuda_ctx *c, const struct cuda_op *op, float *resid);
 void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op);
+
+/* Fused pairs and triples (cuda_backend.cu's issue loop finds them): each
+ * returns false, having enqueued nothing, when the ops do not fit its
+ * pattern. rmsnorm/swiglu + the matmul that reads their output: the
+ * producer also writes the matmul's quantized activations (the matmul then
+ * finds them cached). rope(q) + rope(k) + kv_store(k, v): one kernel. */
+bool realm__cuda_issue_rmsnorm_quant(cuda_ctx *c, const struct cuda_op *norm,
+                                     const struct cuda_op *mm);
+bool realm__cuda_issue_swiglu_quant(cuda_ctx *c, const struct cuda_op *sw, const struct cuda_op *mm);
+bool realm__cuda_issue_rope_kv(cuda_ctx *c, const struct cuda_op *rq, const struct cuda_op *rk,
+                               const struct cuda_op *st);
+
+/* cuda_attention.cu: bytes of the split-attention partials for these limits */
+size_t realm__cuda_att_part_bytes(const realm_backend_limits *lim);
 
 /* cuda_matmul.cu: can matmul/get_rows read this type? */
 bool realm__cuda_type_ok(realm_type t);

@@ -11,6 +11,12 @@
  * integer sums per (sub-)block, float across them. One warp per weight row;
  * up to 8 activation rows reuse each weight word from registers, and larger
  * batches (up to mmv_max_rows, default 64) take several chunks of 8.
+ * Quantized rows that start at 16-byte boundaries are staged: each warp
+ * copies its row into shared memory with 16-byte cp.async before decoding it
+ * there (k_mmv_s), and those copies are
+ * issued before the kernel waits for the one ahead of it (programmatic
+ * dependent launch), so weight traffic overlaps the previous op's tail.
+ * A following `add` can be fused into the epilogue (resid).
  * Float weights (F32, F16, BF16) dot f32 activations directly.
  *
  * Large n (prefill): W is dequantized to f16 in tiles of rows
@@ -64,21 +70,17 @@ void realm__cuda_matmul_scratch(const realm_backend_limits *lim, size_t *act_q_b
 
 /* ---- activation quantization, bit-exact with quant/legacy.c and kquants.c ---- */
 
-/* One warp per group of G elements (32: Q8_0/Q8_1, 256: Q8_K). */
+/* Quantize one group of G elements (32: Q8_0/Q8_1, 256: Q8_K) held by a warp,
+ * E = G / 32 consecutive values per lane, into group g32 (in 32-element
+ * units) of the activation layout. */
 template <int G>
-__global__ static void k_quantize_act(const float *x, int64_t ne0, int kind, int8_t *q, float *d32,
-                                      float *s32)
+__device__ __forceinline__ void quantize_group(float *v, int lane, int kind, int8_t *qg, float *d32,
+                                               float *s32, int64_t g32)
 {
-    const int E = G / 32; /* elements per lane */
-    int lane = threadIdx.x % 32;
-    int64_t gidx = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
-    int32_t r = blockIdx.y;
-    if (gidx * G >= ne0) return;
-    const float *xg = x + r * ne0 + gidx * G;
-    float v[E];
+    const int E = G / 32;
     float amax = 0.0f;
+#pragma unroll
     for (int e = 0; e < E; e++) {
-        v[e] = xg[lane * E + e];
         if (kind == ACT_Q8_K) {
             const float lim = 0x1p126f;
             v[e] = isnan(v[e]) ? 0.0f : v[e] > lim ? lim : v[e] < -lim ? -lim : v[e];
@@ -89,11 +91,10 @@ __global__ static void k_quantize_act(const float *x, int64_t ne0, int kind, int
     }
     for (int o = 16; o > 0; o >>= 1)
         amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    int8_t *qg = q + r * ne0 + gidx * G;
-    int64_t g32 = r * (ne0 / 32) + gidx * (G / 32);
     if (kind == ACT_Q8_K) {
         float d = amax / 127.0f;
         double id = d > 0.0f ? 1.0 / d : 0.0;
+#pragma unroll
         for (int e = 0; e < E; e++) {
             double t = (double)v[e] * id;
             t = t > 127.0 ? 127.0 : t < -127.0 ? -127.0 : t;
@@ -114,6 +115,72 @@ __global__ static void k_quantize_act(const float *x, int64_t ne0, int kind, int
     if (lane == 0) {
         d32[g32] = __half2float(__float2half_rn(d));
         if (kind == ACT_Q8_1) s32[g32] = __half2float(__float2half_rn((float)sum * d));
+    }
+}
+
+/* Where the fused producers put their values: 0 plain input, 1 swiglu of
+ * (x = gate, y = up; gate overwritten with the result). */
+enum { PRE_NONE, PRE_SWIGLU };
+
+/* One warp per group; blockIdx.y is the row. */
+template <int G, int PRE>
+__global__ static void k_quantize_act(const float *x, const float *y, float *xout, int64_t ne0,
+                                      int kind, int8_t *q, float *d32, float *s32)
+{
+    pdl_trigger();
+    const int E = G / 32; /* elements per lane */
+    int lane = threadIdx.x % 32;
+    int64_t gidx = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    int32_t r = blockIdx.y;
+    if (gidx * G >= ne0) return;
+    const int64_t base = r * ne0 + gidx * G;
+    float v[E];
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        const int64_t i = base + lane * E + e;
+        if (PRE == PRE_SWIGLU) {
+            float gt = x[i];
+            v[e] = gt / (1.0f + expf(-gt)) * y[i]; /* k_swiglu's expression */
+            xout[i] = v[e];
+        } else {
+            v[e] = x[i];
+        }
+    }
+    quantize_group<G>(v, lane, kind, q + base, d32, s32, r * (ne0 / 32) + gidx * (G / 32));
+}
+
+/* rmsnorm (k_rmsnorm's arithmetic and reduction order: same block size, same
+ * sums) writing the normed row and its quantization. One block per row. */
+template <int G>
+__global__ static void k_rmsnorm_quant(const float *x, const float *gw, int64_t d, float eps,
+                                       float *out, int kind, int8_t *q, float *d32, float *s32)
+{
+    __shared__ float sh[32];
+    pdl_trigger();
+    const float *xr = x + blockIdx.x * d;
+    float ss = 0.0f;
+    for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+        ss += xr[i] * xr[i];
+    for (int o = 16; o > 0; o >>= 1)
+        ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
+    if (lane == 0) sh[warp] = ss;
+    __syncthreads();
+    ss = lane < n_warps ? sh[lane] : 0.0f;
+    for (int o = 16; o > 0; o >>= 1)
+        ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    const float inv = (float)(1.0 / sqrt((double)ss / (double)d + eps));
+    const int E = G / 32;
+    for (int64_t gi = warp; gi * G < d; gi += n_warps) {
+        float v[E];
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+            const int64_t i = gi * G + lane * E + e;
+            v[e] = xr[i] * inv * gw[i];
+            out[blockIdx.x * d + i] = v[e];
+        }
+        quantize_group<G>(v, lane, kind, q + blockIdx.x * d + gi * G, d32, s32,
+                          (int64_t)blockIdx.x * (d / 32) + gi * (G / 32));
     }
 }
 
@@ -356,6 +423,210 @@ __global__ static void __launch_bounds__(MMV_THREADS)
     }
 }
 
+/* ---- the staged mat-vec (decode) ----
+ * Same arithmetic as k_mmv_q (group by group, same float order per group and
+ * lane), but the weight row reaches the warp through shared memory: each
+ * warp copies its row slab by slab with 16-byte cp.async (fully coalesced,
+ * no registers held while in flight, two slabs in flight), then decodes the
+ * groups from shared memory with load_group. This is what makes the loads
+ * wide whatever the format's block size (18, 34, 210 bytes...): the copy
+ * only needs the row to start at a 16-byte boundary. A slab is a whole
+ * number of "units", the smallest run of blocks whose bytes are a multiple
+ * of 16, so every block keeps its global alignment modulo 16 in shared
+ * memory. */
+#define MMS_WARPS    4
+#define MMS_SLAB_CAP 4096
+
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+
+__device__ __forceinline__ void cp_async_commit(void)
+{
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+template <int N>
+__device__ __forceinline__ void cp_async_wait(void)
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+/* One group's contribution for activation row ar (the float order of k_mmv_q). */
+template <int T>
+__device__ __forceinline__ float group_dot(const grp &q, const int8_t *__restrict__ aq,
+                                           const float *__restrict__ ad,
+                                           const float *__restrict__ as, int64_t ne0, int64_t G,
+                                           int64_t ar, int64_t g)
+{
+    const int4 *ap = (const int4 *)(aq + ar * ne0 + g * 32);
+    int4 a0 = __ldg(ap), a1 = __ldg(ap + 1);
+    int av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+    int i0 = 0, i1 = 0, s0 = 0, s1 = 0;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        i0 = __dp4a(q.w[k], av[k], i0);
+        i1 = __dp4a(q.w[k + 4], av[k + 4], i1);
+    }
+    float da = __ldg(ad + ar * G + g);
+    float v;
+    if (T == REALM_TYPE_Q2_K || T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K) {
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            s0 = __dp4a(av[k], 0x01010101, s0);
+            s1 = __dp4a(av[k + 4], 0x01010101, s1);
+        }
+        v = da * (q.fa0 * (float)i0 + q.fa1 * (float)i1 - q.fm0 * (float)s0 - q.fm1 * (float)s1);
+    } else if (T == REALM_TYPE_Q3_K || T == REALM_TYPE_Q6_K) {
+        v = da * (q.fa0 * (float)i0 + q.fa1 * (float)i1);
+    } else {
+        v = (float)(i0 + i1) * (q.fa0 * da);
+        if (T == REALM_TYPE_Q4_1 || T == REALM_TYPE_Q5_1) v += q.fs * __ldg(as + ar * G + g);
+    }
+    return v;
+}
+
+template <int T, int NR>
+__global__ static void __launch_bounds__(MMS_WARPS * 32)
+    k_mmv_s(const uint8_t *__restrict__ w, size_t row_bytes, int64_t ne0, int64_t ne1,
+            const int8_t *__restrict__ aq, const float *__restrict__ ad,
+            const float *__restrict__ as, int32_t n, const float *__restrict__ bias,
+            float *__restrict__ out, float *resid, int32_t slab_bytes, int32_t slab_groups,
+            int32_t n_slabs)
+{
+    extern __shared__ uint4 mms_sh[];
+    pdl_trigger();
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int64_t o_row = (int64_t)blockIdx.x * MMS_WARPS + warp;
+    if (o_row >= ne1) return; /* whole warps only: no block-wide barrier below */
+    const int64_t G = ne0 / 32;
+    const int32_t r0 = blockIdx.y * NR;
+    const int stages = n_slabs > 1 ? 2 : 1;
+    uint8_t *buf = (uint8_t *)mms_sh + (size_t)warp * stages * slab_bytes;
+    const uint8_t *wr = w + (size_t)o_row * row_bytes;
+    float acc[NR];
+#pragma unroll
+    for (int r = 0; r < NR; r++)
+        acc[r] = 0.0f;
+    {
+        int32_t bytes = (int32_t)(row_bytes < (size_t)slab_bytes ? row_bytes : (size_t)slab_bytes);
+        for (int32_t i = lane * 16; i < bytes; i += 512)
+            cp_async16(buf + i, wr + i);
+        cp_async_commit();
+    }
+    /* the weights are constant; the activations, out and resid belong to the
+     * kernels before this one */
+    pdl_wait();
+    for (int32_t s = 0; s < n_slabs; s++) {
+        if (s + 1 < n_slabs) {
+            size_t off = (size_t)(s + 1) * slab_bytes;
+            int32_t bytes = (int32_t)(row_bytes - off < (size_t)slab_bytes ? row_bytes - off
+                                                                           : (size_t)slab_bytes);
+            uint8_t *dst = buf + ((s + 1) & 1) * slab_bytes;
+            for (int32_t i = lane * 16; i < bytes; i += 512)
+                cp_async16(dst + i, wr + off + i);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        __syncwarp();
+        const uint8_t *sb = buf + (s & 1) * slab_bytes;
+        const int64_t g0 = (int64_t)s * slab_groups;
+        const int32_t ng = (int32_t)(G - g0 < slab_groups ? G - g0 : slab_groups);
+#pragma unroll 2
+        for (int32_t g = lane; g < ng; g += 32) {
+            grp q;
+            load_group<T>(sb, g, q);
+#pragma unroll
+            for (int r = 0; r < NR; r++) {
+                if (r0 + r >= n) break;
+                acc[r] += group_dot<T>(q, aq, ad, as, ne0, G, (int64_t)(r0 + r), g0 + g);
+            }
+        }
+        __syncwarp(); /* the next copy overwrites this buffer */
+    }
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        float v = acc[r];
+        for (int o = 16; o > 0; o >>= 1)
+            v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == r && r0 + r < n) {
+            if (bias) v += bias[o_row];
+            const int64_t oi = (int64_t)(r0 + r) * ne1 + o_row;
+            out[oi] = v;
+            if (resid) resid[oi] += v;
+        }
+    }
+}
+
+/* Slab geometry for the staged kernel; false when the row cannot be staged
+ * (row or data not 16-byte aligned). */
+static bool mms_geometry(const realm_weight *w, int32_t *slab_bytes, int32_t *slab_groups,
+                         int32_t *n_slabs)
+{
+    const realm_type_traits *t = realm_type_traits_get(w->type);
+    size_t rb = realm_type_row_size(w->type, w->ne0), bs = t->type_size;
+    if (rb % 16 || ((uintptr_t)w->data) % 16 || t->block_size % 32) return false;
+    size_t unit = bs;
+    while (unit % 16)
+        unit += bs;
+    size_t units = (rb + unit - 1) / unit;
+    size_t ns = (rb + MMS_SLAB_CAP - 1) / MMS_SLAB_CAP;
+    size_t su = (units + ns - 1) / ns;
+    *slab_bytes = (int32_t)(su * unit);
+    *slab_groups = (int32_t)(su * unit / bs * (t->block_size / 32));
+    *n_slabs = (int32_t)((rb + *slab_bytes - 1) / *slab_bytes);
+    return true;
+}
+
+template <int NR>
+static bool launch_mms(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, const float *ad,
+                       const float *as, float *resid)
+{
+    const realm_weight *w = &op->w;
+    int32_t sb, sg, ns;
+    if (!mms_geometry(w, &sb, &sg, &ns)) return false;
+    dim3 grid((unsigned)((w->ne1 + MMS_WARPS - 1) / MMS_WARPS), (unsigned)((op->n + NR - 1) / NR));
+    size_t shm = (size_t)MMS_WARPS * (ns > 1 ? 2 : 1) * sb;
+    const uint8_t *wd = (const uint8_t *)w->data;
+    size_t rb = realm_type_row_size(w->type, w->ne0);
+    const float *bias = (const float *)op->bias.data;
+    float *out = (float *)op->out;
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = dim3(MMS_WARPS * 32);
+    cfg.dynamicSmemBytes = shm;
+    cfg.stream = c->stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = c->pdl ? 1 : 0;
+#define S(T)                                                                                       \
+    CUDA_CHECK(c, cudaLaunchKernelEx(&cfg, k_mmv_s<T, NR>, wd, rb, w->ne0, w->ne1, aq, ad, as,    \
+                                     op->n, bias, out, resid, sb, sg, ns))
+    switch (w->type) {
+    case REALM_TYPE_Q4_0: S(REALM_TYPE_Q4_0); break;
+    case REALM_TYPE_Q4_1: S(REALM_TYPE_Q4_1); break;
+    case REALM_TYPE_Q5_0: S(REALM_TYPE_Q5_0); break;
+    case REALM_TYPE_Q5_1: S(REALM_TYPE_Q5_1); break;
+    case REALM_TYPE_Q8_0: S(REALM_TYPE_Q8_0); break;
+    case REALM_TYPE_Q2_K: S(REALM_TYPE_Q2_K); break;
+    case REALM_TYPE_Q3_K: S(REALM_TYPE_Q3_K); break;
+    case REALM_TYPE_Q4_K: S(REALM_TYPE_Q4_K); break;
+    case REALM_TYPE_Q5_K: S(REALM_TYPE_Q5_K); break;
+    case REALM_TYPE_Q6_K: S(REALM_TYPE_Q6_K); break;
+    case REALM_TYPE_IQ4_NL: S(REALM_TYPE_IQ4_NL); break;
+    case REALM_TYPE_IQ4_XS: S(REALM_TYPE_IQ4_XS); break;
+    default: return false;
+    }
+#undef S
+    return true;
+}
+
 template <int NR>
 static void launch_mmv(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, const float *ad,
                        const float *as)
@@ -392,37 +663,119 @@ static void launch_mmv(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
 #undef F
 }
 
-static void matmul_small(cuda_ctx *c, const struct cuda_op *op)
+/* Where matmul_small finds the quantized activations of its op. */
+struct act_view {
+    int8_t *aq;
+    float *ad, *as;
+};
+
+static act_view act_layout(cuda_ctx *c, int32_t n, int64_t ne0)
+{
+    act_view a;
+    a.aq = (int8_t *)c->act_q;
+    size_t nq = ((size_t)n * ne0 + 15) & ~(size_t)15;
+    a.ad = (float *)((char *)c->act_q + nq);
+    a.as = a.ad + (size_t)n * (ne0 / 32);
+    return a;
+}
+
+static bool takes_small_path(const cuda_ctx *c, const struct cuda_op *mm)
+{
+    return mm->n <= c->mmv_max_rows;
+}
+
+static void remember_act(cuda_ctx *c, const void *x, int32_t n, int64_t ne0, int kind)
+{
+    c->aq_x = x;
+    c->aq_n = n;
+    c->aq_ne0 = ne0;
+    c->aq_kind = kind;
+}
+
+/* resid (or NULL): also add the result into it (a following `add`); returns
+ * false when the kernel could not, and the caller issues the add itself. */
+static bool matmul_small(cuda_ctx *c, const struct cuda_op *op, float *resid)
 {
     const realm_weight *w = &op->w;
     int kind = act_kind_of(w->type);
-    int8_t *aq = (int8_t *)c->act_q;
-    size_t nq = ((size_t)op->n * w->ne0 + 15) & ~(size_t)15;
-    float *ad = (float *)((char *)c->act_q + nq);
-    float *as = ad + (size_t)op->n * (w->ne0 / 32);
+    act_view a = act_layout(c, op->n, w->ne0);
     bool cached = c->aq_x == op->x && c->aq_n == op->n && c->aq_ne0 == w->ne0 &&
                   c->aq_kind == kind;
     if (kind != ACT_F32 && !cached) {
         int G = kind == ACT_Q8_K ? 256 : 32;
         int64_t groups = w->ne0 / G;
         dim3 grid((unsigned)((groups + 3) / 4), (unsigned)op->n);
+        const float *x = (const float *)op->x;
         if (G == 256)
-            k_quantize_act<256><<<grid, 128, 0, c->stream>>>((const float *)op->x, w->ne0, kind,
-                                                            aq, ad, as);
+            k_quantize_act<256, PRE_NONE><<<grid, 128, 0, c->stream>>>(x, NULL, NULL, w->ne0, kind,
+                                                                      a.aq, a.ad, a.as);
         else
-            k_quantize_act<32><<<grid, 128, 0, c->stream>>>((const float *)op->x, w->ne0, kind, aq,
-                                                           ad, as);
+            k_quantize_act<32, PRE_NONE><<<grid, 128, 0, c->stream>>>(x, NULL, NULL, w->ne0, kind,
+                                                                     a.aq, a.ad, a.as);
         CUDA_CHECK(c, cudaGetLastError());
-        c->aq_x = op->x;
-        c->aq_n = op->n;
-        c->aq_ne0 = w->ne0;
-        c->aq_kind = kind;
+        remember_act(c, op->x, op->n, w->ne0, kind);
     }
-    if (op->n == 1) launch_mmv<1>(c, op, aq, ad, as);
-    else if (op->n == 2) launch_mmv<2>(c, op, aq, ad, as);
-    else if (op->n <= 4) launch_mmv<4>(c, op, aq, ad, as);
-    else launch_mmv<8>(c, op, aq, ad, as);
+    bool staged = false;
+    if (kind != ACT_F32 && !c->mmv_plain) {
+        if (op->n == 1) staged = launch_mms<1>(c, op, a.aq, a.ad, a.as, resid);
+        else if (op->n == 2) staged = launch_mms<2>(c, op, a.aq, a.ad, a.as, resid);
+        else if (op->n <= 4) staged = launch_mms<4>(c, op, a.aq, a.ad, a.as, resid);
+        else staged = launch_mms<8>(c, op, a.aq, a.ad, a.as, resid);
+    }
+    if (!staged) {
+        if (op->n == 1) launch_mmv<1>(c, op, a.aq, a.ad, a.as);
+        else if (op->n == 2) launch_mmv<2>(c, op, a.aq, a.ad, a.as);
+        else if (op->n <= 4) launch_mmv<4>(c, op, a.aq, a.ad, a.as);
+        else launch_mmv<8>(c, op, a.aq, a.ad, a.as);
+    }
     CUDA_CHECK(c, cudaGetLastError());
+    return staged && resid;
+}
+
+bool realm__cuda_issue_rmsnorm_quant(cuda_ctx *c, const struct cuda_op *norm,
+                                     const struct cuda_op *mm)
+{
+    const realm_weight *w = &mm->w;
+    int kind = act_kind_of(w->type);
+    if (kind == ACT_F32 || !takes_small_path(c, mm) || norm->w.ne0 != w->ne0 ||
+        norm->n != mm->n || norm->out != mm->x)
+        return false;
+    act_view a = act_layout(c, mm->n, w->ne0);
+    int threads = w->ne0 >= 1024 ? 1024 : 256; /* as k_rmsnorm */
+    const float *x = (const float *)norm->x, *g = (const float *)norm->w.data;
+    float *out = (float *)norm->out;
+    if (kind == ACT_Q8_K)
+        k_rmsnorm_quant<256><<<norm->n, threads, 0, c->stream>>>(x, g, w->ne0, norm->f0, out, kind,
+                                                                 a.aq, a.ad, a.as);
+    else
+        k_rmsnorm_quant<32><<<norm->n, threads, 0, c->stream>>>(x, g, w->ne0, norm->f0, out, kind,
+                                                                a.aq, a.ad, a.as);
+    CUDA_CHECK(c, cudaGetLastError());
+    remember_act(c, mm->x, mm->n, w->ne0, kind);
+    return true;
+}
+
+bool realm__cuda_issue_swiglu_quant(cuda_ctx *c, const struct cuda_op *sw, const struct cuda_op *mm)
+{
+    const realm_weight *w = &mm->w;
+    int kind = act_kind_of(w->type);
+    if (kind == ACT_F32 || !takes_small_path(c, mm) || sw->out != mm->x ||
+        sw->width != (int64_t)mm->n * w->ne0 || sw->y == sw->out)
+        return false;
+    act_view a = act_layout(c, mm->n, w->ne0);
+    int G = kind == ACT_Q8_K ? 256 : 32;
+    dim3 grid((unsigned)((w->ne0 / G + 3) / 4), (unsigned)mm->n);
+    float *gate = (float *)sw->out;
+    const float *up = (const float *)sw->y;
+    if (G == 256)
+        k_quantize_act<256, PRE_SWIGLU><<<grid, 128, 0, c->stream>>>(gate, up, gate, w->ne0, kind,
+                                                                    a.aq, a.ad, a.as);
+    else
+        k_quantize_act<32, PRE_SWIGLU><<<grid, 128, 0, c->stream>>>(gate, up, gate, w->ne0, kind,
+                                                                   a.aq, a.ad, a.as);
+    CUDA_CHECK(c, cudaGetLastError());
+    remember_act(c, mm->x, mm->n, w->ne0, kind);
+    return true;
 }
 
 /* ---- the cuBLAS path ---- */
@@ -503,9 +856,12 @@ static void matmul_big(cuda_ctx *c, const struct cuda_op *op)
     }
 }
 
-void realm__cuda_issue_matmul(cuda_ctx *c, const struct cuda_op *op)
+bool realm__cuda_issue_matmul(cuda_ctx *c, const struct cuda_op *op, float *resid)
 {
-    if (op->n <= c->mmv_max_rows) matmul_small(c, op);
+    bool added = false;
+    if (takes_small_path(c, op)) added = matmul_small(c, op, resid);
     else matmul_big(c, op);
-    if (op->out == c->aq_x) c->aq_x = NULL; /* the cached input was overwritten */
+    if (op->out == c->aq_x || (resid && resid == c->aq_x))
+        c->aq_x = NULL; /* the cached input was overwritten */
+    return added;
 }

@@ -1,6 +1,7 @@
 /* backend/cuda/cuda_ops.cu — the element-wise and row ops: get_rows,
  * copy_rows, rmsnorm, rope, kv_store, swiglu, add (contracts in
- * backend/backend.h). Launch shapes depend only on the op's arguments, never
+ * backend/backend.h), and rope(q)+rope(k)+kv_store fused into one kernel
+ * for the issue loop (same arithmetic as the three). Launch shapes depend only on the op's arguments, never
  * on data, so a captured graph stays valid for every pass with equal
  * arguments. */
 #include "backend/cuda/cuda_impl.h"
@@ -86,21 +87,83 @@ void realm__cuda_issue_rmsnorm(cuda_ctx *c, const struct cuda_op *op)
     LAUNCHED(c, "rmsnorm");
 }
 
-/* One thread per (row, rotated pair, head); angles in double as the CPU's. */
+/* Rotate pair i of one head in place; angles in double as the CPU's. */
+__device__ __forceinline__ void rope_pair(float *xh, int32_t i, int32_t half, int neox, int32_t p,
+                                          const float *inv_freq)
+{
+    double s, co;
+    sincos((double)p * inv_freq[i], &s, &co);
+    float cs = (float)co, sn = (float)s;
+    int32_t i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+    float a = xh[i0], b = xh[i1];
+    xh[i0] = a * cs - b * sn;
+    xh[i1] = a * sn + b * cs;
+}
+
+/* One thread per (row, rotated pair, head). */
 __global__ static void k_rope(float *x, int32_t n_head, int32_t head_dim, int32_t half, int neox,
                               const float *inv_freq, const int32_t *pos)
 {
     int32_t i = blockIdx.x * blockDim.x + threadIdx.x; /* pair */
     int32_t h = blockIdx.y, r = blockIdx.z;
     if (i >= half) return;
-    double s, co;
-    sincos((double)pos[r] * inv_freq[i], &s, &co);
-    float cs = (float)co, sn = (float)s;
-    int32_t i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
-    float *xh = x + ((int64_t)r * n_head + h) * head_dim;
-    float a = xh[i0], b = xh[i1];
-    xh[i0] = a * cs - b * sn;
-    xh[i1] = a * sn + b * cs;
+    rope_pair(x + ((int64_t)r * n_head + h) * head_dim, i, half, neox, pos[r], inv_freq);
+}
+
+/* rope(q) + rope(k) + kv_store(k, v) in one launch: block (head slot, row)
+ * with head_dim threads; slots [0, nq) rotate q heads, [nq, nq + nk) rotate
+ * k heads and store them, [nq + nk, nq + 2 nk) store v heads. */
+__global__ static void k_rope_kv(float *q, float *k, const float *v, int32_t nq, int32_t nk,
+                                 int32_t head_dim, int32_t half, int neox, const float *inv_freq,
+                                 const int32_t *qpos, const int32_t *kpos, float *kbase,
+                                 float *vbase, int32_t layer, int32_t n_blocks, int32_t block_size,
+                                 const int32_t *pos, const int32_t *seq, const int32_t *tables,
+                                 int32_t max_blocks)
+{
+    const int32_t h = blockIdx.x, r = blockIdx.y, i = threadIdx.x;
+    const int32_t kv_dim = nk * head_dim;
+    if (h < nq) {
+        if (i < half) rope_pair(q + ((int64_t)r * nq + h) * head_dim, i, half, neox, qpos[r], inv_freq);
+        return;
+    }
+    const bool is_k = h < nq + nk;
+    const int32_t kh = is_k ? h - nq : h - nq - nk;
+    float *src = (is_k ? k : (float *)v) + (int64_t)r * kv_dim + (int64_t)kh * head_dim;
+    if (is_k) {
+        if (i < half) rope_pair(src, i, half, neox, kpos[r], inv_freq);
+        __syncthreads(); /* the pair's other element was written by another thread */
+    }
+    const int32_t p = pos[r];
+    const int32_t block = tables[(int64_t)seq[r] * max_blocks + p / block_size];
+    const size_t slot = ((size_t)layer * n_blocks + (size_t)block) * block_size + (size_t)(p % block_size);
+    float *dst = (is_k ? kbase : vbase) + slot * kv_dim + (size_t)kh * head_dim;
+    for (int32_t j = i; j < head_dim; j += blockDim.x)
+        dst[j] = src[j];
+}
+
+bool realm__cuda_issue_rope_kv(cuda_ctx *c, const struct cuda_op *rq, const struct cuda_op *rk,
+                               const struct cuda_op *st)
+{
+    const realm_kv_pool *kv = &st->kv;
+    const struct cuda_batch *b = &st->batch;
+    const int32_t hd = rk->i1;
+    if (st->x != rk->out || rq->out == rk->out || rq->out == st->y || rk->out == st->y ||
+        rq->n != rk->n || rk->n != b->n_rows || rq->i1 != hd || rq->i2 != rk->i2 ||
+        rq->width != rk->width || rq->y != rk->y || (int64_t)rk->i0 * hd != kv->kv_dim ||
+        hd > 1024 || rk->i2 / 2 <= 0)
+        return false;
+    const int32_t half = rk->i2 / 2;
+    const int threads = hd < 32 ? 32 : hd;
+    dim3 grid((unsigned)(rq->i0 + 2 * rk->i0), (unsigned)rq->n);
+    k_rope_kv<<<grid, threads, 0, c->stream>>>(
+        (float *)rq->out, (float *)rk->out, (const float *)st->y, rq->i0, rk->i0, hd, half,
+        rk->width == REALM_ROPE_NEOX, (const float *)rk->y,
+        (const int32_t *)cuda__staging(c, rq->idx_off), (const int32_t *)cuda__staging(c, rk->idx_off),
+        kv->k, kv->v, st->i0, kv->n_blocks, kv->block_size,
+        (const int32_t *)cuda__staging(c, b->pos_off), (const int32_t *)cuda__staging(c, b->seq_off),
+        (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks);
+    LAUNCHED(c, "rope_kv");
+    return true;
 }
 
 void realm__cuda_issue_rope(cuda_ctx *c, const struct cuda_op *op)

@@ -170,4 +170,26 @@ __device__ static float dq_elem(int type, const uint8_t *row, int64_t i)
     return 0.0f;
 }
 
+/* Programmatic dependent launch (sm_90): a kernel launched with the
+ * programmatic-serialization attribute may start before the kernel ahead of
+ * it in the stream has finished; it must call pdl_wait() before it touches
+ * anything that kernel writes (pdl_wait returns once that kernel has
+ * completed and its writes are visible; without the attribute it returns at
+ * once). pdl_trigger() lets such a follower be scheduled now: every kernel
+ * that can precede a mat-vec calls it first thing, so the mat-vec's weight
+ * copies overlap the tail of the small op before it. */
+__device__ __forceinline__ void pdl_wait(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_trigger(void)
+{
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 #endif
