@@ -1,5 +1,8 @@
 /* backend/cpu/cpu_backend.c — the CPU backend's table, buffers and scratch. */
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "backend/cpu/cpu.h"
 #include "backend/cpu/cpu_impl.h"
@@ -129,6 +132,23 @@ static void pack_task(void *ctx, int64_t task, int thread)
             j->dst + (size_t)r0 * j->row_bytes);
 }
 
+/* The source bytes of a packed matrix are not read again by matmul: hand
+ * their whole pages back to the kernel (a hint: MADV_PAGEOUT only reclaims,
+ * so nothing is lost whatever memory it is; get_rows of a tied embedding
+ * faults its rows back in from the file). Keeps the resident size near one
+ * copy of the weights instead of two. */
+static void release_pages(const void *p, size_t n)
+{
+#ifdef MADV_PAGEOUT
+    uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1), e = ((uintptr_t)p + n) & ~(pg - 1);
+    if (e > a) (void)madvise((void *)a, e - a, MADV_PAGEOUT);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 /* Types with a packed kernel get a copy in panels of tile_rows rows. */
 static realm_status cpu_weight_pack(realm_backend *be, const realm_weight *w, realm_buffer *out,
                                     realm_error *err)
@@ -147,6 +167,7 @@ static realm_status cpu_weight_pack(realm_backend *be, const realm_weight *w, re
     j.rows_per_task = tr * 64;
     realm_threadpool_run(c->pool, (w->ne1 + j.rows_per_task - 1) / j.rows_per_task, c->n_threads,
                          pack_task, &j);
+    release_pages(w->data, (size_t)w->ne1 * j.row_bytes);
     *out = (realm_buffer){.data = j.dst, .size_bytes = bytes};
     return REALM_OK;
 }
