@@ -16,8 +16,12 @@
 #include "backend/registry.h"
 #include "base/alloc.h"
 
+/* gpu: the backend under test (test_mmq points it at a second one while it
+ * runs); cpu: the reference */
 static realm_backend *gpu, *cpu;
 static uint32_t seed = 12345;
+
+enum { MMQ_MAX_ROWS = 512 };
 
 static float frand(void)
 {
@@ -37,7 +41,9 @@ static int setup(void **state)
     realm_backend_options o = {.n_threads = 0};
     if (realm_backend_create("cpu", &o, &cpu, &err)) return -1;
     realm_backend_limits lim = {.max_rows = 80, .max_ctx = 200, .max_ne0 = 14336};
-    if (gpu->ops->reserve(gpu, &lim, &err) || cpu->ops->reserve(cpu, &lim, &err)) {
+    realm_backend_limits lim_cpu = lim;
+    lim_cpu.max_rows = MMQ_MAX_ROWS; /* the reference for the tile kernel's batches too */
+    if (gpu->ops->reserve(gpu, &lim, &err) || cpu->ops->reserve(cpu, &lim_cpu, &err)) {
         fprintf(stderr, "reserve: %s\n", err.message);
         return -1;
     }
@@ -97,59 +103,92 @@ static void skip_without_gpu(void)
     if (!gpu) skip();
 }
 
-/* One matmul of type t, (ne1 x ne0) weights, n activation rows, against the
- * CPU; the error is scaled by each output's mass sum |x||w|. */
-static void check_matmul(realm_type type, int ne0, int ne1, int n, bool with_bias)
+/* A weight matrix of type t on the host and on `gpu`, reused across batch
+ * sizes (quantizing a 14336 x 4096 matrix takes seconds). */
+struct mm_weights {
+    realm_type type;
+    int ne0, ne1;
+    void *wq;    /* (ne1, row bytes) quantized, host */
+    float *wabs; /* (ne1, ne0) |dequantized weights|, for the error scale */
+    float *bias; /* (ne1) */
+    realm_buffer gw, gb;
+};
+
+static void mmw_init(struct mm_weights *m, realm_type type, int ne0, int ne1)
 {
     const realm_type_traits *t = realm_type_traits_get(type);
     size_t nw = (size_t)ne0 * ne1, rb = realm_type_row_size(type, ne0);
-    float *wf = realm_malloc(nw * 4), *wd = realm_malloc(nw * 4);
-    float *x = realm_malloc((size_t)n * ne0 * 4), *bias = realm_malloc((size_t)ne1 * 4);
-    float *oc = realm_malloc((size_t)n * ne1 * 4), *og = realm_malloc((size_t)n * ne1 * 4);
-    float *mass = realm_malloc((size_t)n * ne1 * 4);
-    void *wq = realm_malloc(rb * ne1);
+    float *wf = realm_malloc(nw * 4);
+    *m = (struct mm_weights){.type = type, .ne0 = ne0, .ne1 = ne1};
+    m->wq = realm_malloc(rb * ne1);
+    m->wabs = realm_malloc(nw * 4);
+    m->bias = realm_malloc((size_t)ne1 * 4);
     for (size_t i = 0; i < nw; i++)
         wf[i] = frand();
-    for (int64_t i = 0; i < (int64_t)n * ne0; i++)
-        x[i] = frand() * (i % 7 == 0 ? 4.0f : 1.0f);
     for (int i = 0; i < ne1; i++)
-        bias[i] = frand();
-    t->from_float(wf, wq, (int64_t)nw);
-    t->to_float(wq, wd, (int64_t)nw);
-    for (int r = 0; r < n; r++)
-        for (int o = 0; o < ne1; o++) {
-            double m = 0;
-            for (int i = 0; i < ne0; i++)
-                m += fabs((double)x[(size_t)r * ne0 + i] * wd[(size_t)o * ne0 + i]);
-            mass[(size_t)r * ne1 + o] = (float)m;
-        }
-    realm_weight w = {.type = type, .ne0 = ne0, .ne1 = ne1, .data = wq};
-    realm_weight b = {.type = REALM_TYPE_F32, .ne0 = ne1, .ne1 = 1, .data = bias};
+        m->bias[i] = frand();
+    t->from_float(wf, m->wq, (int64_t)nw);
+    t->to_float(m->wq, m->wabs, (int64_t)nw);
+    for (size_t i = 0; i < nw; i++)
+        m->wabs[i] = fabsf(m->wabs[i]);
+    m->gw = gput(m->wq, rb * ne1);
+    m->gb = gput(m->bias, (size_t)ne1 * 4);
+    realm_free(wf);
+}
+
+static void mmw_free(struct mm_weights *m)
+{
+    gfree(&m->gw);
+    gfree(&m->gb);
+    realm_free(m->wq);
+    realm_free(m->wabs);
+    realm_free(m->bias);
+}
+
+/* n random activation rows through m on both backends; the error is scaled
+ * by each output's mass sum |x||w| (the CPU's F32 matmul of |x| and |w|). */
+static void mmw_check(const struct mm_weights *m, const char *op, int n, bool with_bias, double tol)
+{
+    const realm_type_traits *t = realm_type_traits_get(m->type);
+    const int ne0 = m->ne0, ne1 = m->ne1;
+    float *x = realm_malloc((size_t)n * ne0 * 4), *xabs = realm_malloc((size_t)n * ne0 * 4);
+    float *oc = realm_malloc((size_t)n * ne1 * 4), *og = realm_malloc((size_t)n * ne1 * 4);
+    float *mass = realm_malloc((size_t)n * ne1 * 4);
+    for (int64_t i = 0; i < (int64_t)n * ne0; i++) {
+        x[i] = frand() * (i % 7 == 0 ? 4.0f : 1.0f);
+        xabs[i] = fabsf(x[i]);
+    }
+    realm_weight wa = {.type = REALM_TYPE_F32, .ne0 = ne0, .ne1 = ne1, .data = m->wabs};
+    cpu->ops->matmul(cpu, &wa, NULL, xabs, n, mass);
+    realm_weight w = {.type = m->type, .ne0 = ne0, .ne1 = ne1, .data = m->wq};
+    realm_weight b = {.type = REALM_TYPE_F32, .ne0 = ne1, .ne1 = 1, .data = m->bias};
     cpu->ops->matmul(cpu, &w, with_bias ? &b : NULL, x, n, oc);
-    realm_buffer gw = gput(wq, rb * ne1), gb = gput(bias, (size_t)ne1 * 4),
-                 gx = gput(x, (size_t)n * ne0 * 4), go = gput(og, (size_t)n * ne1 * 4);
-    w.data = gw.data;
-    b.data = gb.data;
+    realm_buffer gx = gput(x, (size_t)n * ne0 * 4), go = gput(og, (size_t)n * ne1 * 4);
+    w.data = m->gw.data;
+    b.data = m->gb.data;
     gpu->ops->matmul(gpu, &w, with_bias ? &b : NULL, gx.data, n, go.data);
     gget(&go, og, (size_t)n * ne1 * 4);
     char shape[64];
     snprintf(shape, sizeof shape, "%dx%d n=%d%s", ne1, ne0, n, with_bias ? " +b" : "");
-    /* n <= 64: same activation quantization as the CPU, only the sum order
-     * differs; larger n: f16 cuBLAS against int8 activations. */
-    double tol = n <= 64 ? 1e-5 : 1e-2;
-    verdict("matmul", t->name, shape, og, oc, (size_t)n * ne1, mass, tol);
-    gfree(&gw);
-    gfree(&gb);
+    verdict(op, t->name, shape, og, oc, (size_t)n * ne1, mass, tol);
     gfree(&gx);
     gfree(&go);
-    realm_free(wf);
-    realm_free(wd);
     realm_free(x);
-    realm_free(bias);
+    realm_free(xabs);
     realm_free(oc);
     realm_free(og);
     realm_free(mass);
-    realm_free(wq);
+}
+
+/* One matmul of type t, (ne1 x ne0) weights, n activation rows, against the
+ * CPU. n <= 64: same activation quantization as the CPU, only the sum order
+ * differs; larger n: f16 cuBLAS against int8 activations. */
+static void check_matmul(realm_type type, int ne0, int ne1, int n, bool with_bias)
+{
+    struct mm_weights m;
+    mmw_init(&m, type, ne0, ne1);
+    mmw_check(&m, "matmul", n, with_bias, n <= 64 ? 1e-5 : 1e-2);
+    mmw_free(&m);
 }
 
 static void test_matmul(void **state)
@@ -211,6 +250,74 @@ static void test_matmul_model_shapes(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_matmul(cases[i].type, cases[i].ne0, cases[i].ne1, cases[i].n, false);
+    assert_int_equal(n_fail, 0);
+}
+
+/* A second CUDA backend with the int8 tile kernel on ($REALM_CUDA_MMQ=1,
+ * read at creation), reserved for MMQ_MAX_ROWS rows, on a 4 GiB budget
+ * beside the first. */
+static realm_backend *mmq_backend(void)
+{
+    realm_error err = {0};
+    realm_backend *be = NULL;
+    realm_backend_options o = {.mem_budget_bytes = (size_t)4 << 30};
+    setenv("REALM_CUDA_MMQ", "1", 1);
+    realm_status st = realm_backend_create("cuda", &o, &be, &err);
+    unsetenv("REALM_CUDA_MMQ");
+    assert_int_equal(st, REALM_OK);
+    realm_backend_limits lim = {.max_rows = MMQ_MAX_ROWS, .max_ctx = 200, .max_ne0 = 14336};
+    assert_int_equal(be->ops->reserve(be, &lim, &err), REALM_OK);
+    return be;
+}
+
+/* The tile kernel (cuda_mmq.cu) against the CPU. It reads the same int8
+ * activations as the CPU at every batch size, so the tolerance is the
+ * mat-vec's 1e-5 of the mass at all n (cuBLAS's f16 path needs 1e-2 above
+ * 64 rows). Shapes: the 8B model's widths at batch sizes that hit each tile
+ * height (8/16/32/64 activation rows) and its edges (7, 33, 200 = 3 x 64 + 8),
+ * with K split over blocks (few weight tiles, small n) and not (512 rows);
+ * 576 output rows (4.5 weight tiles), 576 and 1056 inputs (18 and 33 groups:
+ * a partial K step); the odd shapes of test_matmul for every type, with and
+ * without bias. */
+static void test_mmq(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    realm_backend *saved = gpu;
+    gpu = mmq_backend();
+    const int rows[] = {2, 7, 8, 33, 64, 200, 512};
+    const realm_type main_types[] = {REALM_TYPE_Q4_K, REALM_TYPE_Q6_K, REALM_TYPE_Q8_0};
+    const struct { int ne0, ne1; } widths[] = {{4096, 1024}, {4096, 14336}, {14336, 4096},
+                                               {4096, 576}, {576, 1536}};
+    for (size_t ti = 0; ti < sizeof main_types / sizeof main_types[0]; ti++) {
+        const realm_type_traits *t = realm_type_traits_get(main_types[ti]);
+        for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+            if (widths[wi].ne0 % t->block_size) continue;
+            struct mm_weights m;
+            mmw_init(&m, main_types[ti], widths[wi].ne0, widths[wi].ne1);
+            for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++)
+                mmw_check(&m, "mmq", rows[ri], ri == 3, 1e-5);
+            mmw_free(&m);
+        }
+    }
+    const realm_type all[] = {REALM_TYPE_Q4_0, REALM_TYPE_Q4_1, REALM_TYPE_Q5_0,  REALM_TYPE_Q5_1,
+                              REALM_TYPE_Q8_0, REALM_TYPE_Q2_K, REALM_TYPE_Q3_K,  REALM_TYPE_Q4_K,
+                              REALM_TYPE_Q5_K, REALM_TYPE_Q6_K, REALM_TYPE_IQ4_NL, REALM_TYPE_IQ4_XS};
+    const struct { int ne0, ne1, n; } odd[] = {{768, 301, 3},  {1280, 65, 8},  {512, 129, 13},
+                                               {1024, 96, 70}, {1056, 200, 5}, {4096, 576, 33},
+                                               {576, 1536, 200}};
+    for (size_t ti = 0; ti < sizeof all / sizeof all[0]; ti++) {
+        const realm_type_traits *t = realm_type_traits_get(all[ti]);
+        for (size_t si = 0; si < sizeof odd / sizeof odd[0]; si++) {
+            if (odd[si].ne0 % t->block_size) continue;
+            struct mm_weights m;
+            mmw_init(&m, all[ti], odd[si].ne0, odd[si].ne1);
+            mmw_check(&m, "mmq", odd[si].n, si % 2, 1e-5);
+            mmw_free(&m);
+        }
+    }
+    realm_backend_free(gpu);
+    gpu = saved;
     assert_int_equal(n_fail, 0);
 }
 
@@ -400,14 +507,19 @@ static void run_layer(realm_backend *be, const struct layer_w *L, const realm_kv
     o->add(be, x, xb, (int64_t)n * FD);
 }
 
-static void check_fused_layer(realm_type type)
+/* mmq: both CUDA backends with the tile kernel on (the 3-row step then runs
+ * it, split over K, fed by the fused quantizing producers and adding into
+ * the residual); gpu is then the MMQ backend. */
+static void check_fused_layer(realm_type type, bool mmq)
 {
     const realm_type_traits *t = realm_type_traits_get(type);
     realm_error err = {0};
     setenv("REALM_CUDA_NO_FUSE", "1", 1);
+    if (mmq) setenv("REALM_CUDA_MMQ", "1", 1);
     realm_backend *plain = NULL;
     realm_status st = realm_backend_create("cuda", NULL, &plain, &err);
     unsetenv("REALM_CUDA_NO_FUSE");
+    unsetenv("REALM_CUDA_MMQ");
     assert_int_equal(st, REALM_OK);
     realm_backend_limits lim = {.max_rows = 80, .max_ctx = 200, .max_ne0 = 14336};
     assert_int_equal(plain->ops->reserve(plain, &lim, &err), REALM_OK);
@@ -496,8 +608,9 @@ static void check_fused_layer(realm_type type)
             scale[i] = (float)sqrt(ss / (FR * FD));
         char shape[48];
         snprintf(shape, sizeof shape, "layer step %d (%d rows)", step, n);
-        verdict("fused-vs-un", t->name, shape, og, op, FR * FD, NULL, 0.0);
-        verdict("fused-vs-cpu", t->name, shape, og, hc[0], FR * FD, scale, 1e-3);
+        verdict(mmq ? "mmq-fus-un" : "fused-vs-un", t->name, shape, og, op, FR * FD, NULL, 0.0);
+        verdict(mmq ? "mmq-vs-cpu" : "fused-vs-cpu", t->name, shape, og, hc[0], FR * FD, scale,
+                1e-3);
     }
     for (int i = 0; i < 9; i++) {
         gfree(&gb[i]);
@@ -524,9 +637,16 @@ static void test_fused_layer(void **state)
 {
     (void)state;
     skip_without_gpu();
-    check_fused_layer(REALM_TYPE_Q4_K);
-    check_fused_layer(REALM_TYPE_Q8_0);
-    check_fused_layer(REALM_TYPE_Q4_1);
+    check_fused_layer(REALM_TYPE_Q4_K, false);
+    check_fused_layer(REALM_TYPE_Q8_0, false);
+    check_fused_layer(REALM_TYPE_Q4_1, false);
+    realm_backend *saved = gpu;
+    gpu = mmq_backend();
+    check_fused_layer(REALM_TYPE_Q4_K, true);
+    check_fused_layer(REALM_TYPE_Q6_K, true);
+    check_fused_layer(REALM_TYPE_Q4_1, true);
+    realm_backend_free(gpu);
+    gpu = saved;
     assert_int_equal(n_fail, 0);
 }
 
@@ -549,6 +669,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul),
         cmocka_unit_test(test_matmul_model_shapes),
+        cmocka_unit_test(test_mmq),
         cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_fused_layer),

@@ -2,7 +2,9 @@
  * op recording, fusion of recorded op chains at issue time (issue_at) and
  * graph replay (see cuda.h for the contract). Knobs for A/B runs:
  * $REALM_CUDA_NO_FUSE, $REALM_CUDA_MMV_PLAIN, $REALM_CUDA_PDL,
- * $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_MMV_ROWS, $REALM_CUDA_GRAPH_ROWS. */
+ * $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_MMV_ROWS, $REALM_CUDA_GRAPH_ROWS; the
+ * tile kernel (default off): $REALM_CUDA_MMQ, $REALM_CUDA_MMQ_MIN,
+ * $REALM_CUDA_MMQ_ROWS, $REALM_CUDA_MMQ_WAVES. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -508,8 +510,11 @@ static void free_scratch(cuda_ctx *c)
     dev_free(c, c->dq, c->dq_bytes);
     dev_free(c, c->act_h, (size_t)c->lim.max_rows * c->lim.max_ne0 * 2);
     dev_free(c, c->att_part, c->att_part_bytes);
+    dev_free(c, c->mmq_part, c->mmq_part_bytes);
     c->act_q = c->dq = c->act_h = NULL;
     c->att_part = NULL;
+    c->mmq_part = NULL;
+    c->mmq_part_bytes = 0;
     if (c->staging_h) cudaFreeHost(c->staging_h);
     dev_free(c, c->staging_d, c->staging_cap);
     c->staging_h = c->staging_d = NULL;
@@ -557,6 +562,12 @@ static realm_status cu_reserve(realm_backend *be, const realm_backend_limits *li
                         "attention partials", err)))
         return st;
     c->att_part_bytes = realm__cuda_att_part_bytes(lim);
+    if (c->mmq) {
+        size_t pb = realm__cuda_mmq_part_bytes(lim);
+        if ((st = dev_alloc(c, pb, (void **)&c->mmq_part, "matmul split-K partials", err)))
+            return st;
+        c->mmq_part_bytes = pb;
+    }
     c->act_q_bytes = aq;
     c->dq_bytes = dq;
     c->staging_cap = (uint32_t)stg;
@@ -709,6 +720,12 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->pdl = env_int("REALM_CUDA_PDL", 1) != 0;
     c->att_split = env_int("REALM_CUDA_ATT_SPLIT", 8);
     c->profile = env_int("REALM_CUDA_PROFILE", 0) != 0;
+    c->mmq = env_int("REALM_CUDA_MMQ", 0) != 0;
+    c->mmq_min_rows = env_int("REALM_CUDA_MMQ_MIN", 2);
+    c->mmq_max_rows = env_int("REALM_CUDA_MMQ_ROWS", 512);
+    c->mmq_waves = env_int("REALM_CUDA_MMQ_WAVES", 2);
+    if (cudaDeviceGetAttribute(&c->n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
+        c->n_sm = 1;
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     size_t budget = params && params->mem_budget_bytes ? params->mem_budget_bytes : 0;

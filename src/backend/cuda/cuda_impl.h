@@ -125,6 +125,15 @@ typedef struct cuda_ctx {
     bool pdl;               /* $REALM_CUDA_PDL (default 1): mat-vecs start early (PDL) */
     int32_t att_split;      /* $REALM_CUDA_ATT_SPLIT: position splits at decode (1 = off) */
     bool profile;           /* $REALM_CUDA_PROFILE: time ops one by one */
+    /* the batched int8 tile kernel (cuda_mmq.cu), off unless $REALM_CUDA_MMQ=1:
+     * quantized matmuls of mmq_min_rows..mmq_max_rows rows take it instead of
+     * the mat-vec chunks or cuBLAS */
+    bool mmq;
+    int32_t mmq_min_rows, mmq_max_rows; /* $REALM_CUDA_MMQ_MIN (2), $REALM_CUDA_MMQ_ROWS (512) */
+    int32_t mmq_waves;      /* $REALM_CUDA_MMQ_WAVES (2): split K until blocks >= waves x SMs */
+    int32_t n_sm;           /* multiprocessors of the device */
+    float *mmq_part;        /* split-K partial sums, (splits, rows, ne1); NULL unless mmq */
+    size_t mmq_part_bytes;
     double prof_ms[CUDA_PROF_SLOTS];
     double prof_bytes[CUDA_PROF_SLOTS]; /* weight bytes read (matmul slots) */
     long long prof_n[CUDA_PROF_SLOTS];
@@ -174,6 +183,14 @@ bool realm__cuda_issue_rope_kv(cuda_ctx *c, const struct cuda_op *rq, const stru
 
 /* cuda_attention.cu: bytes of the split-attention partials for these limits */
 size_t realm__cuda_att_part_bytes(const realm_backend_limits *lim);
+
+/* cuda_mmq.cu: out (+ bias, + resid) for op's n rows from the quantized
+ * activations (aq, ad, as: cuda_matmul.cu's layout); false, having enqueued
+ * nothing, for a type the tile kernel does not read */
+bool realm__cuda_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, const float *ad,
+                     const float *as, float *resid);
+/* bytes of split-K partials the tile kernel may use */
+size_t realm__cuda_mmq_part_bytes(const realm_backend_limits *lim);
 
 /* cuda_matmul.cu: can matmul/get_rows read this type? */
 bool realm__cuda_type_ok(realm_type t);

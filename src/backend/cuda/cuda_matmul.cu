@@ -19,6 +19,10 @@
  * A following `add` can be fused into the epilogue (resid).
  * Float weights (F32, F16, BF16) dot f32 activations directly.
  *
+ * With $REALM_CUDA_MMQ=1, quantized weights at mmq_min_rows..mmq_max_rows
+ * rows take the int8 tensor-core tile kernel instead (cuda_mmq.cu), on the
+ * same quantized activations.
+ *
  * Large n (prefill): W is dequantized to f16 in tiles of rows
  * (scratch bounded by DQ_TILE_BYTES), activations converted to f16, and
  * cuBLAS multiplies with f32 accumulation; F32 weights use SGEMM directly.
@@ -181,147 +185,6 @@ __global__ static void k_rmsnorm_quant(const float *x, const float *gw, int64_t 
         }
         quantize_group<G>(v, lane, kind, q + blockIdx.x * d + gi * G, d32, s32,
                           (int64_t)blockIdx.x * (d / 32) + gi * (G / 32));
-    }
-}
-
-/* ---- group dot products: one 32-element group g of a weight row ---- */
-
-__device__ __forceinline__ uint32_t spread4(uint32_t x)
-{
-    return ((x & 1) << 4) | ((x & 2) << 11) | ((x & 4) << 18) | ((x & 8) << 25);
-}
-
-/* The codes of group g as 8 words (elements 4k..4k+3 in word k) and how to
- * scale integer dots: result = sum over the two 16-halves h of
- * (fa[h] * isum_h) - fm[h] * asum_h, times the activation scale, plus
- * (Q8_1 formats) fs * activation s. */
-struct grp {
-    int w[8];
-    float fa0, fa1, fm0, fm1, fs;
-};
-
-template <int T>
-__device__ __forceinline__ void load_group(const uint8_t *row, int64_t g, grp &o)
-{
-    o.fm0 = o.fm1 = o.fs = 0.0f;
-    if (T == REALM_TYPE_Q4_0 || T == REALM_TYPE_IQ4_NL) {
-        const realm_block_q4_0 *b = (const realm_block_q4_0 *)row + g;
-        for (int k = 0; k < 4; k++) {
-            uint32_t v = ld4_a2(b->qs + 4 * k);
-            uint32_t lo = v & 0x0F0F0F0Fu, hi = (v >> 4) & 0x0F0F0F0Fu;
-            if (T == REALM_TYPE_Q4_0) {
-                o.w[k] = (int)__vsubss4(lo, 0x08080808u);
-                o.w[k + 4] = (int)__vsubss4(hi, 0x08080808u);
-            } else {
-                o.w[k] = (int)iq4_lookup4(lo);
-                o.w[k + 4] = (int)iq4_lookup4(hi);
-            }
-        }
-        o.fa0 = o.fa1 = h2f(b->d);
-    } else if (T == REALM_TYPE_Q4_1) {
-        const realm_block_q4_1 *b = (const realm_block_q4_1 *)row + g;
-        for (int k = 0; k < 4; k++) {
-            uint32_t v = ld4_a4(b->qs + 4 * k);
-            o.w[k] = (int)(v & 0x0F0F0F0Fu);
-            o.w[k + 4] = (int)((v >> 4) & 0x0F0F0F0Fu);
-        }
-        o.fa0 = o.fa1 = h2f(b->d);
-        o.fs = h2f(b->m);
-    } else if (T == REALM_TYPE_Q5_0) {
-        const realm_block_q5_0 *b = (const realm_block_q5_0 *)row + g;
-        uint32_t qh = ld4_a2(b->qh);
-        for (int k = 0; k < 4; k++) {
-            uint32_t v = ld4_a2(b->qs + 4 * k);
-            uint32_t lo = (v & 0x0F0F0F0Fu) | spread4((qh >> (4 * k)) & 15);
-            uint32_t hi = ((v >> 4) & 0x0F0F0F0Fu) | spread4((qh >> (16 + 4 * k)) & 15);
-            o.w[k] = (int)__vsubss4(lo, 0x10101010u);
-            o.w[k + 4] = (int)__vsubss4(hi, 0x10101010u);
-        }
-        o.fa0 = o.fa1 = h2f(b->d);
-    } else if (T == REALM_TYPE_Q5_1) {
-        const realm_block_q5_1 *b = (const realm_block_q5_1 *)row + g;
-        uint32_t qh = ld4_a4(b->qh);
-        for (int k = 0; k < 4; k++) {
-            uint32_t v = ld4_a4(b->qs + 4 * k);
-            o.w[k] = (int)((v & 0x0F0F0F0Fu) | spread4((qh >> (4 * k)) & 15));
-            o.w[k + 4] = (int)(((v >> 4) & 0x0F0F0F0Fu) | spread4((qh >> (16 + 4 * k)) & 15));
-        }
-        o.fa0 = o.fa1 = h2f(b->d);
-        o.fs = h2f(b->m);
-    } else if (T == REALM_TYPE_Q8_0) {
-        const realm_block_q8_0 *b = (const realm_block_q8_0 *)row + g;
-        for (int k = 0; k < 8; k++)
-            o.w[k] = (int)ld4_a2((const uint8_t *)b->qs + 4 * k);
-        o.fa0 = o.fa1 = h2f(b->d);
-    } else if (T == REALM_TYPE_Q2_K) {
-        const realm_block_q2_k *b = (const realm_block_q2_k *)row + g / 8;
-        int j = (int)(g % 8), sh = 2 * (j % 4);
-        for (int k = 0; k < 8; k++)
-            o.w[k] = (int)((ld4_a4(b->qs + 32 * (j / 4) + 4 * k) >> sh) & 0x03030303u);
-        float d = h2f(b->d), dm = h2f(b->dmin);
-        uint8_t s0 = b->scales[2 * j], s1 = b->scales[2 * j + 1];
-        o.fa0 = d * (float)(s0 & 15);
-        o.fa1 = d * (float)(s1 & 15);
-        o.fm0 = dm * (float)(s0 >> 4);
-        o.fm1 = dm * (float)(s1 >> 4);
-    } else if (T == REALM_TYPE_Q3_K) {
-        const realm_block_q3_k *b = (const realm_block_q3_k *)row + g / 8;
-        int j = (int)(g % 8), sh = 2 * (j % 4);
-        for (int k = 0; k < 8; k++) {
-            uint32_t lo = (ld4_a2(b->qs + 32 * (j / 4) + 4 * k) >> sh) & 0x03030303u;
-            uint32_t hi = ((ld4_a2(b->hmask + 4 * k) >> j) & 0x01010101u) << 2;
-            o.w[k] = (int)__vsubss4(lo | hi, 0x04040404u);
-        }
-        float d = h2f(b->d);
-        o.fa0 = d * (float)q3k_scale(b->scales, 2 * j);
-        o.fa1 = d * (float)q3k_scale(b->scales, 2 * j + 1);
-    } else if (T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K) {
-        const uint8_t *blk = row + (g / 8) * (T == REALM_TYPE_Q4_K ? 144 : 176);
-        const realm_block_q4_k *b4 = (const realm_block_q4_k *)blk;
-        const realm_block_q5_k *b5 = (const realm_block_q5_k *)blk;
-        int j = (int)(g % 8), sc, m;
-        const uint8_t *qs = T == REALM_TYPE_Q4_K ? b4->qs : b5->qs;
-        const uint4 *q4 = (const uint4 *)(qs + 32 * (j / 2));
-        uint4 a = q4[0], c = q4[1];
-        uint32_t v[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
-        for (int k = 0; k < 8; k++)
-            o.w[k] = (int)((v[k] >> (4 * (j % 2))) & 0x0F0F0F0Fu);
-        if (T == REALM_TYPE_Q5_K) {
-            const uint4 *h4 = (const uint4 *)b5->qh;
-            uint4 ha = h4[0], hc = h4[1];
-            uint32_t h[8] = {ha.x, ha.y, ha.z, ha.w, hc.x, hc.y, hc.z, hc.w};
-            for (int k = 0; k < 8; k++)
-                o.w[k] |= (int)(((h[k] >> j) & 0x01010101u) << 4);
-        }
-        k4_scale_min(b4->scales, j, &sc, &m);
-        o.fa0 = o.fa1 = h2f(b4->d) * (float)sc;
-        o.fm0 = o.fm1 = h2f(b4->dmin) * (float)m;
-    } else if (T == REALM_TYPE_Q6_K) {
-        const realm_block_q6_k *b = (const realm_block_q6_k *)row + g / 8;
-        int j = (int)(g % 8);
-        const uint8_t *ql = b->ql + 64 * (j / 4) + 32 * (j % 2);
-        const uint8_t *qh = b->qh + 32 * (j / 4);
-        int sl = 4 * ((j % 4) / 2), shh = 2 * (j % 4);
-        for (int k = 0; k < 8; k++) {
-            uint32_t lo = (ld4_a2(ql + 4 * k) >> sl) & 0x0F0F0F0Fu;
-            uint32_t hi = ((ld4_a2(qh + 4 * k) >> shh) & 0x03030303u) << 4;
-            o.w[k] = (int)__vsubss4(lo | hi, 0x20202020u);
-        }
-        float d = h2f(b->d);
-        o.fa0 = d * (float)b->scales[2 * j];
-        o.fa1 = d * (float)b->scales[2 * j + 1];
-    } else if (T == REALM_TYPE_IQ4_XS) {
-        const realm_block_iq4_xs *b = (const realm_block_iq4_xs *)row + g / 8;
-        int j = (int)(g % 8);
-        const uint2 *q2 = (const uint2 *)(b->qs + 16 * j);
-        uint2 a = q2[0], c = q2[1];
-        uint32_t v[4] = {a.x, a.y, c.x, c.y};
-        for (int k = 0; k < 4; k++) {
-            o.w[k] = (int)iq4_lookup4(v[k] & 0x0F0F0F0Fu);
-            o.w[k + 4] = (int)iq4_lookup4((v[k] >> 4) & 0x0F0F0F0Fu);
-        }
-        int ls = ((b->scales_l[j / 2] >> (4 * (j % 2))) & 15) | (((b->scales_h >> (2 * j)) & 3) << 4);
-        o.fa0 = o.fa1 = h2f(b->d) * (float)(ls - 32);
     }
 }
 
@@ -684,6 +547,20 @@ static bool takes_small_path(const cuda_ctx *c, const struct cuda_op *mm)
     return mm->n <= c->mmv_max_rows;
 }
 
+/* The tile kernel (cuda_mmq.cu, $REALM_CUDA_MMQ=1) for quantized weights and
+ * mmq_min_rows..mmq_max_rows rows; ahead of both other paths. */
+static bool takes_mmq(const cuda_ctx *c, const struct cuda_op *mm)
+{
+    return c->mmq && mm->n >= c->mmq_min_rows && mm->n <= c->mmq_max_rows &&
+           act_kind_of(mm->w.type) != ACT_F32;
+}
+
+/* Will the matmul read quantized activations (so a producer may write them)? */
+static bool takes_quant_path(const cuda_ctx *c, const struct cuda_op *mm)
+{
+    return takes_small_path(c, mm) || takes_mmq(c, mm);
+}
+
 static void remember_act(cuda_ctx *c, const void *x, int32_t n, int64_t ne0, int kind)
 {
     c->aq_x = x;
@@ -692,9 +569,9 @@ static void remember_act(cuda_ctx *c, const void *x, int32_t n, int64_t ne0, int
     c->aq_kind = kind;
 }
 
-/* resid (or NULL): also add the result into it (a following `add`); returns
- * false when the kernel could not, and the caller issues the add itself. */
-static bool matmul_small(cuda_ctx *c, const struct cuda_op *op, float *resid)
+/* The quantized activations of op's input: quantized now unless the last
+ * quantization (or a fused producer) left them in act_q. */
+static act_view quantize_input(cuda_ctx *c, const struct cuda_op *op)
 {
     const realm_weight *w = &op->w;
     int kind = act_kind_of(w->type);
@@ -715,6 +592,15 @@ static bool matmul_small(cuda_ctx *c, const struct cuda_op *op, float *resid)
         CUDA_CHECK(c, cudaGetLastError());
         remember_act(c, op->x, op->n, w->ne0, kind);
     }
+    return a;
+}
+
+/* resid (or NULL): also add the result into it (a following `add`); returns
+ * false when the kernel could not, and the caller issues the add itself. */
+static bool matmul_small(cuda_ctx *c, const struct cuda_op *op, float *resid)
+{
+    int kind = act_kind_of(op->w.type);
+    act_view a = quantize_input(c, op);
     bool staged = false;
     if (kind != ACT_F32 && !c->mmv_plain) {
         if (op->n == 1) staged = launch_mms<1>(c, op, a.aq, a.ad, a.as, resid);
@@ -737,7 +623,7 @@ bool realm__cuda_issue_rmsnorm_quant(cuda_ctx *c, const struct cuda_op *norm,
 {
     const realm_weight *w = &mm->w;
     int kind = act_kind_of(w->type);
-    if (kind == ACT_F32 || !takes_small_path(c, mm) || norm->w.ne0 != w->ne0 ||
+    if (kind == ACT_F32 || !takes_quant_path(c, mm) || norm->w.ne0 != w->ne0 ||
         norm->n != mm->n || norm->out != mm->x)
         return false;
     act_view a = act_layout(c, mm->n, w->ne0);
@@ -759,7 +645,7 @@ bool realm__cuda_issue_swiglu_quant(cuda_ctx *c, const struct cuda_op *sw, const
 {
     const realm_weight *w = &mm->w;
     int kind = act_kind_of(w->type);
-    if (kind == ACT_F32 || !takes_small_path(c, mm) || sw->out != mm->x ||
+    if (kind == ACT_F32 || !takes_quant_path(c, mm) || sw->out != mm->x ||
         sw->width != (int64_t)mm->n * w->ne0 || sw->y == sw->out)
         return false;
     act_view a = act_layout(c, mm->n, w->ne0);
@@ -859,8 +745,15 @@ static void matmul_big(cuda_ctx *c, const struct cuda_op *op)
 bool realm__cuda_issue_matmul(cuda_ctx *c, const struct cuda_op *op, float *resid)
 {
     bool added = false;
-    if (takes_small_path(c, op)) added = matmul_small(c, op, resid);
-    else matmul_big(c, op);
+    if (takes_mmq(c, op)) {
+        act_view a = quantize_input(c, op);
+        if (realm__cuda_mmq(c, op, a.aq, a.ad, a.as, resid)) added = resid != NULL;
+        else matmul_big(c, op);
+    } else if (takes_small_path(c, op)) {
+        added = matmul_small(c, op, resid);
+    } else {
+        matmul_big(c, op);
+    }
     if (op->out == c->aq_x || (resid && resid == c->aq_x))
         c->aq_x = NULL; /* the cached input was overwritten */
     return added;

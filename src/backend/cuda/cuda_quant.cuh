@@ -170,6 +170,149 @@ __device__ static float dq_elem(int type, const uint8_t *row, int64_t i)
     return 0.0f;
 }
 
+/* ---- group quants: one 32-element group g of a weight row, as int8 codes ----
+ * (the mat-vec kernels of cuda_matmul.cu and the tile kernel of cuda_mmq.cu
+ * share this unpacking) */
+
+__device__ __forceinline__ uint32_t spread4(uint32_t x)
+{
+    return ((x & 1) << 4) | ((x & 2) << 11) | ((x & 4) << 18) | ((x & 8) << 25);
+}
+
+/* The codes of group g as 8 words (elements 4k..4k+3 in word k) and how to
+ * scale integer dots: result = sum over the two 16-halves h of
+ * (fa[h] * isum_h) - fm[h] * asum_h, times the activation scale, plus
+ * (Q8_1 formats) fs * activation s. */
+struct grp {
+    int w[8];
+    float fa0, fa1, fm0, fm1, fs;
+};
+
+template <int T>
+__device__ __forceinline__ void load_group(const uint8_t *row, int64_t g, grp &o)
+{
+    o.fm0 = o.fm1 = o.fs = 0.0f;
+    if (T == REALM_TYPE_Q4_0 || T == REALM_TYPE_IQ4_NL) {
+        const realm_block_q4_0 *b = (const realm_block_q4_0 *)row + g;
+        for (int k = 0; k < 4; k++) {
+            uint32_t v = ld4_a2(b->qs + 4 * k);
+            uint32_t lo = v & 0x0F0F0F0Fu, hi = (v >> 4) & 0x0F0F0F0Fu;
+            if (T == REALM_TYPE_Q4_0) {
+                o.w[k] = (int)__vsubss4(lo, 0x08080808u);
+                o.w[k + 4] = (int)__vsubss4(hi, 0x08080808u);
+            } else {
+                o.w[k] = (int)iq4_lookup4(lo);
+                o.w[k + 4] = (int)iq4_lookup4(hi);
+            }
+        }
+        o.fa0 = o.fa1 = h2f(b->d);
+    } else if (T == REALM_TYPE_Q4_1) {
+        const realm_block_q4_1 *b = (const realm_block_q4_1 *)row + g;
+        for (int k = 0; k < 4; k++) {
+            uint32_t v = ld4_a4(b->qs + 4 * k);
+            o.w[k] = (int)(v & 0x0F0F0F0Fu);
+            o.w[k + 4] = (int)((v >> 4) & 0x0F0F0F0Fu);
+        }
+        o.fa0 = o.fa1 = h2f(b->d);
+        o.fs = h2f(b->m);
+    } else if (T == REALM_TYPE_Q5_0) {
+        const realm_block_q5_0 *b = (const realm_block_q5_0 *)row + g;
+        uint32_t qh = ld4_a2(b->qh);
+        for (int k = 0; k < 4; k++) {
+            uint32_t v = ld4_a2(b->qs + 4 * k);
+            uint32_t lo = (v & 0x0F0F0F0Fu) | spread4((qh >> (4 * k)) & 15);
+            uint32_t hi = ((v >> 4) & 0x0F0F0F0Fu) | spread4((qh >> (16 + 4 * k)) & 15);
+            o.w[k] = (int)__vsubss4(lo, 0x10101010u);
+            o.w[k + 4] = (int)__vsubss4(hi, 0x10101010u);
+        }
+        o.fa0 = o.fa1 = h2f(b->d);
+    } else if (T == REALM_TYPE_Q5_1) {
+        const realm_block_q5_1 *b = (const realm_block_q5_1 *)row + g;
+        uint32_t qh = ld4_a4(b->qh);
+        for (int k = 0; k < 4; k++) {
+            uint32_t v = ld4_a4(b->qs + 4 * k);
+            o.w[k] = (int)((v & 0x0F0F0F0Fu) | spread4((qh >> (4 * k)) & 15));
+            o.w[k + 4] = (int)(((v >> 4) & 0x0F0F0F0Fu) | spread4((qh >> (16 + 4 * k)) & 15));
+        }
+        o.fa0 = o.fa1 = h2f(b->d);
+        o.fs = h2f(b->m);
+    } else if (T == REALM_TYPE_Q8_0) {
+        const realm_block_q8_0 *b = (const realm_block_q8_0 *)row + g;
+        for (int k = 0; k < 8; k++)
+            o.w[k] = (int)ld4_a2((const uint8_t *)b->qs + 4 * k);
+        o.fa0 = o.fa1 = h2f(b->d);
+    } else if (T == REALM_TYPE_Q2_K) {
+        const realm_block_q2_k *b = (const realm_block_q2_k *)row + g / 8;
+        int j = (int)(g % 8), sh = 2 * (j % 4);
+        for (int k = 0; k < 8; k++)
+            o.w[k] = (int)((ld4_a4(b->qs + 32 * (j / 4) + 4 * k) >> sh) & 0x03030303u);
+        float d = h2f(b->d), dm = h2f(b->dmin);
+        uint8_t s0 = b->scales[2 * j], s1 = b->scales[2 * j + 1];
+        o.fa0 = d * (float)(s0 & 15);
+        o.fa1 = d * (float)(s1 & 15);
+        o.fm0 = dm * (float)(s0 >> 4);
+        o.fm1 = dm * (float)(s1 >> 4);
+    } else if (T == REALM_TYPE_Q3_K) {
+        const realm_block_q3_k *b = (const realm_block_q3_k *)row + g / 8;
+        int j = (int)(g % 8), sh = 2 * (j % 4);
+        for (int k = 0; k < 8; k++) {
+            uint32_t lo = (ld4_a2(b->qs + 32 * (j / 4) + 4 * k) >> sh) & 0x03030303u;
+            uint32_t hi = ((ld4_a2(b->hmask + 4 * k) >> j) & 0x01010101u) << 2;
+            o.w[k] = (int)__vsubss4(lo | hi, 0x04040404u);
+        }
+        float d = h2f(b->d);
+        o.fa0 = d * (float)q3k_scale(b->scales, 2 * j);
+        o.fa1 = d * (float)q3k_scale(b->scales, 2 * j + 1);
+    } else if (T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K) {
+        const uint8_t *blk = row + (g / 8) * (T == REALM_TYPE_Q4_K ? 144 : 176);
+        const realm_block_q4_k *b4 = (const realm_block_q4_k *)blk;
+        const realm_block_q5_k *b5 = (const realm_block_q5_k *)blk;
+        int j = (int)(g % 8), sc, m;
+        const uint8_t *qs = T == REALM_TYPE_Q4_K ? b4->qs : b5->qs;
+        const uint4 *q4 = (const uint4 *)(qs + 32 * (j / 2));
+        uint4 a = q4[0], c = q4[1];
+        uint32_t v[8] = {a.x, a.y, a.z, a.w, c.x, c.y, c.z, c.w};
+        for (int k = 0; k < 8; k++)
+            o.w[k] = (int)((v[k] >> (4 * (j % 2))) & 0x0F0F0F0Fu);
+        if (T == REALM_TYPE_Q5_K) {
+            const uint4 *h4 = (const uint4 *)b5->qh;
+            uint4 ha = h4[0], hc = h4[1];
+            uint32_t h[8] = {ha.x, ha.y, ha.z, ha.w, hc.x, hc.y, hc.z, hc.w};
+            for (int k = 0; k < 8; k++)
+                o.w[k] |= (int)(((h[k] >> j) & 0x01010101u) << 4);
+        }
+        k4_scale_min(b4->scales, j, &sc, &m);
+        o.fa0 = o.fa1 = h2f(b4->d) * (float)sc;
+        o.fm0 = o.fm1 = h2f(b4->dmin) * (float)m;
+    } else if (T == REALM_TYPE_Q6_K) {
+        const realm_block_q6_k *b = (const realm_block_q6_k *)row + g / 8;
+        int j = (int)(g % 8);
+        const uint8_t *ql = b->ql + 64 * (j / 4) + 32 * (j % 2);
+        const uint8_t *qh = b->qh + 32 * (j / 4);
+        int sl = 4 * ((j % 4) / 2), shh = 2 * (j % 4);
+        for (int k = 0; k < 8; k++) {
+            uint32_t lo = (ld4_a2(ql + 4 * k) >> sl) & 0x0F0F0F0Fu;
+            uint32_t hi = ((ld4_a2(qh + 4 * k) >> shh) & 0x03030303u) << 4;
+            o.w[k] = (int)__vsubss4(lo | hi, 0x20202020u);
+        }
+        float d = h2f(b->d);
+        o.fa0 = d * (float)b->scales[2 * j];
+        o.fa1 = d * (float)b->scales[2 * j + 1];
+    } else if (T == REALM_TYPE_IQ4_XS) {
+        const realm_block_iq4_xs *b = (const realm_block_iq4_xs *)row + g / 8;
+        int j = (int)(g % 8);
+        const uint2 *q2 = (const uint2 *)(b->qs + 16 * j);
+        uint2 a = q2[0], c = q2[1];
+        uint32_t v[4] = {a.x, a.y, c.x, c.y};
+        for (int k = 0; k < 4; k++) {
+            o.w[k] = (int)iq4_lookup4(v[k] & 0x0F0F0F0Fu);
+            o.w[k + 4] = (int)iq4_lookup4((v[k] >> 4) & 0x0F0F0F0Fu);
+        }
+        int ls = ((b->scales_l[j / 2] >> (4 * (j % 2))) & 15) | (((b->scales_h >> (2 * j)) & 3) << 4);
+        o.fa0 = o.fa1 = h2f(b->d) * (float)(ls - 32);
+    }
+}
+
 /* Programmatic dependent launch (sm_90): a kernel launched with the
  * programmatic-serialization attribute may start before the kernel ahead of
  * it in the stream has finished; it must call pdl_wait() before it touches

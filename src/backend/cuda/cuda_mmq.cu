@@ -1,0 +1,383 @@
+/*
+ * backend/cuda/cuda_mmq.cu — out (n, ne1) = x (n, ne0) · W^T for quantized W
+ * and 2..~512 activation rows, on the int8 tensor cores.
+ *
+ * Inputs are the quantized activations cuda_matmul.cu writes (int8 codes
+ * row-major, one float scale per 32 elements, and for Q8_1 the rounded d·Σq
+ * per 32), i.e. the CPU's vec_dot_type rounding: per 32-element group the
+ * result is an exact integer dot product times float scales, as in the
+ * mat-vec.
+ *
+ * One thread block computes a tile of MMQ_BM weight rows × BN activation rows
+ * and walks K in steps of MMQ_KG groups (128 elements):
+ *   1. every thread unpacks MMQ_BM·MMQ_KG / MMQ_THREADS weight groups with the
+ *      mat-vec's load_group (cuda_quant.cuh) into int8 codes in shared
+ *      memory, plus the group's float sub-scales; the activation codes of the
+ *      step are copied beside them with the sum of each 16-code half (the
+ *      "mins" term of Q2_K/Q4_K/Q5_K). The next step's global loads are issued
+ *      before this step's arithmetic (registers as the second stage).
+ *   2. each warp multiplies its (16·TM × 8·TN) sub-tile group by group with
+ *      mma.sync m16n8k32 s8·s8→s32 (K = 32 = one group, so each product is the
+ *      group's exact integer sum), or two m16n8k16 for the formats whose
+ *      scales change every 16 elements (Q2_K, Q3_K, Q6_K), and folds the
+ *      integer sums into float accumulators with the group's scales — the
+ *      arithmetic of the mat-vec's group_dot, per group.
+ * Each weight tile is read from memory once per BN activation rows (the
+ * mat-vec reads it once per 8). Matrices with too few tiles to fill the GPU
+ * (decode-sized: 1024 rows are 8 tiles) split K over blockIdx.z: partial
+ * sums go to c->mmq_part and a second kernel adds them in a fixed order
+ * (deterministic, no atomics), then bias and the fused residual.
+ *
+ * Fragment layouts (PTX ISA, mma.m16n8k32 / m16n8k16 with .s8), with
+ * g = lane / 4 and t = lane % 4:
+ *   A (16×32, row): a0 = A[g][4t..4t+3], a1 = A[g+8][4t..], a2 = A[g][16+4t..],
+ *                   a3 = A[g+8][16+4t..]; the k16 shape takes {a0, a1} of its 16.
+ *   B (32×8, col):  b0 = B[4t..4t+3][g], b1 = B[16+4t..][g]; k16 takes b0.
+ *   C (16×8):       c0, c1 = C[g][2t], C[g][2t+1]; c2, c3 = C[g+8][2t], C[g+8][2t+1].
+ * Shared-memory rows are MMQ_KG·32 + 16 bytes (36 words): the 32 lanes of a
+ * fragment load hit banks 4g + t, all different.
+ */
+#include "backend/cuda/cuda_impl.h"
+#include "backend/cuda/cuda_quant.cuh"
+
+#define MMQ_BM      128 /* weight rows per block */
+#define MMQ_KG      4   /* 32-element groups per K step */
+#define MMQ_THREADS 256
+#define MMQ_LD      (MMQ_KG * 32 + 16) /* bytes per shared-memory row */
+#define MMQ_PART_CAP ((size_t)16 << 20)
+
+/* what the per-group float arithmetic needs, by weight type */
+template <int T> struct mmq_kind {
+    /* two scales per group (16-element sub-blocks): two k16 products */
+    static constexpr bool split16 =
+        T == REALM_TYPE_Q2_K || T == REALM_TYPE_Q3_K || T == REALM_TYPE_Q6_K;
+    /* minus min · Σ activation codes */
+    static constexpr bool mins =
+        T == REALM_TYPE_Q2_K || T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K;
+    /* plus m · (d·Σq) of the Q8_1 activations */
+    static constexpr bool q81 = T == REALM_TYPE_Q4_1 || T == REALM_TYPE_Q5_1;
+};
+
+__device__ __forceinline__ void mma_k32(int c[4], const uint32_t a[4], uint32_t b0, uint32_t b1)
+{
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, "
+        "{%8, %9}, {%0, %1, %2, %3};\n"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void mma_k16(int c[4], uint32_t a0, uint32_t a1, uint32_t b0)
+{
+    asm("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0, %1, %2, %3}, {%4, %5}, {%6}, "
+        "{%0, %1, %2, %3};\n"
+        : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
+        : "r"(a0), "r"(a1), "r"(b0));
+}
+
+__device__ __forceinline__ uint32_t lds32(const int8_t *p)
+{
+    return *(const uint32_t *)p;
+}
+
+/* Shared memory of one block (41 KB at BN = 64: under the 48 KB static limit). */
+template <int BN> struct mmq_smem {
+    int8_t w[MMQ_BM * MMQ_LD];   /* weight codes, (MMQ_BM, MMQ_KG·32) */
+    int8_t a[BN * MMQ_LD];       /* activation codes, (BN, MMQ_KG·32) */
+    float wf[5][MMQ_KG][MMQ_BM]; /* fa0, fa1, fm0, fm1, fs of each group (grp's fields) */
+    float ad[MMQ_KG][BN];        /* activation scale of each group */
+    float as[MMQ_KG][BN];        /* Q8_1: d·Σq of each group */
+    int asum[2][MMQ_KG][BN];     /* Σ codes of each 16-element half */
+};
+
+/* Blocks per SM the register allocation must allow (128 registers at 2):
+ * uncapped, ptxas gives BN = 64 ~140 registers and several smaller tiles
+ * 130-180, one block per SM; capped, BN = 64 spills 20-90 bytes of the
+ * prefetched step and the others at most 20. */
+#define MMQ_MIN_BLOCKS 2
+
+/* grid: (activation-row tiles, weight-row tiles, K splits); each split covers
+ * kt_per steps of MMQ_KG groups. part == NULL: one split, write out (+ bias,
+ * + resid); else write this split's partial sums to part[split]. */
+template <int T, int BN>
+__global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
+    k_mmq(const uint8_t *__restrict__ w, size_t row_bytes, int64_t ne0, int64_t ne1,
+          const int8_t *__restrict__ aq, const float *__restrict__ ad,
+          const float *__restrict__ as, int32_t n, int32_t kt_per, const float *__restrict__ bias,
+          float *__restrict__ out, float *resid, float *__restrict__ part)
+{
+    typedef mmq_kind<T> K;
+    constexpr int WN = BN >= 64 ? 2 : 1;     /* warps across activation rows */
+    constexpr int WM = MMQ_THREADS / 32 / WN; /* warps across weight rows */
+    constexpr int TM = MMQ_BM / WM / 16;      /* m16 tiles per warp */
+    constexpr int TN = BN / WN / 8;           /* n8 tiles per warp */
+    constexpr int WPT = MMQ_BM * MMQ_KG / MMQ_THREADS;          /* weight groups per thread */
+    constexpr int ACH = BN * MMQ_KG * 2;                          /* 16-byte activation chunks */
+    constexpr int APT = (ACH + MMQ_THREADS - 1) / MMQ_THREADS;   /* chunks per thread */
+    static_assert(WPT * MMQ_THREADS == MMQ_BM * MMQ_KG, "weight groups split evenly");
+    static_assert(TM >= 1 && TN >= 1, "tile shape");
+
+    __shared__ __align__(16) mmq_smem<BN> sh;
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int gq = lane / 4, tq = lane % 4;
+    const int m_base = (warp % WM) * TM * 16, n_base = (warp / WM) * TN * 8;
+    const int32_t r0 = (int32_t)blockIdx.x * BN;
+    const int64_t m0 = (int64_t)blockIdx.y * MMQ_BM;
+    const int64_t G = ne0 / 32;
+    const int64_t nkt = (G + MMQ_KG - 1) / MMQ_KG;
+    const int64_t kt0 = (int64_t)blockIdx.z * kt_per;
+    const int64_t kt1 = kt0 + kt_per < nkt ? kt0 + kt_per : nkt;
+
+    float acc[TM][TN][4];
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++)
+                acc[i][j][e] = 0.0f;
+
+    /* the step in flight: unpacked weight groups and raw activation chunks.
+     * Out-of-range groups and rows load a clamped in-range address (so the
+     * loads carry no branch) and are zeroed when stored. */
+    grp wq[WPT];
+    int4 av[APT];
+    float adv[APT], asv[APT];
+    auto fetch = [&](int64_t kt) {
+#pragma unroll
+        for (int i = 0; i < WPT; i++) {
+            const int idx = tid + i * MMQ_THREADS;
+            const int64_t m = m0 + idx / MMQ_KG, g = kt * MMQ_KG + idx % MMQ_KG;
+            load_group<T>(w + (size_t)(m < ne1 ? m : ne1 - 1) * row_bytes, g < G ? g : G - 1,
+                          wq[i]);
+        }
+#pragma unroll
+        for (int j = 0; j < APT; j++) {
+            const int c = tid + j * MMQ_THREADS;
+            if (ACH % MMQ_THREADS && c >= ACH) break;
+            const int32_t r = r0 + c / (MMQ_KG * 2);
+            const int64_t g = kt * MMQ_KG + (c % (MMQ_KG * 2)) / 2;
+            const int64_t rc = r < n ? r : n - 1, gc = g < G ? g : G - 1;
+            av[j] = __ldg((const int4 *)(aq + rc * ne0 + gc * 32 + (c % 2) * 16));
+            adv[j] = __ldg(ad + rc * G + gc);
+            asv[j] = K::q81 ? __ldg(as + rc * G + gc) : 0.0f;
+        }
+    };
+    auto store = [&](int64_t kt) {
+#pragma unroll
+        for (int i = 0; i < WPT; i++) {
+            const int idx = tid + i * MMQ_THREADS, ml = idx / MMQ_KG, kg = idx % MMQ_KG;
+            const bool ok = m0 + ml < ne1 && kt * MMQ_KG + kg < G;
+            const grp &q = wq[i];
+            int4 *dst = (int4 *)(sh.w + ml * MMQ_LD + kg * 32);
+            dst[0] = ok ? make_int4(q.w[0], q.w[1], q.w[2], q.w[3]) : make_int4(0, 0, 0, 0);
+            dst[1] = ok ? make_int4(q.w[4], q.w[5], q.w[6], q.w[7]) : make_int4(0, 0, 0, 0);
+            sh.wf[0][kg][ml] = ok ? q.fa0 : 0.0f;
+            sh.wf[1][kg][ml] = ok ? q.fa1 : 0.0f;
+            sh.wf[2][kg][ml] = ok ? q.fm0 : 0.0f;
+            sh.wf[3][kg][ml] = ok ? q.fm1 : 0.0f;
+            sh.wf[4][kg][ml] = ok ? q.fs : 0.0f;
+        }
+#pragma unroll
+        for (int j = 0; j < APT; j++) {
+            const int c = tid + j * MMQ_THREADS;
+            if (ACH % MMQ_THREADS && c >= ACH) break;
+            const int rl = c / (MMQ_KG * 2), ch = c % (MMQ_KG * 2), kg = ch / 2;
+            const bool ok = r0 + rl < n && kt * MMQ_KG + kg < G;
+            const int4 v = ok ? av[j] : make_int4(0, 0, 0, 0);
+            *(int4 *)(sh.a + rl * MMQ_LD + ch * 16) = v;
+            int s = __dp4a(v.x, 0x01010101, 0);
+            s = __dp4a(v.y, 0x01010101, s);
+            s = __dp4a(v.z, 0x01010101, s);
+            s = __dp4a(v.w, 0x01010101, s);
+            sh.asum[ch % 2][kg][rl] = s;
+            if (ch % 2 == 0) {
+                sh.ad[kg][rl] = ok ? adv[j] : 0.0f;
+                sh.as[kg][rl] = ok ? asv[j] : 0.0f;
+            }
+        }
+    };
+
+    if (kt0 < kt1) fetch(kt0);
+    for (int64_t kt = kt0; kt < kt1; kt++) {
+        if (kt > kt0) __syncthreads(); /* the previous step's reads of sh are done */
+        store(kt);
+        __syncthreads();
+        /* the next step's loads fly during this step's arithmetic; the last
+         * step reloads itself (L1/L2 hits) so that the loads carry no branch */
+        fetch(kt + 1 < kt1 ? kt + 1 : kt);
+#pragma unroll
+        for (int kg = 0; kg < MMQ_KG; kg++) {
+            uint32_t b[TN][2];
+            float da[TN][2], dsum[TN][2];
+            int s0[TN][2], s1[TN][2];
+#pragma unroll
+            for (int j = 0; j < TN; j++) {
+                const int8_t *p = sh.a + (n_base + j * 8 + gq) * MMQ_LD + kg * 32 + tq * 4;
+                b[j][0] = lds32(p);
+                b[j][1] = lds32(p + 16);
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int col = n_base + j * 8 + tq * 2 + e;
+                    da[j][e] = sh.ad[kg][col];
+                    dsum[j][e] = sh.as[kg][col];
+                    s0[j][e] = sh.asum[0][kg][col];
+                    s1[j][e] = sh.asum[1][kg][col];
+                }
+            }
+#pragma unroll
+            for (int i = 0; i < TM; i++) {
+                const int row = m_base + i * 16 + gq;
+                const int8_t *p = sh.w + row * MMQ_LD + kg * 32 + tq * 4;
+                const uint32_t a[4] = {lds32(p), lds32(p + 8 * MMQ_LD), lds32(p + 16),
+                                       lds32(p + 8 * MMQ_LD + 16)};
+                float fa0[2], fa1[2], fm0[2], fm1[2], fs[2];
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    fa0[h] = sh.wf[0][kg][row + 8 * h];
+                    fa1[h] = sh.wf[1][kg][row + 8 * h];
+                    fm0[h] = sh.wf[2][kg][row + 8 * h];
+                    fm1[h] = sh.wf[3][kg][row + 8 * h];
+                    fs[h] = sh.wf[4][kg][row + 8 * h];
+                }
+#pragma unroll
+                for (int j = 0; j < TN; j++) {
+                    int c0[4] = {0, 0, 0, 0}, c1[4] = {0, 0, 0, 0};
+                    if (K::split16) {
+                        mma_k16(c0, a[0], a[1], b[j][0]);
+                        mma_k16(c1, a[2], a[3], b[j][1]);
+                    } else {
+                        mma_k32(c0, a, b[j][0], b[j][1]);
+                    }
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        const int h = e / 2, x = e % 2;
+                        float v;
+                        if (K::split16 && K::mins)
+                            v = da[j][x] * (fa0[h] * (float)c0[e] + fa1[h] * (float)c1[e] -
+                                            fm0[h] * (float)s0[j][x] - fm1[h] * (float)s1[j][x]);
+                        else if (K::split16)
+                            v = da[j][x] * (fa0[h] * (float)c0[e] + fa1[h] * (float)c1[e]);
+                        else if (K::mins)
+                            v = da[j][x] *
+                                (fa0[h] * (float)c0[e] - fm0[h] * (float)(s0[j][x] + s1[j][x]));
+                        else
+                            v = (float)c0[e] * (fa0[h] * da[j][x]);
+                        if (K::q81) v += fs[h] * dsum[j][x];
+                        acc[i][j][e] += v;
+                    }
+                }
+            }
+        }
+    }
+
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int64_t m = m0 + m_base + i * 16 + gq + 8 * (e / 2);
+                const int32_t r = r0 + n_base + j * 8 + tq * 2 + e % 2;
+                if (m >= ne1 || r >= n) continue;
+                float v = acc[i][j][e];
+                const int64_t oi = (int64_t)r * ne1 + m;
+                if (part) {
+                    part[(int64_t)blockIdx.z * n * ne1 + oi] = v;
+                } else {
+                    if (bias) v += bias[m];
+                    out[oi] = v;
+                    if (resid) resid[oi] += v;
+                }
+            }
+}
+
+/* out = Σ over splits of the partial sums (split 0 first), + bias, and into
+ * resid when fused with an add. */
+__global__ static void k_mmq_reduce(const float *__restrict__ part, int32_t splits, int64_t total,
+                                    int64_t ne1, const float *__restrict__ bias,
+                                    float *__restrict__ out, float *resid)
+{
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return;
+    float v = part[i];
+    for (int32_t s = 1; s < splits; s++)
+        v += part[(int64_t)s * total + i];
+    if (bias) v += bias[i % ne1];
+    out[i] = v;
+    if (resid) resid[i] += v;
+}
+
+size_t realm__cuda_mmq_part_bytes(const realm_backend_limits *lim)
+{
+    (void)lim;
+    return MMQ_PART_CAP;
+}
+
+/* How many K splits: enough blocks for mmq_waves per SM, at most one step
+ * per split, within the partials scratch. */
+static int32_t mmq_splits(const cuda_ctx *c, int64_t tiles, int64_t nkt, int64_t out_elems,
+                          int32_t *kt_per)
+{
+    int64_t target = (int64_t)c->mmq_waves * c->n_sm, s = 1;
+    if (tiles < target) s = (target + tiles - 1) / tiles;
+    int64_t cap = c->mmq_part ? (int64_t)(c->mmq_part_bytes / ((size_t)out_elems * sizeof(float)))
+                              : 1;
+    if (s > cap) s = cap;
+    if (s > nkt) s = nkt;
+    if (s < 1) s = 1;
+    int64_t per = (nkt + s - 1) / s;
+    *kt_per = (int32_t)per;
+    return (int32_t)((nkt + per - 1) / per);
+}
+
+template <int BN>
+static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, const float *ad,
+                       const float *as, float *resid)
+{
+    const realm_weight *w = &op->w;
+    const int64_t G = w->ne0 / 32, nkt = (G + MMQ_KG - 1) / MMQ_KG;
+    const int64_t row_tiles = (op->n + BN - 1) / BN, w_tiles = (w->ne1 + MMQ_BM - 1) / MMQ_BM;
+    const int64_t total = (int64_t)op->n * w->ne1;
+    int32_t kt_per;
+    int32_t splits = mmq_splits(c, row_tiles * w_tiles, nkt, total, &kt_per);
+    dim3 grid((unsigned)row_tiles, (unsigned)w_tiles, (unsigned)splits);
+    const uint8_t *wd = (const uint8_t *)w->data;
+    size_t rb = realm_type_row_size(w->type, w->ne0);
+    const float *bias = (const float *)op->bias.data;
+    float *out = (float *)op->out, *part = splits > 1 ? c->mmq_part : NULL;
+#define M(T)                                                                                       \
+    k_mmq<T, BN><<<grid, MMQ_THREADS, 0, c->stream>>>(wd, rb, w->ne0, w->ne1, aq, ad, as, op->n,  \
+                                                      kt_per, bias, out, resid, part)
+    switch (w->type) {
+    case REALM_TYPE_Q4_0: M(REALM_TYPE_Q4_0); break;
+    case REALM_TYPE_Q4_1: M(REALM_TYPE_Q4_1); break;
+    case REALM_TYPE_Q5_0: M(REALM_TYPE_Q5_0); break;
+    case REALM_TYPE_Q5_1: M(REALM_TYPE_Q5_1); break;
+    case REALM_TYPE_Q8_0: M(REALM_TYPE_Q8_0); break;
+    case REALM_TYPE_Q2_K: M(REALM_TYPE_Q2_K); break;
+    case REALM_TYPE_Q3_K: M(REALM_TYPE_Q3_K); break;
+    case REALM_TYPE_Q4_K: M(REALM_TYPE_Q4_K); break;
+    case REALM_TYPE_Q5_K: M(REALM_TYPE_Q5_K); break;
+    case REALM_TYPE_Q6_K: M(REALM_TYPE_Q6_K); break;
+    case REALM_TYPE_IQ4_NL: M(REALM_TYPE_IQ4_NL); break;
+    case REALM_TYPE_IQ4_XS: M(REALM_TYPE_IQ4_XS); break;
+    default: return false;
+    }
+#undef M
+    CUDA_CHECK(c, cudaGetLastError());
+    if (part) {
+        k_mmq_reduce<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(part, splits, total,
+                                                                           w->ne1, bias, out, resid);
+        CUDA_CHECK(c, cudaGetLastError());
+    }
+    return true;
+}
+
+bool realm__cuda_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, const float *ad,
+                     const float *as, float *resid)
+{
+    if (op->n <= 8) return launch_mmq<8>(c, op, aq, ad, as, resid);
+    if (op->n <= 16) return launch_mmq<16>(c, op, aq, ad, as, resid);
+    if (op->n <= 32) return launch_mmq<32>(c, op, aq, ad, as, resid);
+    return launch_mmq<64>(c, op, aq, ad, as, resid);
+}
