@@ -11,16 +11,24 @@
  * |w| with the sign moved onto the activation.
  *
  * As in x86_avx2_legacy.c, eight weight rows are computed together, one per
- * lane, from exact integer block sums: decode dots each row on its own and
- * reduces the eight rows' lanes; prefill repacks the rows into a panel
- * (4 bytes of each row per 32-bit lane) reused by every activation row. Both
- * then take the same float steps (k_block_fma), so they agree bit for bit.
+ * lane, from exact integer block sums, and every path takes the same float
+ * steps per block (k_block_fma), so all agree bit for bit. Q2_K..Q6_K are
+ * packed once at model load into 8-row panels (layout below): decode reads
+ * the panel directly, prefill expands it once per call into one byte per
+ * code and reuses it for every activation row, and the GGUF-layout entry
+ * point packs 8 rows on the stack and runs the same tile. IQ4_XS stays in
+ * the GGUF layout: decode dots each row on its own and reduces the eight
+ * rows' lanes; prefill repacks the rows into a panel per call.
  *
  * Layout facts (element e of a block) are those documented in
  * quant/kquants.c and quant/iq4.c.
  */
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/x86_avx2_impl.h"
+#include "base/status.h"
 #include "quant/blocks.h"
 
 enum { K_Q2, K_Q3, K_Q4, K_Q5, K_Q6, K_IQ4XS };
@@ -28,12 +36,18 @@ enum { K_Q2, K_Q3, K_Q4, K_Q5, K_Q6, K_IQ4XS };
 AI size_t k_wbytes(int kind)
 {
     switch (kind) {
-    case K_Q2: return sizeof(realm_block_q2_k);
-    case K_Q3: return sizeof(realm_block_q3_k);
-    case K_Q4: return sizeof(realm_block_q4_k);
-    case K_Q5: return sizeof(realm_block_q5_k);
-    case K_Q6: return sizeof(realm_block_q6_k);
-    default: return sizeof(realm_block_iq4_xs);
+    case K_Q2:
+        return sizeof(realm_block_q2_k);
+    case K_Q3:
+        return sizeof(realm_block_q3_k);
+    case K_Q4:
+        return sizeof(realm_block_q4_k);
+    case K_Q5:
+        return sizeof(realm_block_q5_k);
+    case K_Q6:
+        return sizeof(realm_block_q6_k);
+    default:
+        return sizeof(realm_block_iq4_xs);
     }
 }
 
@@ -124,8 +138,7 @@ AI void k_scales(int kind, const uint8_t *b, kblock *kb)
  * vpmaddubsw, *sg the sign source (IQ4_XS). */
 AI void k_chunk(int kind, const uint8_t *b, int g, __m256i *u, __m256i *sg)
 {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3),
-                  one = _mm256_set1_epi8(1);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     switch (kind) {
     case K_Q2: {
         const realm_block_q2_k *x = (const realm_block_q2_k *)b;
@@ -134,7 +147,8 @@ AI void k_chunk(int kind, const uint8_t *b, int g, __m256i *u, __m256i *sg)
     }
     case K_Q3: {
         const realm_block_q3_k *x = (const realm_block_q3_k *)b;
-        __m256i lo = _mm256_and_si256(_mm256_srli_epi16(ld256(x->qs + 32 * (g / 4)), 2 * (g % 4)), m2);
+        __m256i lo =
+            _mm256_and_si256(_mm256_srli_epi16(ld256(x->qs + 32 * (g / 4)), 2 * (g % 4)), m2);
         __m256i hi = _mm256_and_si256(_mm256_srli_epi16(ld256(x->hmask), g), one);
         *u = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 2)); /* q + 4 in 0..7 */
         break;
@@ -146,7 +160,8 @@ AI void k_chunk(int kind, const uint8_t *b, int g, __m256i *u, __m256i *sg)
     }
     case K_Q5: {
         const realm_block_q5_k *x = (const realm_block_q5_k *)b;
-        __m256i lo = _mm256_and_si256(_mm256_srli_epi16(ld256(x->qs + 32 * (g / 2)), 4 * (g % 2)), m4);
+        __m256i lo =
+            _mm256_and_si256(_mm256_srli_epi16(ld256(x->qs + 32 * (g / 2)), 4 * (g % 2)), m4);
         __m256i hi = _mm256_and_si256(_mm256_srli_epi16(ld256(x->qh), g), one);
         *u = _mm256_or_si256(lo, _mm256_slli_epi16(hi, 4));
         break;
@@ -193,7 +208,464 @@ AI __m256 k_block_fma(int kind, __m256 acc, __m256i isum, __m256i bsum, __m256 d
     return acc;
 }
 
-/* ---- decode: R <= 8 weight rows x 1 activation row, no repacking ---- */
+/* ---- packed layout (Q2_K..Q6_K; pack_k, once per weight at model load) ----
+ * Panels of 8 rows; per 256-element super-block a panel holds, in order,
+ *     d[8]     f16 super-block scales of rows 0..7                (16 bytes)
+ *     dmin[8]  f16 (Q2_K, Q4_K, Q5_K)                             (16 bytes)
+ *     scales   per row, in the row's 32-bit lane (below)    (96 or 128 bytes)
+ *     nib      low 4 code bits (Q4_K, Q5_K, Q6_K): 32 vectors   (1024 bytes)
+ *     two      next 2 bits (Q2_K, Q3_K: bits 0-1; Q6_K: 4-5): 16  (512 bytes)
+ *     one      next bit (Q3_K: bit 2; Q5_K: bit 4): 8 vectors     (256 bytes)
+ * which is exactly 8 GGUF blocks' bytes. Group G (0..63) is elements
+ * 4G..4G+3 and byte b of lane r holds row r's element 4G + b: in nib vector
+ * G / 2, nibble G % 2; in two vector G / 4, bits 2 (G % 4); in one vector
+ * G / 8, bit G % 8. The codes are unsigned (Q3_K: q + 4, Q6_K: q + 32), so
+ * one vpmaddubsw against 4 broadcast activation bytes advances all 8 rows.
+ *
+ * Scales: a scale vector holds four values per lane, value b (0..3) of row
+ * r at byte 4r + kpos[b], so that the low bytes of the lane's two i16 are
+ * values 0, 1 and the high bytes values 2, 3 (one mask or shift turns a
+ * vector into i16 pairs for vpmaddwd against two of Q8_K's block sums).
+ *  Q2_K, Q6_K: four vectors of the GGUF scale bytes, sub-blocks 4v..4v+3.
+ *  Q4_K, Q5_K, Q3_K: the 6-bit values in 96 bytes: lo (32), lo2 (32), hi
+ *  (32); lo byte = set A values b | b + 4 as nibbles, lo2 the same for set
+ *  B, hi bits 0-1/2-3/4-5/6-7 = the top two bits of A b, A b+4, B b, B b+4.
+ *  Q4_K/Q5_K: A = the 8 scales, B = the 8 mins; Q3_K: A = sub-blocks 0..7,
+ *  B = 8..15, stored as scale + 32. */
+
+static const uint8_t kpos[4] = {0, 2, 1, 3};
+
+AI int has_nib(int kind)
+{
+    return kind == K_Q4 || kind == K_Q5 || kind == K_Q6;
+}
+
+AI int has_two(int kind)
+{
+    return kind == K_Q2 || kind == K_Q3 || kind == K_Q6;
+}
+
+AI int has_one(int kind)
+{
+    return kind == K_Q3 || kind == K_Q5;
+}
+
+AI size_t off_sc(int kind)
+{
+    return has_min(kind) ? 32 : 16;
+}
+
+AI size_t off_nib(int kind)
+{
+    return off_sc(kind) + (kind == K_Q2 || kind == K_Q6 ? 128 : 96);
+}
+
+AI size_t off_two(int kind)
+{
+    return off_nib(kind) + (has_nib(kind) ? 1024 : 0);
+}
+
+AI size_t off_one(int kind)
+{
+    return off_two(kind) + (has_two(kind) ? 512 : 0);
+}
+
+/* Offset of the f16 d (then dmin) in a GGUF block. */
+AI size_t gguf_off_d(int kind)
+{
+    switch (kind) {
+    case K_Q2:
+        return offsetof(realm_block_q2_k, d);
+    case K_Q3:
+        return offsetof(realm_block_q3_k, d);
+    case K_Q6:
+        return offsetof(realm_block_q6_k, d);
+    default:
+        return 0;
+    }
+}
+
+/* Row r's two sets of eight 6-bit values into the 96-byte scale layout. */
+AI void put6(uint8_t *o, int r, const int *a, const int *b)
+{
+    for (int s = 0; s < 4; s++) {
+        const int p = 4 * r + kpos[s];
+        o[p] = (uint8_t)((a[s] & 15) | (a[s + 4] & 15) << 4);
+        o[32 + p] = (uint8_t)((b[s] & 15) | (b[s + 4] & 15) << 4);
+        o[64 + p] =
+            (uint8_t)(a[s] >> 4 | (a[s + 4] >> 4) << 2 | (b[s] >> 4) << 4 | (b[s + 4] >> 4) << 6);
+    }
+}
+
+AI void or32(uint8_t *p, uint32_t v)
+{
+    uint32_t x;
+    memcpy(&x, p, 4);
+    x |= v;
+    memcpy(p, &x, 4);
+}
+
+/* Blocks [i0, i1) of R <= 8 GGUF rows (ws bytes apart) into packed blocks at
+ * dst; rows R..7 are zero. */
+AI void pack_k_blocks(const int kind, int R, int64_t i0, int64_t i1, const char *w, size_t ws,
+                      char *dst)
+{
+    const size_t wb = k_wbytes(kind), pbytes = 8 * wb;
+    REALM_ASSERT(off_one(kind) + (has_one(kind) ? 256 : 0) == pbytes);
+    for (int64_t i = i0; i < i1; i++) {
+        uint8_t *o = (uint8_t *)dst + (size_t)(i - i0) * pbytes;
+        memset(o, 0, pbytes);
+        for (int r = 0; r < R; r++) {
+            const uint8_t *b = (const uint8_t *)w + (size_t)r * ws + (size_t)i * wb;
+            kblock kb = {0}; /* Q4_K/Q5_K set only sc[0..7] */
+            k_scales(kind, b, &kb);
+            memcpy(o + 2 * r, b + gguf_off_d(kind), 2);
+            if (has_min(kind)) memcpy(o + 16 + 2 * r, b + gguf_off_d(kind) + 2, 2);
+            uint8_t *sc = o + off_sc(kind);
+            int A[16], B[8];
+            for (int j = 0; j < 16; j++)
+                A[j] = kind == K_Q2 ? ((const realm_block_q2_k *)b)->scales[j]
+                                    : kb.sc[j] + (kind == K_Q3 ? 32 : 0);
+            for (int j = 0; j < 8; j++)
+                B[j] = kb.m16[2 * j];
+            if (kind == K_Q2 || kind == K_Q6)
+                for (int j = 0; j < 16; j++)
+                    sc[32 * (j / 4) + 4 * r + kpos[j % 4]] = (uint8_t)A[j];
+            else
+                put6(sc, r, A, kind == K_Q3 ? A + 8 : B);
+            uint8_t u[256];
+            for (int g = 0; g < 8; g++) {
+                __m256i v, sg;
+                k_chunk(kind, b, g, &v, &sg);
+                _mm256_storeu_si256((__m256i *)(u + 32 * g), v);
+            }
+            for (int G = 0; G < 64; G++) { /* 4 elements, one byte each, at a time */
+                uint32_t c;
+                memcpy(&c, u + 4 * G, 4);
+                if (has_nib(kind)) {
+                    or32(o + off_nib(kind) + 32 * (G / 2) + 4 * r, (c & 0x0F0F0F0Fu)
+                                                                       << 4 * (G % 2));
+                    c = c >> 4 & 0x0F0F0F0Fu;
+                }
+                if (has_two(kind)) {
+                    or32(o + off_two(kind) + 32 * (G / 4) + 4 * r, (c & 0x03030303u)
+                                                                       << 2 * (G % 4));
+                    c = c >> 2 & 0x3F3F3F3Fu;
+                }
+                if (has_one(kind))
+                    or32(o + off_one(kind) + 32 * (G / 8) + 4 * r, (c & 0x01010101u) << G % 8);
+            }
+        }
+    }
+}
+
+AI void pack_k(const int kind, int64_t k, const void *w, size_t ws, int64_t nr, void *dst)
+{
+    for (int64_t r0 = 0; r0 < nr; r0 += 8) {
+        const int R = nr - r0 < 8 ? (int)(nr - r0) : 8;
+        pack_k_blocks(kind, R, 0, k / 256, (const char *)w + (size_t)r0 * ws, ws,
+                      (char *)dst + (size_t)r0 * ws);
+    }
+}
+
+/* ---- reading a packed block ---- */
+
+/* The field at bit `from` of every byte of v moved to bit `to`, masked. A
+ * 16-bit shift is enough: the field never crosses its byte. */
+AI __m256i field(__m256i v, int from, int to, int mask)
+{
+    if (from > to) v = _mm256_srli_epi16(v, from - to);
+    if (from < to) v = _mm256_slli_epi16(v, to - from);
+    return _mm256_and_si256(v, _mm256_set1_epi8((char)mask));
+}
+
+/* Group 8o + t's unsigned codes (elements 32o + 4t ..), lane r = row r; t
+ * is a compile-time constant in the tiles so the shifts are immediates. */
+AI __m256i k_group(int kind, const uint8_t *blk, int o, int t)
+{
+    __m256i u = _mm256_setzero_si256();
+    int at = 0;
+    if (has_nib(kind)) {
+        u = field(ld256(blk + off_nib(kind) + 32 * (4 * o + t / 2)), 4 * (t % 2), 0, 0x0F);
+        at = 4;
+    }
+    if (has_two(kind)) {
+        u = _mm256_or_si256(
+            u, field(ld256(blk + off_two(kind) + 32 * (2 * o + t / 4)), 2 * (t % 4), at, 3 << at));
+        at += 2;
+    }
+    if (has_one(kind))
+        u = _mm256_or_si256(u, field(ld256(blk + off_one(kind) + 32 * o), t, at, 1 << at));
+    return u;
+}
+
+/* vpshufb control: byte kpos[b] of each lane into bytes `at` and at + 2 (the
+ * other two bytes zero): at 0 gives unsigned i16, at 1 the value * 256. */
+AI __m256i pick_ctrl(int b, int at)
+{
+    const uint32_t p = kpos[b], z = 0x80;
+    const uint32_t lane = at ? (z | p << 8 | z << 16 | p << 24) : (p | z << 8 | p << 16 | z << 24);
+    return _mm256_add_epi8(_mm256_set1_epi32((int)lane),
+                           _mm256_setr_epi32(0, 0x04040404, 0x08080808, 0x0C0C0C0C, 0, 0x04040404,
+                                             0x08080808, 0x0C0C0C0C));
+}
+
+/* A block's per-row scales in the forms the tile multiplies by. */
+typedef struct kside {
+    __m256i sv[16]; /* i16 (scale, scale) per lane, per sub-block */
+    __m256i bv[8];  /* i16 pairs meeting two Q8_K block sums (k_bsum) */
+    __m256 d, dmin;
+} kside;
+
+AI int n_bv(int kind)
+{
+    return kind == K_Q4 || kind == K_Q5 ? 4 : 8;
+}
+
+AI void k_side(int kind, const uint8_t *blk, kside *s)
+{
+    const uint8_t *sc = blk + off_sc(kind);
+    __m256i v[4]; /* value b of lane r at byte 4r + kpos[b]: scales 4q..4q+3 */
+    s->d = _mm256_cvtph_ps(ld128(blk));
+    s->dmin = has_min(kind) ? _mm256_cvtph_ps(ld128(blk + 16)) : _mm256_setzero_ps();
+    if (kind == K_Q2 || kind == K_Q6) {
+        for (int q = 0; q < 4; q++)
+            v[q] = ld256(sc + 32 * q);
+    } else {
+        const __m256i lo = ld256(sc), lo2 = ld256(sc + 32), hi = ld256(sc + 64);
+        v[0] = _mm256_or_si256(field(lo, 0, 0, 0x0F), field(hi, 0, 4, 0x30));
+        v[1] = _mm256_or_si256(field(lo, 4, 0, 0x0F), field(hi, 2, 4, 0x30));
+        v[2] = _mm256_or_si256(field(lo2, 0, 0, 0x0F), field(hi, 4, 4, 0x30));
+        v[3] = _mm256_or_si256(field(lo2, 4, 0, 0x0F), field(hi, 6, 4, 0x30));
+        if (kind == K_Q3)
+            for (int q = 0; q < 4; q++)
+                v[q] = _mm256_sub_epi8(v[q], _mm256_set1_epi8(32));
+    }
+    const __m256i even = _mm256_set1_epi32(0x00FF00FF);
+    switch (kind) {
+    case K_Q4:
+    case K_Q5: /* sv from the scales (v0, v1), bv from the mins (v2, v3) */
+        for (int j = 0; j < 8; j++)
+            s->sv[j] = _mm256_shuffle_epi8(v[j / 4], pick_ctrl(j % 4, 0));
+        for (int q = 0; q < 2; q++) {
+            s->bv[2 * q] = _mm256_and_si256(v[2 + q], even);
+            s->bv[2 * q + 1] = _mm256_srli_epi16(v[2 + q], 8);
+        }
+        break;
+    case K_Q2: /* scale in the low nibble, min in the high one */
+        for (int j = 0; j < 16; j++)
+            s->sv[j] = _mm256_and_si256(_mm256_shuffle_epi8(v[j / 4], pick_ctrl(j % 4, 0)),
+                                        _mm256_set1_epi16(15));
+        for (int q = 0; q < 4; q++) {
+            const __m256i m = field(v[q], 4, 0, 0x0F);
+            s->bv[2 * q] = _mm256_and_si256(m, even);
+            s->bv[2 * q + 1] = _mm256_srli_epi16(m, 8);
+        }
+        break;
+    default: /* Q3_K, Q6_K: signed scales, which also meet the block sums */
+        for (int j = 0; j < 16; j++)
+            s->sv[j] = _mm256_srai_epi16(_mm256_shuffle_epi8(v[j / 4], pick_ctrl(j % 4, 1)), 8);
+        for (int q = 0; q < 4; q++) {
+            s->bv[2 * q] = _mm256_srai_epi16(_mm256_slli_epi16(v[q], 8), 8);
+            s->bv[2 * q + 1] = _mm256_srai_epi16(v[q], 8);
+        }
+    }
+}
+
+/* Per row, the exact integer that k_block_fma takes off with the mins or
+ * zero point: sum_j m_j * (block sum of sub-block j). Q4_K/Q5_K sub-blocks
+ * are 32 elements, two of Q8_K's 16-element sums. */
+AI __m256i k_bsum(int kind, const kside *s, const realm_block_q8_k *y)
+{
+    __m256i t = _mm256_setzero_si256();
+    if (kind == K_Q4 || kind == K_Q5) {
+        const __m256i p =
+            _mm256_castsi128_si256(_mm_hadd_epi16(ld128(y->bsums), ld128(y->bsums + 8)));
+        for (int q = 0; q < 4; q++)
+            t = _mm256_add_epi32(t, _mm256_madd_epi16(s->bv[q], _mm256_permutevar8x32_epi32(
+                                                                    p, _mm256_set1_epi32(q))));
+    } else {
+        for (int q = 0; q < 8; q++)
+            t = _mm256_add_epi32(t, _mm256_madd_epi16(s->bv[q], bcast4(y->bsums + 2 * q)));
+    }
+    return t;
+}
+
+/* Groups of 4 elements whose i16 pair sums may be added before vpmaddwd
+ * widens them: 8 * 2 * 15 * 127, 4 * 2 * 31 * 127, 2 * 2 * 63 * 127 < 32768. */
+AI int k_widen(int kind)
+{
+    return kind == K_Q4 ? 8 : kind == K_Q6 ? 2 : 4;
+}
+
+/* ---- the tile: 8 packed rows x C <= KPC activation rows ---- */
+
+enum { KPC = 4, KWIDE_MAX_BLOCKS = 64, KWIDE_MIN_ROWS = 8 };
+
+/* A block expanded for prefill: every group's codes as bytes. */
+typedef struct kwide {
+    __m256i u[64];
+    kside s;
+} kwide;
+
+/* acc[c] (lane r = weight row r) += blocks [0, nb) against activation rows
+ * c < C (as bytes apart), reading the packed panel pb or, when wide, its
+ * expansion wb: the same integers and the same float steps either way. */
+AI void tile_k(const int kind, const int C, const bool wide, int64_t nb, const char *pb,
+               const kwide *wb, const char *a, size_t as, __m256 *acc)
+{
+    const size_t pbytes = 8 * k_wbytes(kind);
+    const int W = k_widen(kind); /* divides 8 and, for 16-element sub-blocks, 4 */
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *blk = (const uint8_t *)pb + (size_t)i * pbytes;
+        kside local;
+        const kside *s = &local;
+        if (wide) {
+            s = &wb[i].s;
+        } else {
+            for (size_t o = 0; o < pbytes; o += 64)
+                _mm_prefetch((const char *)blk + 2 * pbytes + o, _MM_HINT_T0);
+            k_side(kind, blk, &local);
+        }
+        const realm_block_q8_k *y[KPC];
+        __m256i isum[KPC], s16[KPC];
+        for (int c = 0; c < C; c++) {
+            y[c] = (const realm_block_q8_k *)(a + (size_t)c * as) + i;
+            isum[c] = s16[c] = _mm256_setzero_si256();
+        }
+        for (int o = 0; o < 8; o++) /* 32 elements: one or two sub-blocks */
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++) {
+                const int G = 8 * o + t, j = sub16(kind) ? 2 * o + t / 4 : o;
+                const __m256i u = wide ? wb[i].u[G] : k_group(kind, blk, o, t);
+                for (int c = 0; c < C; c++)
+                    s16[c] =
+                        _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(u, bcast4(y[c]->qs + 4 * G)));
+                if ((t + 1) % W == 0)
+                    for (int c = 0; c < C; c++) {
+                        isum[c] = _mm256_add_epi32(isum[c], _mm256_madd_epi16(s16[c], s->sv[j]));
+                        s16[c] = _mm256_setzero_si256();
+                    }
+            }
+        for (int c = 0; c < C; c++)
+            acc[c] =
+                k_block_fma(kind, acc[c], isum[c], k_bsum(kind, s, y[c]), s->d, s->dmin, y[c]->d);
+    }
+}
+
+AI void run_tile_k(const int kind, int C, int64_t nb, const char *pb, const char *a, size_t as,
+                   __m256 *acc)
+{
+    switch (C) {
+    case 4:
+        tile_k(kind, 4, false, nb, pb, NULL, a, as, acc);
+        break;
+    case 3:
+        tile_k(kind, 3, false, nb, pb, NULL, a, as, acc);
+        break;
+    case 2:
+        tile_k(kind, 2, false, nb, pb, NULL, a, as, acc);
+        break;
+    default:
+        tile_k(kind, 1, false, nb, pb, NULL, a, as, acc);
+        break;
+    }
+}
+
+AI void expand_k(const int kind, int64_t nb, const char *pb, kwide *wb)
+{
+    const size_t pbytes = 8 * k_wbytes(kind);
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *blk = (const uint8_t *)pb + (size_t)i * pbytes;
+        k_side(kind, blk, &wb[i].s);
+        for (int o = 0; o < 8; o++)
+#pragma GCC unroll 8
+            for (int t = 0; t < 8; t++)
+                wb[i].u[8 * o + t] = k_group(kind, blk, o, t);
+    }
+}
+
+/* Packed weights: panels of 8 rows (8 * ws bytes each) from w. Few
+ * activation rows read the packed panel directly; many expand it once and
+ * reuse it from L1/L2. */
+AI void gemm_packed_k(const int kind, int64_t k, const void *w, size_t ws, int64_t nr,
+                      const void *a, size_t as, int64_t nc, float *out, size_t os)
+{
+    const int64_t nb = k / 256;
+    const bool wide = nc >= KWIDE_MIN_ROWS && nb <= KWIDE_MAX_BLOCKS;
+    kwide wb[wide ? nb : 1];
+    for (int64_t r0 = 0; r0 < nr; r0 += 8) {
+        const int R = nr - r0 < 8 ? (int)(nr - r0) : 8;
+        const char *pb = (const char *)w + (size_t)r0 * ws;
+        if (wide) expand_k(kind, nb, pb, wb);
+        for (int64_t c0 = 0; c0 < nc; c0 += KPC) {
+            const int C = nc - c0 < KPC ? (int)(nc - c0) : KPC;
+            __m256 acc[KPC] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                               _mm256_setzero_ps()};
+            const char *ac = (const char *)a + (size_t)c0 * as;
+            if (wide && C == KPC)
+                tile_k(kind, KPC, true, nb, pb, wb, ac, as, acc);
+            else
+                run_tile_k(kind, C, nb, pb, ac, as, acc);
+            for (int c = 0; c < C; c++)
+                store_lanes(out + (size_t)(c0 + c) * os + r0, R, acc[c]);
+        }
+    }
+}
+
+/* GGUF-layout weights (not packed at load): each 8-row panel is packed on
+ * the stack, KPANEL_BLOCKS blocks at a time, and run through the same tile
+ * with the accumulators carried, so the result equals the packed path's. */
+enum { KPANEL_BLOCKS = 32 };
+
+AI void gemm_k_packing(const int kind, int64_t k, const void *w, size_t ws, int64_t nr,
+                       const void *a, size_t as, int64_t nc, float *out, size_t os)
+{
+    const int64_t nb = k / 256;
+    _Alignas(32) char panel[KPANEL_BLOCKS * 8 * sizeof(realm_block_q6_k)];
+    for (int64_t r0 = 0; r0 < nr; r0 += 8) {
+        const int R = nr - r0 < 8 ? (int)(nr - r0) : 8;
+        for (int64_t c0 = 0; c0 < nc; c0 += KPC) {
+            const int C = nc - c0 < KPC ? (int)(nc - c0) : KPC;
+            const char *ac = (const char *)a + (size_t)c0 * as;
+            __m256 acc[KPC] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                               _mm256_setzero_ps()};
+            for (int64_t i0 = 0; i0 < nb; i0 += KPANEL_BLOCKS) {
+                const int64_t n = nb - i0 < KPANEL_BLOCKS ? nb - i0 : KPANEL_BLOCKS;
+                if (c0 == 0 || nb > KPANEL_BLOCKS) /* one chunk: packed once per panel */
+                    pack_k_blocks(kind, R, i0, i0 + n, (const char *)w + (size_t)r0 * ws, ws,
+                                  panel);
+                run_tile_k(kind, C, n, panel, ac + (size_t)i0 * sizeof(realm_block_q8_k), as, acc);
+            }
+            for (int c = 0; c < C; c++)
+                store_lanes(out + (size_t)(c0 + c) * os + r0, R, acc[c]);
+        }
+    }
+}
+
+#define DEFINE_K_PACKED(NAME, KIND)                                                                \
+    static void gemm_##NAME(int64_t k, const void *w, size_t ws, int64_t nr, const void *a,        \
+                            size_t as, int64_t nc, float *out, size_t os)                          \
+    {                                                                                              \
+        gemm_k_packing(KIND, k, w, ws, nr, a, as, nc, out, os);                                    \
+    }                                                                                              \
+    static void gemm_packed_##NAME(int64_t k, const void *w, size_t ws, int64_t nr, const void *a, \
+                                   size_t as, int64_t nc, float *out, size_t os)                   \
+    {                                                                                              \
+        gemm_packed_k(KIND, k, w, ws, nr, a, as, nc, out, os);                                     \
+    }                                                                                              \
+    static void pack_##NAME(int64_t k, const void *w, size_t ws, int64_t nr, void *dst)            \
+    {                                                                                              \
+        pack_k(KIND, k, w, ws, nr, dst);                                                           \
+    }
+DEFINE_K_PACKED(q2_k, K_Q2)
+DEFINE_K_PACKED(q3_k, K_Q3)
+DEFINE_K_PACKED(q4_k, K_Q4)
+DEFINE_K_PACKED(q5_k, K_Q5)
+DEFINE_K_PACKED(q6_k, K_Q6)
+
+/* ---- IQ4_XS (not packed at load) ----
+ * decode: R <= 8 weight rows x 1 activation row, no repacking */
 
 AI void tile_k_rows8(const int kind, const int R, int64_t k, const char *w, size_t ws,
                      const char *a, float *out)
@@ -219,7 +691,8 @@ AI void tile_k_rows8(const int kind, const int R, int64_t k, const char *w, size
                 const __m256i q = ld256(y->qs + 32 * g);
                 __m256i p = kind == K_IQ4XS ? _mm256_maddubs_epi16(u, _mm256_sign_epi8(q, sg))
                                             : _mm256_maddubs_epi16(u, q);
-                isum[r] = _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, k_chunk_scale(kind, &kb, g)));
+                isum[r] =
+                    _mm256_add_epi32(isum[r], _mm256_madd_epi16(p, k_chunk_scale(kind, &kb, g)));
             }
             bsum[r] = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)kb.m16), bs);
         }
@@ -235,7 +708,7 @@ AI void tile_k_rows8(const int kind, const int R, int64_t k, const char *w, size
  * rows; i16 pair sums are widened by vpmaddwd with each row's sub-block
  * scale as soon as they could overflow or the scale changes. */
 
-enum { KPC = 4, KPANEL_MAX_BLOCKS = 64 }; /* k <= 16384 on the panel path */
+enum { KPANEL_MAX_BLOCKS = 64 }; /* k <= 16384 on the panel path */
 
 typedef struct kpanel_block {
     __m256i w[8][8];  /* [chunk][group] */
@@ -249,10 +722,14 @@ typedef struct kpanel_block {
 AI int k_groups_per_madd(int kind)
 {
     switch (kind) {
-    case K_Q4: return 8; /* 8 * 2 * 15 * 127 < 32768 */
-    case K_Q6: return 2; /* 2 * 2 * 63 * 127 < 32768 */
-    case K_IQ4XS: return 1;
-    default: return 4; /* Q2_K, Q3_K (sub-blocks of 16), Q5_K (2 * 31 * 127 * 4) */
+    case K_Q4:
+        return 8; /* 8 * 2 * 15 * 127 < 32768 */
+    case K_Q6:
+        return 2; /* 2 * 2 * 63 * 127 < 32768 */
+    case K_IQ4XS:
+        return 1;
+    default:
+        return 4; /* Q2_K, Q3_K (sub-blocks of 16), Q5_K (2 * 31 * 127 * 4) */
     }
 }
 
@@ -274,7 +751,8 @@ AI void kpanel_fill(const int kind, int R, int64_t nb, const char *w, size_t ws,
             for (int r = 0; r < 8; r++) {
                 u[r] = sg[r] = _mm256_setzero_si256();
                 if (r < R)
-                    k_chunk(kind, (const uint8_t *)w + (size_t)r * ws + (size_t)i * wb, g, &u[r], &sg[r]);
+                    k_chunk(kind, (const uint8_t *)w + (size_t)r * ws + (size_t)i * wb, g, &u[r],
+                            &sg[r]);
             }
             transpose8_i32(u, P->w[g]);
             if (kind == K_IQ4XS) transpose8_i32(sg, P->sg[g]);
@@ -317,9 +795,10 @@ AI void tile_kpanel(const int kind, const int C, int R, int64_t nb, const kpanel
             for (int q = 0; q < 8; q++) {
                 for (int c = 0; c < C; c++) {
                     const __m256i av = bcast4(y[c]->qs + 32 * g + 4 * q);
-                    const __m256i p = kind == K_IQ4XS
-                                          ? _mm256_maddubs_epi16(P->w[g][q], _mm256_sign_epi8(av, P->sg[g][q]))
-                                          : _mm256_maddubs_epi16(P->w[g][q], av);
+                    const __m256i p =
+                        kind == K_IQ4XS
+                            ? _mm256_maddubs_epi16(P->w[g][q], _mm256_sign_epi8(av, P->sg[g][q]))
+                            : _mm256_maddubs_epi16(P->w[g][q], av);
                     s16[c] = _mm256_add_epi16(s16[c], p);
                     if ((q + 1) % G == 0) {
                         const __m256i sv = sub16(kind) ? P->sv[2 * g + q / 4] : P->sv[g];
@@ -332,7 +811,8 @@ AI void tile_kpanel(const int kind, const int C, int R, int64_t nb, const kpanel
             __m256i bsum = _mm256_setzero_si256();
             if (kind != K_IQ4XS)
                 for (int j = 0; j < 8; j++)
-                    bsum = _mm256_add_epi32(bsum, _mm256_madd_epi16(P->mv[j], bcast4(y[c]->bsums + 2 * j)));
+                    bsum = _mm256_add_epi32(
+                        bsum, _mm256_madd_epi16(P->mv[j], bcast4(y[c]->bsums + 2 * j)));
             acc[c] = k_block_fma(kind, acc[c], isum[c], bsum, P->d, P->dmin, y[c]->d);
         }
     }
@@ -347,7 +827,8 @@ AI void gemm_k(const int kind, int64_t k, const void *w, size_t ws, int64_t nr, 
     if (nc < KPC || nb > KPANEL_MAX_BLOCKS) {
         for (int64_t c = 0; c < nc; c++)
             for (int64_t r0 = 0; r0 < nr; r0 += 8) {
-                const char *wp = (const char *)w + (size_t)r0 * ws, *ap = (const char *)a + (size_t)c * as;
+                const char *wp = (const char *)w + (size_t)r0 * ws,
+                           *ap = (const char *)a + (size_t)c * as;
                 float *op = out + (size_t)c * os + r0;
                 if (nr - r0 >= 8)
                     tile_k_rows8(kind, 8, k, wp, ws, ap, op);
@@ -364,26 +845,29 @@ AI void gemm_k(const int kind, int64_t k, const void *w, size_t ws, int64_t nr, 
             const char *ap = (const char *)a + (size_t)c0 * as;
             float *op = out + (size_t)c0 * os + r0;
             switch (nc - c0 < KPC ? (int)(nc - c0) : KPC) {
-            case 4: tile_kpanel(kind, 4, rr, nb, pb, ap, as, op, os); break;
-            case 3: tile_kpanel(kind, 3, rr, nb, pb, ap, as, op, os); break;
-            case 2: tile_kpanel(kind, 2, rr, nb, pb, ap, as, op, os); break;
-            default: tile_kpanel(kind, 1, rr, nb, pb, ap, as, op, os); break;
+            case 4:
+                tile_kpanel(kind, 4, rr, nb, pb, ap, as, op, os);
+                break;
+            case 3:
+                tile_kpanel(kind, 3, rr, nb, pb, ap, as, op, os);
+                break;
+            case 2:
+                tile_kpanel(kind, 2, rr, nb, pb, ap, as, op, os);
+                break;
+            default:
+                tile_kpanel(kind, 1, rr, nb, pb, ap, as, op, os);
+                break;
             }
         }
     }
 }
 
 #define DEFINE_K_GEMM(NAME, KIND)                                                                  \
-    static void NAME(int64_t k, const void *w, size_t ws, int64_t nr, const void *a, size_t as,   \
-                     int64_t nc, float *out, size_t os)                                           \
+    static void NAME(int64_t k, const void *w, size_t ws, int64_t nr, const void *a, size_t as,    \
+                     int64_t nc, float *out, size_t os)                                            \
     {                                                                                              \
         gemm_k(KIND, k, w, ws, nr, a, as, nc, out, os);                                            \
     }
-DEFINE_K_GEMM(gemm_q2_k, K_Q2)
-DEFINE_K_GEMM(gemm_q3_k, K_Q3)
-DEFINE_K_GEMM(gemm_q4_k, K_Q4)
-DEFINE_K_GEMM(gemm_q5_k, K_Q5)
-DEFINE_K_GEMM(gemm_q6_k, K_Q6)
 DEFINE_K_GEMM(gemm_iq4_xs, K_IQ4XS)
 
 /* ---- Q8_K activation quantization (bytes identical to quant/) ----
@@ -412,7 +896,8 @@ static void quantize_q8_k(const float *src, void *dst, int64_t n)
         const float *x = src + 256 * i;
         __m256 amax = _mm256_setzero_ps();
         for (int j = 0; j < 32; j++)
-            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, q8k_input(_mm256_loadu_ps(x + 8 * j))));
+            amax =
+                _mm256_max_ps(amax, _mm256_andnot_ps(sign, q8k_input(_mm256_loadu_ps(x + 8 * j))));
         __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
         m = _mm_max_ps(m, _mm_movehl_ps(m, m));
         m = _mm_max_ss(m, _mm_movehdup_ps(m));
@@ -435,13 +920,17 @@ static void quantize_q8_k(const float *src, void *dst, int64_t n)
     }
 }
 
+#define SET(TYPE, NAME)                                                                            \
+    (t->gemm[TYPE] = gemm_##NAME, t->gemm_packed[TYPE] = gemm_packed_##NAME,                       \
+     t->pack[TYPE] = pack_##NAME)
+
 void realm__cpu_kernels_avx2_k_init(realm_cpu_kernels *t)
 {
-    t->gemm[REALM_TYPE_Q2_K] = gemm_q2_k;
-    t->gemm[REALM_TYPE_Q3_K] = gemm_q3_k;
-    t->gemm[REALM_TYPE_Q4_K] = gemm_q4_k;
-    t->gemm[REALM_TYPE_Q5_K] = gemm_q5_k;
-    t->gemm[REALM_TYPE_Q6_K] = gemm_q6_k;
+    SET(REALM_TYPE_Q2_K, q2_k);
+    SET(REALM_TYPE_Q3_K, q3_k);
+    SET(REALM_TYPE_Q4_K, q4_k);
+    SET(REALM_TYPE_Q5_K, q5_k);
+    SET(REALM_TYPE_Q6_K, q6_k);
     t->gemm[REALM_TYPE_IQ4_XS] = gemm_iq4_xs;
     t->quantize[REALM_TYPE_Q8_K] = quantize_q8_k;
 }
