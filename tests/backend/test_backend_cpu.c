@@ -127,12 +127,100 @@ static void test_rmsnorm_swiglu(void **state)
     realm_backend_free(be);
 }
 
+/* Attention over a GQA pool (6 query heads on 2 KV heads) with block sizes
+ * that do and do not divide the softmax chunk: each row against an f64
+ * softmax, and bit-identical whether it comes in one big batch mixed with
+ * another sequence (tasks of several rows x a KV head's query group) or
+ * alone (one task per head). */
+static void test_attention_batch(void **state)
+{
+    (void)state;
+    enum { NH = 6, NKV = 2, LEN0 = 80, LEN1 = 40, NB = 40, NROWS = LEN0 + LEN1 };
+    const int32_t hds[] = {64, 13}, bss[] = {16, 5};
+    realm_backend *be = make(NROWS, 128, 64);
+    uint32_t seed = 21;
+    for (int cfg = 0; cfg < 2; cfg++) {
+        int32_t hd = hds[cfg], bs = bss[cfg], kv_dim = NKV * hd, q_dim = NH * hd;
+        float *k = realm_malloc((size_t)NB * bs * kv_dim * sizeof(float));
+        float *v = realm_malloc((size_t)NB * bs * kv_dim * sizeof(float));
+        float *q = realm_malloc((size_t)NROWS * q_dim * sizeof(float));
+        float *out = realm_malloc((size_t)NROWS * q_dim * sizeof(float));
+        float *one = realm_malloc((size_t)q_dim * sizeof(float));
+        double *sc = realm_malloc(LEN0 * sizeof(double));
+        for (int i = 0; i < NB * bs * kv_dim; i++) {
+            k[i] = frand(&seed) * 3.0f;
+            v[i] = frand(&seed);
+        }
+        for (int i = 0; i < NROWS * q_dim; i++)
+            q[i] = frand(&seed);
+        realm_kv_pool kv = {
+            .n_layer = 1, .n_blocks = NB, .block_size = bs, .kv_dim = kv_dim, .k = k, .v = v};
+        int32_t bt0[NB], bt1[NB]; /* the two sequences' blocks, interleaved backwards */
+        for (int i = 0; i < NB / 2; i++) {
+            bt0[i] = NB - 1 - 2 * i;
+            bt1[i] = NB - 2 - 2 * i;
+        }
+        realm_batch_seq seqs[2] = {{bt0, NB / 2}, {bt1, NB / 2}};
+        int32_t pos[NROWS], seq[NROWS];
+        for (int r = 0; r < NROWS; r++) /* seq 1's rows between seq 0's */
+            seq[r] = r % 3 == 1 && r / 3 < LEN1;
+        int32_t next[2] = {0, 0}; /* positions in order within each sequence */
+        for (int r = 0; r < NROWS; r++)
+            pos[r] = next[seq[r]]++;
+        assert_int_equal(next[0], LEN0);
+        assert_int_equal(next[1], LEN1);
+        realm_attn_params ap = {
+            .n_head = NH, .n_head_kv = NKV, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd)};
+        realm_batch b = {.n_rows = NROWS, .pos = pos, .seq = seq, .n_seqs = 2, .seqs = seqs};
+        be->ops->attention(be, &kv, 0, &b, &ap, q, out);
+        for (int r = 0; r < NROWS; r++) {
+            realm_batch b1 = {
+                .n_rows = 1, .pos = &pos[r], .seq = &seq[r], .n_seqs = 2, .seqs = seqs};
+            be->ops->attention(be, &kv, 0, &b1, &ap, q + r * q_dim, one);
+            assert_memory_equal(one, out + r * q_dim, (size_t)q_dim * sizeof(float));
+            const int32_t *bt = seqs[seq[r]].block_table;
+            for (int h = 0; h < NH; h++) {
+                int kvh = h / (NH / NKV);
+                double mx = -INFINITY, sum = 0;
+                for (int t = 0; t <= pos[r]; t++) {
+                    const float *kt = k + ((size_t)bt[t / bs] * bs + t % bs) * kv_dim + kvh * hd;
+                    double d = 0;
+                    for (int i = 0; i < hd; i++)
+                        d += (double)q[r * q_dim + h * hd + i] * kt[i];
+                    sc[t] = d * ap.scale;
+                    if (sc[t] > mx) mx = sc[t];
+                }
+                for (int t = 0; t <= pos[r]; t++)
+                    sum += sc[t] = exp(sc[t] - mx);
+                for (int i = 0; i < hd; i++) {
+                    double want = 0;
+                    for (int t = 0; t <= pos[r]; t++)
+                        want += sc[t] / sum *
+                                v[((size_t)bt[t / bs] * bs + t % bs) * kv_dim + kvh * hd + i];
+                    float got = out[r * q_dim + h * hd + i];
+                    if (!(fabs(got - want) <= 1e-5))
+                        fail_msg("hd %d row %d head %d [%d]: got %.9g want %.9g", hd, r, h, i, got,
+                                 want);
+                }
+            }
+        }
+        realm_free(k);
+        realm_free(v);
+        realm_free(q);
+        realm_free(out);
+        realm_free(one);
+        realm_free(sc);
+    }
+    realm_backend_free(be);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matmul_types),
         cmocka_unit_test(test_rope_modes),
         cmocka_unit_test(test_rmsnorm_swiglu),
+        cmocka_unit_test(test_attention_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -88,50 +88,102 @@ void realm__cpu_kv_store(realm_backend *be, const realm_kv_pool *kv, int32_t lay
     }
 }
 
+/* Positions per softmax chunk: the K and V rows of one chunk and one KV head
+ * (2 * 32 * head_dim floats) stay in L1 while every query of a task walks
+ * them. Chunks start at multiples of ATTN_CHUNK and are cut at KV block
+ * boundaries, so they depend only on absolute positions. */
+enum { ATTN_CHUNK = 32, ATTN_MAX_QUERIES = 64, ATTN_ROWS_PER_TASK = 4 };
+
 typedef struct attn_job {
     cpu_ctx *c;
     const realm_kv_pool *kv;
     int32_t layer;
     const realm_batch *b;
     const realm_attn_params *p;
-    const float *q;
-    float *out;
+    const float *q;         /* (n_rows, n_head * head_dim) */
+    float *out;             /* (n_rows, n_head * head_dim) */
+    int32_t rows_per_task;  /* consecutive batch rows of one task */
+    int32_t heads_per_task; /* query heads of one task, all on one KV head */
+    int32_t head_tasks;     /* n_head / heads_per_task */
 } attn_job;
 
-/* One (row, head): softmax(q·K^T * scale) · V over positions 0..pos, walked
- * in runs of positions that share a KV block (contiguous rows). */
-static void attn_task(void *ctx, int64_t task, int thread)
+/* One chunk [t0, t1) of one query (row r, head h) folded into its running
+ * softmax: max *m, denominator *l and unnormalized output oh. The float
+ * operations depend only on the row's positions and the chunk, never on
+ * which other rows or heads share the task. */
+static void attn_chunk(const attn_job *j, int32_t r, int32_t h, int32_t t0, int32_t t1, float *m,
+                       float *l, float *oh)
 {
-    const attn_job *j = ctx;
     const realm_attn_params *p = j->p;
     const realm_kv_pool *kv = j->kv;
     const realm_cpu_kernels *k = j->c->k;
-    int32_t r = (int32_t)(task / p->n_head), h = (int32_t)(task % p->n_head);
-    int32_t hd = p->head_dim, kvh = h / (p->n_head / p->n_head_kv);
-    int64_t q_dim = (int64_t)p->n_head * hd;
     const realm_batch_seq *s = &j->b->seqs[j->b->seq[r]];
-    int32_t n_pos = j->b->pos[r] + 1, bs = kv->block_size;
-    float *w = j->c->scores + (size_t)thread * (size_t)j->c->lim.max_ctx;
-    const float *qh = j->q + r * q_dim + h * hd;
-    for (int32_t t = 0; t < n_pos; t += bs - t % bs) {
-        int32_t run = bs - t % bs < n_pos - t ? bs - t % bs : n_pos - t;
+    int32_t hd = p->head_dim, kvh = h / (p->n_head / p->n_head_kv), bs = kv->block_size;
+    const float *qh = j->q + (int64_t)r * p->n_head * hd + (int64_t)h * hd;
+    float sc[ATTN_CHUNK];
+    for (int32_t t = t0; t < t1; t += bs - t % bs) {
+        int32_t run = bs - t % bs < t1 - t ? bs - t % bs : t1 - t;
         k->attn_scores(run, hd, qh, kv_slot(kv, kv->k, j->layer, s, t) + kvh * hd,
-                       (size_t)kv->kv_dim, p->scale, w + t);
+                       (size_t)kv->kv_dim, p->scale, sc + (t - t0));
     }
-    float mx = -INFINITY;
-    for (int32_t t = 0; t < n_pos; t++)
-        if (w[t] > mx) mx = w[t];
-    /* Softmax shifted by the max so exp never overflows. */
-    float inv = 1.0f / k->exp_sum(n_pos, w, mx);
-    for (int32_t t = 0; t < n_pos; t++)
-        w[t] *= inv;
-    float *oh = j->out + r * q_dim + h * hd;
-    memset(oh, 0, (size_t)hd * sizeof(float));
-    for (int32_t t = 0; t < n_pos; t += bs - t % bs) {
-        int32_t run = bs - t % bs < n_pos - t ? bs - t % bs : n_pos - t;
-        k->attn_values(run, hd, w + t, kv_slot(kv, kv->v, j->layer, s, t) + kvh * hd,
+    float mx = *m;
+    for (int32_t t = 0; t < t1 - t0; t++)
+        if (sc[t] > mx) mx = sc[t];
+    /* Online softmax: earlier chunks were weighted by exp(-*m); rescale them
+     * to the new max (exp(-inf) = 0 on the first chunk). */
+    float alpha = expf(*m - mx);
+    *l = *l * alpha + k->exp_sum(t1 - t0, sc, mx);
+    *m = mx;
+    if (alpha != 1.0f)
+        for (int32_t i = 0; i < hd; i++)
+            oh[i] *= alpha;
+    for (int32_t t = t0; t < t1; t += bs - t % bs) {
+        int32_t run = bs - t % bs < t1 - t ? bs - t % bs : t1 - t;
+        k->attn_values(run, hd, sc + (t - t0), kv_slot(kv, kv->v, j->layer, s, t) + kvh * hd,
                        (size_t)kv->kv_dim, oh);
     }
+}
+
+/* A few rows x the query heads of one KV head (GQA): softmax(q·K^T * scale)
+ * · V over positions 0..pos of each row, chunk by chunk, so a chunk of K/V
+ * read from memory serves every query of the task from L1. */
+static void attn_task(void *ctx, int64_t task, int thread)
+{
+    (void)thread;
+    const attn_job *j = ctx;
+    const realm_attn_params *p = j->p;
+    int32_t r0 = (int32_t)(task / j->head_tasks) * j->rows_per_task;
+    int32_t h0 = (int32_t)(task % j->head_tasks) * j->heads_per_task;
+    int32_t r1 = r0 + j->rows_per_task < j->b->n_rows ? r0 + j->rows_per_task : j->b->n_rows;
+    int32_t nh = j->heads_per_task, hd = p->head_dim;
+    int64_t q_dim = (int64_t)p->n_head * hd;
+    float m[ATTN_MAX_QUERIES], l[ATTN_MAX_QUERIES];
+    int32_t n_pos_max = 0;
+    for (int32_t r = r0; r < r1; r++) {
+        if (j->b->pos[r] + 1 > n_pos_max) n_pos_max = j->b->pos[r] + 1;
+        for (int32_t h = 0; h < nh; h++) {
+            m[(r - r0) * nh + h] = -INFINITY;
+            l[(r - r0) * nh + h] = 0.0f;
+        }
+        memset(j->out + r * q_dim + h0 * hd, 0, (size_t)(nh * hd) * sizeof(float));
+    }
+    for (int32_t t0 = 0; t0 < n_pos_max; t0 += ATTN_CHUNK)
+        for (int32_t r = r0; r < r1; r++) {
+            int32_t n_pos = j->b->pos[r] + 1;
+            if (t0 >= n_pos) continue;
+            int32_t t1 = t0 + ATTN_CHUNK < n_pos ? t0 + ATTN_CHUNK : n_pos;
+            for (int32_t h = 0; h < nh; h++) {
+                int32_t qi = (r - r0) * nh + h;
+                attn_chunk(j, r, h0 + h, t0, t1, &m[qi], &l[qi],
+                           j->out + r * q_dim + (int64_t)(h0 + h) * hd);
+            }
+        }
+    for (int32_t r = r0; r < r1; r++)
+        for (int32_t h = 0; h < nh; h++) {
+            float inv = 1.0f / l[(r - r0) * nh + h], *oh = j->out + r * q_dim + (h0 + h) * hd;
+            for (int32_t i = 0; i < hd; i++)
+                oh[i] *= inv;
+        }
 }
 
 void realm__cpu_attention(realm_backend *be, const realm_kv_pool *kv, int32_t layer,
@@ -147,7 +199,22 @@ void realm__cpu_attention(realm_backend *be, const realm_kv_pool *kv, int32_t la
     attn_job j = {.c = c, .kv = kv, .layer = layer, .b = b, .p = p, .q = q, .out = out};
     /* A short decode step is cheaper than waking the pool (cf. matmul). */
     int threads = work >= (1 << 18) ? c->n_threads : 1;
-    realm_threadpool_run(c->pool, (int64_t)b->n_rows * p->n_head, threads, attn_task, &j);
+    int32_t group = p->n_head / p->n_head_kv;
+    /* Prefill: tasks of a few rows x one KV head's query group share its
+     * K/V chunks. Few rows (decode): one task per (row, head), enough tasks
+     * to balance the threads. Either way each query's arithmetic is the same. */
+    int64_t grouped =
+        ((int64_t)b->n_rows + ATTN_ROWS_PER_TASK - 1) / ATTN_ROWS_PER_TASK * p->n_head_kv;
+    if (grouped >= 4 * threads && ATTN_ROWS_PER_TASK * group <= ATTN_MAX_QUERIES) {
+        j.rows_per_task = ATTN_ROWS_PER_TASK;
+        j.heads_per_task = group;
+    } else {
+        j.rows_per_task = 1;
+        j.heads_per_task = 1;
+    }
+    j.head_tasks = p->n_head / j.heads_per_task;
+    int64_t n_tasks = ((int64_t)b->n_rows + j.rows_per_task - 1) / j.rows_per_task * j.head_tasks;
+    realm_threadpool_run(c->pool, n_tasks, threads, attn_task, &j);
 }
 
 void realm__cpu_swiglu(realm_backend *be, float *gate, const float *up, int64_t n)
