@@ -25,7 +25,6 @@ static void cpu_destroy(realm_backend *be)
     cpu_ctx *c = realm__cpu_ctx(be);
     realm_threadpool_free(c->pool);
     realm_free(c->act_q);
-    realm_free(c->scores);
     realm_free(c);
 }
 
@@ -35,24 +34,17 @@ static realm_status cpu_reserve(realm_backend *be, const realm_backend_limits *l
     cpu_ctx *c = realm__cpu_ctx(be);
     if (lim->max_rows <= 0 || lim->max_ctx <= 0 || lim->max_ne0 <= 0)
         return realm_error_set(err, REALM_E_INVALID, "cpu backend: limits must be positive");
-    /* Every activation format (Q8_0, Q8_1, Q8_K) takes fewer bytes per
-     * element than f32, so an f32-sized row bounds them all. */
+    /* Every activation format (Q8_0, Q8_1, Q8_K) takes at most 1.15 bytes
+     * per element, so f32-sized rows hold the up to three differently
+     * quantized copies of x that one matmul_multi may need. */
     size_t act_bytes = (size_t)lim->max_rows * (size_t)lim->max_ne0 * sizeof(float);
     void *act = realm_malloc(act_bytes);
-    size_t n_scores = (size_t)lim->max_ctx * (size_t)c->n_threads;
-    float *scores = realm_calloc(n_scores, sizeof(float));
-    if (!act || !scores) {
-        realm_free(act);
-        realm_free(scores);
+    if (!act)
         return realm_error_set(err, REALM_E_NOMEM,
-                               "cpu backend: cannot reserve %zu bytes of scratch",
-                               act_bytes + n_scores * sizeof(float));
-    }
+                               "cpu backend: cannot reserve %zu bytes of scratch", act_bytes);
     realm_free(c->act_q);
-    realm_free(c->scores);
     c->act_q = act;
     c->act_q_bytes = act_bytes;
-    c->scores = scores;
     c->lim = *lim;
     return REALM_OK;
 }

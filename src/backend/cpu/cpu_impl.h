@@ -14,7 +14,6 @@ typedef struct cpu_ctx {
     realm_backend_limits lim;
     void *act_q; /* (max_rows, row bytes of max_ne0 in the widest activation type) */
     size_t act_q_bytes;
-    float *scores; /* (n_threads, max_ctx) attention weights of one (row, head) per thread */
 } cpu_ctx;
 
 static inline cpu_ctx *realm__cpu_ctx(realm_backend *be)
