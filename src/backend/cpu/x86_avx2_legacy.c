@@ -161,18 +161,29 @@ AI __m256i group_codes(int kind, int G, const uint8_t *blk, __m256i raw)
     return v;
 }
 
-/* acc[c] (lane r = weight row r) += blocks [0, nb) of the panel at pb against
- * activation rows c < C (as bytes apart). asum (zero-point kinds): the exact
- * sum of each activation block's codes, nb per activation row. */
-AI void tile_packed(const int kind, const int C, int64_t nb, const char *pb, const char *a,
-                    size_t as, const int32_t *asum, __m256 *acc)
+/* A block with every group's codes as bytes (|w| for the signed kinds, their
+ * signs in sg): the tile then costs one vpmaddubsw per group and row. */
+typedef struct wide_block {
+    __m256i w[8], sg[8];
+    __m256 d, m;
+} wide_block;
+
+/* acc[c] (lane r = weight row r) += blocks [0, nb) against activation rows
+ * c < C (as bytes apart), reading the packed panel at pb (decode), or when
+ * `wide` its expansion wb (prefill: no unpacking in the loop). Both give the
+ * same integers and take the same float steps. asum (zero-point kinds): the
+ * exact sum of each activation block's codes, nb per activation row. */
+AI void tile_legacy(const int kind, const int C, const bool wide, int64_t nb, const char *pb,
+                    const wide_block *wb, const char *a, size_t as, const int32_t *asum,
+                    __m256 *acc)
 {
-    const size_t ab = act_bytes(kind), aq = pairs_q8_1(kind) ? 4 : 2, wb = 8 * legacy_wbytes(kind);
+    const size_t ab = act_bytes(kind), aq = pairs_q8_1(kind) ? 4 : 2, wb_bytes = 8 * legacy_wbytes(kind);
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t i = 0; i < nb; i++) {
-        const uint8_t *blk = (const uint8_t *)pb + (size_t)i * wb;
-        for (size_t o = 0; o < wb; o += 64)
-            _mm_prefetch((const char *)blk + PF_DIST + o, _MM_HINT_T0);
+        const uint8_t *blk = wide ? NULL : (const uint8_t *)pb + (size_t)i * wb_bytes;
+        if (!wide)
+            for (size_t o = 0; o < wb_bytes; o += 64)
+                _mm_prefetch((const char *)blk + PF_DIST + o, _MM_HINT_T0);
         const uint8_t *y[PC];
         __m256i s16[PC], s32[PC];
         for (int c = 0; c < C; c++) {
@@ -180,19 +191,23 @@ AI void tile_packed(const int kind, const int C, int64_t nb, const char *pb, con
             s16[c] = s32[c] = _mm256_setzero_si256();
         }
         for (int G = 0; G < 8; G++) {
-            __m256i raw = _mm256_setzero_si256();
-            if (kind != L_Q8_0) raw = ld256(blk + off_qs(kind) + 32 * (G & 3));
-            const __m256i wv = group_codes(kind, G, blk, raw);
-            if (is_signed(kind)) {
-                const __m256i u = _mm256_abs_epi8(wv);
-                for (int c = 0; c < C; c++)
-                    s32[c] = _mm256_add_epi32(
-                        s32[c], _mm256_madd_epi16(
-                                    _mm256_maddubs_epi16(u, _mm256_sign_epi8(bcast4(y[c] + 4 * G), wv)),
-                                    ones));
+            __m256i u, sg;
+            if (wide) {
+                u = wb[i].w[G];
+                sg = wb[i].sg[G];
             } else {
-                for (int c = 0; c < C; c++) {
-                    s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(wv, bcast4(y[c] + 4 * G)));
+                __m256i raw = _mm256_setzero_si256();
+                if (kind != L_Q8_0) raw = ld256(blk + off_qs(kind) + 32 * (G & 3));
+                sg = group_codes(kind, G, blk, raw);
+                u = is_signed(kind) ? _mm256_abs_epi8(sg) : sg;
+            }
+            for (int c = 0; c < C; c++) {
+                const __m256i av = bcast4(y[c] + 4 * G);
+                if (is_signed(kind)) {
+                    s32[c] = _mm256_add_epi32(
+                        s32[c], _mm256_madd_epi16(_mm256_maddubs_epi16(u, _mm256_sign_epi8(av, sg)), ones));
+                } else {
+                    s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(u, av));
                     if (has_qh(kind) && G == 3) { /* 5-bit codes: widen every 4 groups */
                         s32[c] = _mm256_madd_epi16(s16[c], ones);
                         s16[c] = _mm256_setzero_si256();
@@ -200,9 +215,9 @@ AI void tile_packed(const int kind, const int C, int64_t nb, const char *pb, con
                 }
             }
         }
-        const __m256 d = _mm256_cvtph_ps(ld128(blk));
+        const __m256 d = wide ? wb[i].d : _mm256_cvtph_ps(ld128(blk));
         __m256 m = _mm256_setzero_ps();
-        if (pairs_q8_1(kind)) m = _mm256_cvtph_ps(ld128(blk + 16));
+        if (pairs_q8_1(kind)) m = wide ? wb[i].m : _mm256_cvtph_ps(ld128(blk + 16));
         for (int c = 0; c < C; c++) {
             const uint8_t *yb = y[c] - aq;
             __m256i p = is_signed(kind) ? s32[c] : _mm256_add_epi32(s32[c], _mm256_madd_epi16(s16[c], ones));
@@ -233,7 +248,7 @@ AI void act_sums(int kind, int64_t nb, const char *a, size_t as, int64_t nc, int
             asum[c * nb + i] = act_sum(ld256(a + (size_t)c * as + (size_t)i * act_bytes(kind) + 2));
 }
 
-/* Activation rows per call of tile_packed's caller: their block sums live on
+/* Activation rows per call of tile_legacy's caller: their block sums live on
  * the stack (ASUM_MAX ints). */
 enum { ASUM_MAX = 8192 };
 
@@ -241,21 +256,14 @@ AI void run_tile(const int kind, int C, int64_t nb, const char *pb, const char *
                  const int32_t *asum, __m256 *acc)
 {
     switch (C) {
-    case 4: tile_packed(kind, 4, nb, pb, a, as, asum, acc); break;
-    case 3: tile_packed(kind, 3, nb, pb, a, as, asum, acc); break;
-    case 2: tile_packed(kind, 2, nb, pb, a, as, asum, acc); break;
-    default: tile_packed(kind, 1, nb, pb, a, as, asum, acc); break;
+    case 4: tile_legacy(kind, 4, false, nb, pb, NULL, a, as, asum, acc); break;
+    case 3: tile_legacy(kind, 3, false, nb, pb, NULL, a, as, asum, acc); break;
+    case 2: tile_legacy(kind, 2, false, nb, pb, NULL, a, as, asum, acc); break;
+    default: tile_legacy(kind, 1, false, nb, pb, NULL, a, as, asum, acc); break;
     }
 }
 
 /* ---- prefill: a panel expanded once, reused by many activation rows ---- */
-
-/* A block with every group's codes as bytes (|w| for the signed kinds, their
- * signs in sg): the tile then costs one vpmaddubsw per group and row. */
-typedef struct wide_block {
-    __m256i w[8], sg[8];
-    __m256 d, m;
-} wide_block;
 
 enum { WIDE_MAX_BLOCKS = 512, WIDE_MIN_ROWS = 8 };
 
@@ -280,46 +288,6 @@ static void expand_panel(int kind, int64_t nb, const char *pb, wide_block *wb)
         }
         wb[i].d = _mm256_cvtph_ps(ld128(blk));
         wb[i].m = pairs_q8_1(kind) ? _mm256_cvtph_ps(ld128(blk + 16)) : _mm256_setzero_ps();
-    }
-}
-
-/* tile_packed on an expanded panel: the same integers, the same float steps. */
-AI void tile_wide(const int kind, const int C, int64_t nb, const wide_block *wb, const char *a,
-                  size_t as, const int32_t *asum, __m256 *acc)
-{
-    const size_t ab = act_bytes(kind), aq = pairs_q8_1(kind) ? 4 : 2;
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int64_t i = 0; i < nb; i++) {
-        const wide_block *b = &wb[i];
-        const uint8_t *y[PC];
-        __m256i s16[PC], s32[PC];
-        for (int c = 0; c < C; c++) {
-            y[c] = (const uint8_t *)a + (size_t)c * as + (size_t)i * ab + aq;
-            s16[c] = s32[c] = _mm256_setzero_si256();
-        }
-        for (int G = 0; G < 8; G++)
-            for (int c = 0; c < C; c++) {
-                const __m256i av = bcast4(y[c] + 4 * G);
-                if (is_signed(kind)) {
-                    s32[c] = _mm256_add_epi32(
-                        s32[c], _mm256_madd_epi16(_mm256_maddubs_epi16(b->w[G], _mm256_sign_epi8(av, b->sg[G])),
-                                                  ones));
-                } else {
-                    s16[c] = _mm256_add_epi16(s16[c], _mm256_maddubs_epi16(b->w[G], av));
-                    if (has_qh(kind) && G == 3) {
-                        s32[c] = _mm256_madd_epi16(s16[c], ones);
-                        s16[c] = _mm256_setzero_si256();
-                    }
-                }
-            }
-        for (int c = 0; c < C; c++) {
-            const uint8_t *yb = y[c] - aq;
-            __m256i p = is_signed(kind) ? s32[c] : _mm256_add_epi32(s32[c], _mm256_madd_epi16(s16[c], ones));
-            if (zero_point(kind))
-                p = _mm256_sub_epi32(p, _mm256_set1_epi32(zero_point(kind) * asum[(size_t)c * nb + i]));
-            acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(b->d, _mm256_set1_ps(ld_h(yb))), acc[c]);
-            if (pairs_q8_1(kind)) acc[c] = _mm256_fmadd_ps(b->m, _mm256_set1_ps(ld_h(yb + 2)), acc[c]);
-        }
     }
 }
 
@@ -350,7 +318,7 @@ AI void gemm_packed_legacy(const int kind, int64_t k, const void *w, size_t ws, 
                                   _mm256_setzero_ps()};
                 const char *ac = a1 + (size_t)c0 * as;
                 const int32_t *sc = asum + c0 * nb;
-                if (wide && C == PC) tile_wide(kind, PC, nb, wb, ac, as, sc, acc);
+                if (wide && C == PC) tile_legacy(kind, PC, true, nb, NULL, wb, ac, as, sc, acc);
                 else run_tile(kind, C, nb, pb, ac, as, sc, acc);
                 for (int c = 0; c < C; c++)
                     store_lanes(out + (size_t)(c1 + c0 + c) * os + r0, R, acc[c]);

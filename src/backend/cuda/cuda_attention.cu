@@ -23,6 +23,41 @@
 
 #define ATT_THREADS 128
 
+/* sc[t] = exp(sc[t] - max) for t < n over the whole block (ATT_THREADS
+ * threads, red: n_warps floats of shared scratch); every thread gets the max
+ * in *mx_out and the sum as the result. Shifting by the max keeps exp from
+ * overflowing. Starts and ends with sc fully written (callers sync before). */
+__device__ static float block_exp_sum(float *sc, int32_t n, float *red, float *mx_out)
+{
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = ATT_THREADS / 32;
+    float mx = -INFINITY;
+    for (int32_t t = threadIdx.x; t < n; t += ATT_THREADS)
+        mx = fmaxf(mx, sc[t]);
+    for (int o = 16; o > 0; o >>= 1)
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+    if (lane == 0) red[warp] = mx;
+    __syncthreads();
+    mx = red[0];
+    for (int k = 1; k < n_warps; k++)
+        mx = fmaxf(mx, red[k]);
+    float sum = 0.0f;
+    for (int32_t t = threadIdx.x; t < n; t += ATT_THREADS) {
+        float e = expf(sc[t] - mx);
+        sc[t] = e;
+        sum += e;
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    __syncthreads();
+    if (lane == 0) red[warp] = sum;
+    __syncthreads();
+    sum = 0.0f;
+    for (int k = 0; k < n_warps; k++)
+        sum += red[k];
+    *mx_out = mx;
+    return sum;
+}
+
 __global__ static void __launch_bounds__(ATT_THREADS)
     k_attention(const float *q, float *out, const float *kbase, const float *vbase, int32_t layer,
                 int32_t n_blocks, int32_t block_size, int32_t kv_dim, const int32_t *pos,
@@ -33,7 +68,6 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     extern __shared__ float sh[];
     float *qs = sh, *part = sh + hd, *red = part + ATT_THREADS, *sc = red + 32;
     const int32_t r = blockIdx.x, h = blockIdx.y, kvh = h / group;
-    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = ATT_THREADS / 32;
     const int32_t n_pos = pos[r] + 1;
     int32_t *slots = (int32_t *)(sc + n_pos);
     const int32_t *tab = tables + (int64_t)seq[r] * max_blocks;
@@ -65,31 +99,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
         sc[t] = d * scale;
     }
     __syncthreads();
-    /* max, then exp and sum: softmax shifted by the max so exp never overflows */
-    float mx = -INFINITY;
-    for (int32_t t = threadIdx.x; t < n_pos; t += ATT_THREADS)
-        mx = fmaxf(mx, sc[t]);
-    for (int o = 16; o > 0; o >>= 1)
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    if (lane == 0) red[warp] = mx;
-    __syncthreads();
-    mx = red[0];
-    for (int k = 1; k < n_warps; k++)
-        mx = fmaxf(mx, red[k]);
-    float sum = 0.0f;
-    for (int32_t t = threadIdx.x; t < n_pos; t += ATT_THREADS) {
-        float e = expf(sc[t] - mx);
-        sc[t] = e;
-        sum += e;
-    }
-    for (int o = 16; o > 0; o >>= 1)
-        sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    __syncthreads();
-    if (lane == 0) red[warp] = sum;
-    __syncthreads();
-    sum = 0.0f;
-    for (int k = 0; k < n_warps; k++)
-        sum += red[k];
+    float mx, sum = block_exp_sum(sc, n_pos, red, &mx);
     /* weighted sum of V: n_grp groups of hd threads split the positions */
     const int n_grp = hd <= ATT_THREADS ? ATT_THREADS / hd : 1;
     const int gi = threadIdx.x / hd, i = threadIdx.x % hd;
@@ -184,30 +194,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
         if (sub == 0 && t < cnt) sc[t] = d * scale;
     }
     __syncthreads();
-    float mx = -INFINITY;
-    for (int32_t t = threadIdx.x; t < cnt; t += ATT_THREADS)
-        mx = fmaxf(mx, sc[t]);
-    for (int o = 16; o > 0; o >>= 1)
-        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-    if (lane == 0) red[warp] = mx;
-    __syncthreads();
-    mx = red[0];
-    for (int k = 1; k < n_warps; k++)
-        mx = fmaxf(mx, red[k]);
-    float sum = 0.0f;
-    for (int32_t t = threadIdx.x; t < cnt; t += ATT_THREADS) {
-        float e = expf(sc[t] - mx);
-        sc[t] = e;
-        sum += e;
-    }
-    for (int o = 16; o > 0; o >>= 1)
-        sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    __syncthreads();
-    if (lane == 0) red[warp] = sum;
-    __syncthreads();
-    sum = 0.0f;
-    for (int k = 0; k < n_warps; k++)
-        sum += red[k];
+    float mx, sum = block_exp_sum(sc, cnt, red, &mx);
     if (threadIdx.x == 0) {
         pp[0] = mx;
         pp[1] = sum;

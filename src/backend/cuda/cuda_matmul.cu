@@ -569,6 +569,21 @@ static void remember_act(cuda_ctx *c, const void *x, int32_t n, int64_t ne0, int
     c->aq_kind = kind;
 }
 
+/* x (and y, for PRE) -> n rows of int8 activations of `kind` in a, one launch
+ * (4 groups of G per 128-thread block); xout: where PRE's f32 result goes. */
+template <int PRE>
+static void launch_quantize(cuda_ctx *c, int kind, int32_t n, int64_t ne0, const float *x,
+                            const float *y, float *xout, const act_view &a)
+{
+    const int G = kind == ACT_Q8_K ? 256 : 32;
+    dim3 grid((unsigned)((ne0 / G + 3) / 4), (unsigned)n);
+    if (G == 256)
+        k_quantize_act<256, PRE><<<grid, 128, 0, c->stream>>>(x, y, xout, ne0, kind, a.aq, a.ad, a.as);
+    else
+        k_quantize_act<32, PRE><<<grid, 128, 0, c->stream>>>(x, y, xout, ne0, kind, a.aq, a.ad, a.as);
+    CUDA_CHECK(c, cudaGetLastError());
+}
+
 /* The quantized activations of op's input: quantized now unless the last
  * quantization (or a fused producer) left them in act_q. */
 static act_view quantize_input(cuda_ctx *c, const struct cuda_op *op)
@@ -579,17 +594,7 @@ static act_view quantize_input(cuda_ctx *c, const struct cuda_op *op)
     bool cached = c->aq_x == op->x && c->aq_n == op->n && c->aq_ne0 == w->ne0 &&
                   c->aq_kind == kind;
     if (kind != ACT_F32 && !cached) {
-        int G = kind == ACT_Q8_K ? 256 : 32;
-        int64_t groups = w->ne0 / G;
-        dim3 grid((unsigned)((groups + 3) / 4), (unsigned)op->n);
-        const float *x = (const float *)op->x;
-        if (G == 256)
-            k_quantize_act<256, PRE_NONE><<<grid, 128, 0, c->stream>>>(x, NULL, NULL, w->ne0, kind,
-                                                                      a.aq, a.ad, a.as);
-        else
-            k_quantize_act<32, PRE_NONE><<<grid, 128, 0, c->stream>>>(x, NULL, NULL, w->ne0, kind,
-                                                                     a.aq, a.ad, a.as);
-        CUDA_CHECK(c, cudaGetLastError());
+        launch_quantize<PRE_NONE>(c, kind, op->n, w->ne0, (const float *)op->x, NULL, NULL, a);
         remember_act(c, op->x, op->n, w->ne0, kind);
     }
     return a;
@@ -649,17 +654,8 @@ bool realm__cuda_issue_swiglu_quant(cuda_ctx *c, const struct cuda_op *sw, const
         sw->width != (int64_t)mm->n * w->ne0 || sw->y == sw->out)
         return false;
     act_view a = act_layout(c, mm->n, w->ne0);
-    int G = kind == ACT_Q8_K ? 256 : 32;
-    dim3 grid((unsigned)((w->ne0 / G + 3) / 4), (unsigned)mm->n);
     float *gate = (float *)sw->out;
-    const float *up = (const float *)sw->y;
-    if (G == 256)
-        k_quantize_act<256, PRE_SWIGLU><<<grid, 128, 0, c->stream>>>(gate, up, gate, w->ne0, kind,
-                                                                    a.aq, a.ad, a.as);
-    else
-        k_quantize_act<32, PRE_SWIGLU><<<grid, 128, 0, c->stream>>>(gate, up, gate, w->ne0, kind,
-                                                                   a.aq, a.ad, a.as);
-    CUDA_CHECK(c, cudaGetLastError());
+    launch_quantize<PRE_SWIGLU>(c, kind, mm->n, w->ne0, gate, (const float *)sw->y, gate, a);
     remember_act(c, mm->x, mm->n, w->ne0, kind);
     return true;
 }
