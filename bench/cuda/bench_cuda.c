@@ -1,12 +1,14 @@
 /*
  * bench/cuda/bench_cuda.c — forward-pass speed of one model on one backend:
  *   decode1     batch-1 greedy decode after a 16-token prompt (tokens/s)
- *   prefill512  one 512-row prompt batch (tokens/s)
+ *   prefillP    one P-row prompt batch (tokens/s), P = 128, 256, 512
  *   aggS        S sequences decoding together, one row each per step
  *               (aggregate tokens/s), for S in 1, 8, 32, 64
  * usage: realm_bench_cuda MODEL.gguf [--device cuda|cpu] [--steps N] [--decode-only]
- * Prints one "BENCH key=value ..." line. --decode-only stops after decode1
- * (with REALM_CUDA_PROFILE=1: the op-by-op profile of a decode step).
+ *                         [--streams S]
+ * Prints one "BENCH key=value ..." line. --decode-only stops after decode1,
+ * --streams S measures aggS alone (with REALM_CUDA_PROFILE=1 either prints
+ * the op-by-op profile of those steps).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,11 +83,12 @@ static double run_decode(int n_seqs, int prompt, int steps, double *prefill_tok_
 int main(int argc, char **argv)
 {
     const char *path = NULL, *device = "cuda";
-    int steps = 64, decode_only = 0;
+    int steps = 64, decode_only = 0, streams = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--decode-only")) decode_only = 1;
+        else if (!strcmp(argv[i], "--streams") && i + 1 < argc) streams = atoi(argv[++i]);
         else path = argv[i];
     }
     if (!path) {
@@ -103,16 +106,25 @@ int main(int argc, char **argv)
     const realm_hparams *hp = realm_model_hparams(m);
     if (realm_kv_cache_init(be, hp, MAX_SEQS, CTX, &kv, &err)) die(&err);
     logits = realm_malloc((size_t)MAX_SEQS * hp->n_vocab * sizeof(float));
+    if (streams > 0 && streams <= MAX_SEQS) {
+        double t = run_decode(streams, 16, steps, NULL);
+        printf("BENCH model=%s device=%s agg%d_tok_s=%.1f step_ms=%.2f\n", path, device, streams,
+               t, 1e3 * streams / t);
+        goto done;
+    }
     double pre = 0;
     double d1 = run_decode(1, 16, 2 * steps, NULL);
     if (decode_only) {
         printf("BENCH model=%s device=%s decode1_tok_s=%.1f\n", path, device, d1);
         goto done;
     }
-    run_decode(1, 512, 0, &pre); /* warm-up of the 512-row path */
-    run_decode(1, 512, 0, &pre);
-    printf("BENCH model=%s device=%s load_s=%.1f decode1_tok_s=%.1f prefill512_tok_s=%.0f", path,
-           device, load_s, d1, pre);
+    printf("BENCH model=%s device=%s load_s=%.1f decode1_tok_s=%.1f", path, device, load_s, d1);
+    const int ps[3] = {128, 256, 512};
+    for (int i = 0; i < 3; i++) {
+        run_decode(1, ps[i], 0, &pre); /* warm-up of the path */
+        run_decode(1, ps[i], 0, &pre);
+        printf(" prefill%d_tok_s=%.0f", ps[i], pre);
+    }
     fflush(stdout);
     const int ns[4] = {1, 8, 32, 64};
     for (int i = 0; i < 4; i++)

@@ -7,9 +7,10 @@
 #   usage: bench/cuda/device_run.sh [correct|speed|all|quick] [--no-llama]
 # quick = correct + speed without llama.cpp, plus an A/B decode of the 8B
 # Q4_K_M with the staged mat-vec, fusion and split attention all off, and an
-# A/B of the int8 tile kernel (REALM_CUDA_MMQ=0 vs 1: decode1, prefill512,
-# agg 1/8/32/64) on every model. correct/quick also run the whole-model test
-# with REALM_CUDA_MMQ=1.
+# A/B of the int8 tile kernel off (REALM_CUDA_MMQ=0). Every speed run also
+# measures the tile kernel at prefill sizes (REALM_CUDA_MMQ_ROWS=512) and
+# profiles the Q4_K_M models op by op at 1 and 64 streams. correct/quick also
+# run the whole-model test with the tile kernel off.
 # Build dependencies come as .debs in .debs/ (unpacked into a private prefix).
 set -u
 PHASE=${1:-all}
@@ -77,8 +78,8 @@ if [ "$PHASE" != speed ]; then
   echo "== whole-model correctness =="
   REALM_CUDA_TEST_BIG=1 timeout 400 $B/tests/test_cuda_model 2>&1 | grep -vE "^\[ (RUN|       OK) " | tee $OUT/model.txt
   if [ "$PHASE" != all ]; then
-    echo "== whole-model correctness with the int8 tile kernel (REALM_CUDA_MMQ=1) =="
-    REALM_CUDA_MMQ=1 REALM_CUDA_TEST_BIG=1 timeout 400 $B/tests/test_cuda_model 2>&1 | grep -vE "^\[ (RUN|       OK) " | tee $OUT/model_mmq.txt
+    echo "== whole-model correctness with the int8 tile kernel off (REALM_CUDA_MMQ=0) =="
+    REALM_CUDA_MMQ=0 REALM_CUDA_TEST_BIG=1 timeout 400 $B/tests/test_cuda_model 2>&1 | grep -vE "^\[ (RUN|       OK) " | tee $OUT/model_mmq.txt
   fi
 fi
 
@@ -101,13 +102,15 @@ PY
     [ -f $f ] || $B/realm synth --arch $1 --type $2 -o $f > /dev/null || echo "synth $spec failed"
     ls -la $f | awk '{print "model bytes", $5, $9}'
     timeout 240 $B/realm_bench_cuda $f --device cuda --steps 64 2>&1 | tail -4 | tee $OUT/bench_default.txt
-    if [ "$PHASE" = quick ]; then
-      echo "A/B int8 tile kernel, $1 $2:"
-      echo "MMQ=0 $(grep '^BENCH' $OUT/bench_default.txt)"
-      echo "MMQ=1 $(REALM_CUDA_MMQ=1 timeout 240 $B/realm_bench_cuda $f --device cuda --steps 64 2>&1 | grep '^BENCH')"
-    fi
+    echo "tile kernel up to 512 rows: $(REALM_CUDA_MMQ_ROWS=512 timeout 240 $B/realm_bench_cuda $f --device cuda --steps 64 2>&1 | grep -oE 'prefill[0-9]+_tok_s=[0-9.]+' | tr '\n' ' ')"
+    [ "$PHASE" = quick ] &&
+      echo "tile kernel off: $(REALM_CUDA_MMQ=0 timeout 240 $B/realm_bench_cuda $f --device cuda --steps 64 2>&1 | grep '^BENCH')"
     # where a decode step's time goes, op kind by op kind (graphs off)
-    [ $2 = q4_k_m ] && REALM_CUDA_PROFILE=1 timeout 120 $B/realm_bench_cuda $f --device cuda --steps 16 --decode-only 2>&1 | grep -vE "^BENCH"
+    if [ $2 = q4_k_m ]; then
+      REALM_CUDA_PROFILE=1 timeout 120 $B/realm_bench_cuda $f --device cuda --steps 16 --decode-only 2>&1 | grep -vE "^BENCH"
+      timeout 120 $B/realm_bench_cuda $f --device cuda --steps 32 --streams 64 2>&1 | grep "^BENCH"
+      REALM_CUDA_PROFILE=1 timeout 120 $B/realm_bench_cuda $f --device cuda --steps 16 --streams 64 2>&1 | grep -vE "^BENCH"
+    fi
     if [ "$PHASE" = quick ] && [ $1 = llama-3-8b ]; then
       echo "A/B (unstaged mat-vec, no fusion, no split attention):"
       REALM_CUDA_MMV_PLAIN=1 REALM_CUDA_NO_FUSE=1 REALM_CUDA_ATT_SPLIT=1 timeout 120 $B/realm_bench_cuda $f --device cuda --steps 64 --decode-only 2>&1 | tail -1

@@ -33,7 +33,12 @@ static int setup(void **state)
 {
     (void)state;
     realm_error err = {0};
-    if (realm_backend_create("cuda", NULL, &gpu, &err)) {
+    /* the default backend: mat-vec up to 64 rows (the tile kernel is tested
+     * on its own backend below) */
+    setenv("REALM_CUDA_MMQ", "0", 1);
+    realm_status created = realm_backend_create("cuda", NULL, &gpu, &err);
+    unsetenv("REALM_CUDA_MMQ");
+    if (created) {
         fprintf(stderr, "SKIP: %s\n", err.message);
         gpu = NULL;
         return 0;
@@ -253,8 +258,9 @@ static void test_matmul_model_shapes(void **state)
     assert_int_equal(n_fail, 0);
 }
 
-/* A second CUDA backend with the int8 tile kernel on ($REALM_CUDA_MMQ=1,
- * read at creation), reserved for MMQ_MAX_ROWS rows, on a 4 GiB budget
+/* A second CUDA backend with the int8 tile kernel on for 2..MMQ_MAX_ROWS
+ * rows ($REALM_CUDA_MMQ=1, $REALM_CUDA_MMQ_ROWS, read at creation), reserved
+ * for MMQ_MAX_ROWS rows, on a 4 GiB budget
  * beside the first. */
 static realm_backend *mmq_backend(void)
 {
@@ -262,8 +268,10 @@ static realm_backend *mmq_backend(void)
     realm_backend *be = NULL;
     realm_backend_options o = {.mem_budget_bytes = (size_t)4 << 30};
     setenv("REALM_CUDA_MMQ", "1", 1);
+    setenv("REALM_CUDA_MMQ_ROWS", "512", 1);
     realm_status st = realm_backend_create("cuda", &o, &be, &err);
     unsetenv("REALM_CUDA_MMQ");
+    unsetenv("REALM_CUDA_MMQ_ROWS");
     assert_int_equal(st, REALM_OK);
     realm_backend_limits lim = {.max_rows = MMQ_MAX_ROWS, .max_ctx = 200, .max_ne0 = 14336};
     assert_int_equal(be->ops->reserve(be, &lim, &err), REALM_OK);
@@ -515,7 +523,7 @@ static void check_fused_layer(realm_type type, bool mmq)
     const realm_type_traits *t = realm_type_traits_get(type);
     realm_error err = {0};
     setenv("REALM_CUDA_NO_FUSE", "1", 1);
-    if (mmq) setenv("REALM_CUDA_MMQ", "1", 1);
+    setenv("REALM_CUDA_MMQ", mmq ? "1" : "0", 1);
     realm_backend *plain = NULL;
     realm_status st = realm_backend_create("cuda", NULL, &plain, &err);
     unsetenv("REALM_CUDA_NO_FUSE");

@@ -3,8 +3,8 @@
  * graph replay (see cuda.h for the contract). Knobs for A/B runs:
  * $REALM_CUDA_NO_FUSE, $REALM_CUDA_MMV_PLAIN, $REALM_CUDA_PDL,
  * $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_MMV_ROWS, $REALM_CUDA_GRAPH_ROWS; the
- * tile kernel (default off): $REALM_CUDA_MMQ, $REALM_CUDA_MMQ_MIN,
- * $REALM_CUDA_MMQ_ROWS, $REALM_CUDA_MMQ_WAVES. */
+ * int8 tile kernel: $REALM_CUDA_MMQ (0: off), $REALM_CUDA_MMQ_MIN (2),
+ * $REALM_CUDA_MMQ_ROWS (128), $REALM_CUDA_MMQ_WAVES (2). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -720,9 +720,13 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->pdl = env_int("REALM_CUDA_PDL", 1) != 0;
     c->att_split = env_int("REALM_CUDA_ATT_SPLIT", 8);
     c->profile = env_int("REALM_CUDA_PROFILE", 0) != 0;
-    c->mmq = env_int("REALM_CUDA_MMQ", 0) != 0;
+    /* The tile kernel for 2..128 rows: on the H100 it took 8B Q4_K_M's
+     * 64-stream decode from 1122 to 3365 tok/s and 128-row prefill from 2852
+     * to 4892; from 256 rows cuBLAS on dequantized f16 tiles is about as
+     * fast or faster (512: 6282 vs 5008 tok/s; NOTES.md round 5). */
+    c->mmq = env_int("REALM_CUDA_MMQ", 1) != 0;
     c->mmq_min_rows = env_int("REALM_CUDA_MMQ_MIN", 2);
-    c->mmq_max_rows = env_int("REALM_CUDA_MMQ_ROWS", 512);
+    c->mmq_max_rows = env_int("REALM_CUDA_MMQ_ROWS", 128);
     c->mmq_waves = env_int("REALM_CUDA_MMQ_WAVES", 2);
     if (cudaDeviceGetAttribute(&c->n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
         c->n_sm = 1;

@@ -207,9 +207,10 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
         fetch(kt + 1 < kt1 ? kt + 1 : kt);
 #pragma unroll
         for (int kg = 0; kg < MMQ_KG; kg++) {
+            /* per activation column: its scale, and the mins / Q8_1 terms
+             * already times that scale (shared by every weight row) */
             uint32_t b[TN][2];
-            float da[TN][2], dsum[TN][2];
-            int s0[TN][2], s1[TN][2];
+            float da[TN][2], ds0[TN][2], ds1[TN][2];
 #pragma unroll
             for (int j = 0; j < TN; j++) {
                 const int8_t *p = sh.a + (n_base + j * 8 + gq) * MMQ_LD + kg * 32 + tq * 4;
@@ -218,10 +219,16 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
                     const int col = n_base + j * 8 + tq * 2 + e;
-                    da[j][e] = sh.ad[kg][col];
-                    dsum[j][e] = sh.as[kg][col];
-                    s0[j][e] = sh.asum[0][kg][col];
-                    s1[j][e] = sh.asum[1][kg][col];
+                    const float d = sh.ad[kg][col];
+                    const int s0 = sh.asum[0][kg][col], s1 = sh.asum[1][kg][col];
+                    da[j][e] = d;
+                    if (K::split16) {
+                        ds0[j][e] = d * (float)s0;
+                        ds1[j][e] = d * (float)s1;
+                    } else {
+                        ds0[j][e] = d * (float)(s0 + s1);
+                        ds1[j][e] = sh.as[kg][col];
+                    }
                 }
             }
 #pragma unroll
@@ -248,22 +255,17 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
                     } else {
                         mma_k32(c0, a, b[j][0], b[j][1]);
                     }
+                    /* group_dot's terms, as fused multiply-adds into acc */
 #pragma unroll
                     for (int e = 0; e < 4; e++) {
                         const int h = e / 2, x = e % 2;
-                        float v;
-                        if (K::split16 && K::mins)
-                            v = da[j][x] * (fa0[h] * (float)c0[e] + fa1[h] * (float)c1[e] -
-                                            fm0[h] * (float)s0[j][x] - fm1[h] * (float)s1[j][x]);
-                        else if (K::split16)
-                            v = da[j][x] * (fa0[h] * (float)c0[e] + fa1[h] * (float)c1[e]);
-                        else if (K::mins)
-                            v = da[j][x] *
-                                (fa0[h] * (float)c0[e] - fm0[h] * (float)(s0[j][x] + s1[j][x]));
-                        else
-                            v = (float)c0[e] * (fa0[h] * da[j][x]);
-                        if (K::q81) v += fs[h] * dsum[j][x];
-                        acc[i][j][e] += v;
+                        float &r = acc[i][j][e];
+                        float t = fa0[h] * (float)c0[e];
+                        if (K::split16) t = fmaf(fa1[h], (float)c1[e], t);
+                        r = fmaf(da[j][x], t, r);
+                        if (K::mins) r = fmaf(-fm0[h], ds0[j][x], r);
+                        if (K::split16 && K::mins) r = fmaf(-fm1[h], ds1[j][x], r);
+                        if (K::q81) r = fmaf(fs[h], ds1[j][x], r);
                     }
                 }
             }
