@@ -54,7 +54,14 @@ AI void tile_float(const int kind, const int R, const int C, int64_t k, const ch
         for (int c = 0; c < C; c++)
             acc[r][c] = _mm256_setzero_ps();
     const int64_t k8 = k & ~(int64_t)7;
+    const int es = kind == F_F32 ? 4 : 2;
     for (int64_t j = 0; j < k8; j += 8) {
+        /* decode: fetch the next tile's rows (R rows on) while this one
+         * runs; its short row streams would each restart the hardware
+         * prefetcher */
+        if (C <= 2 && (j * es) % 64 == 0)
+            for (int r = 0; r < R; r++)
+                _mm_prefetch(w + (size_t)(r + R) * ws + (size_t)j * es, _MM_HINT_T0);
         __m256 x[4];
         for (int r = 0; r < R; r++)
             x[r] = float8(kind, w + (size_t)r * ws, j);
