@@ -91,8 +91,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--streams") && i + 1 < argc) streams = atoi(argv[++i]);
         else path = argv[i];
     }
-    if (!path) {
-        fprintf(stderr, "usage: realm_bench_cuda MODEL.gguf [--device cuda|cpu] [--steps N]\n");
+    if (!path || streams < 0 || streams > MAX_SEQS) {
+        fprintf(stderr, "usage: realm_bench_cuda MODEL.gguf [--device cuda|cpu] [--steps N] "
+                        "[--decode-only] [--streams 1..%d]\n", MAX_SEQS);
         return 2;
     }
     realm_error err = {0};
@@ -106,7 +107,7 @@ int main(int argc, char **argv)
     const realm_hparams *hp = realm_model_hparams(m);
     if (realm_kv_cache_init(be, hp, MAX_SEQS, CTX, &kv, &err)) die(&err);
     logits = realm_malloc((size_t)MAX_SEQS * hp->n_vocab * sizeof(float));
-    if (streams > 0 && streams <= MAX_SEQS) {
+    if (streams > 0) {
         double t = run_decode(streams, 16, steps, NULL);
         printf("BENCH model=%s device=%s agg%d_tok_s=%.1f step_ms=%.2f\n", path, device, streams,
                t, 1e3 * streams / t);
