@@ -4,13 +4,18 @@
 # CPU backend (tables), then speed on synth models (Llama-3-8B shape Q4_K_M and
 # Q8_0, Llama-3.2-1B Q4_K_M) and, when a trimmed llama.cpp source tarball is
 # carried in .llama/, the same models through llama-bench for comparison.
-#   usage: bench/cuda/device_run.sh [correct|speed|all|quick] [--no-llama]
-# quick = correct + speed without llama.cpp, plus an A/B decode of the 8B
-# Q4_K_M with the staged mat-vec, fusion and split attention all off, and an
-# A/B of the int8 tile kernel off (REALM_CUDA_MMQ=0). Every speed run also
+#   usage: bench/cuda/device_run.sh [correct|speed|all|quick|profile|ab] [--no-llama]
+# quick = correct + speed without llama.cpp, plus A/B decodes of the 8B
+# models with the staged mat-vec, fusion, split attention or mat-vec sets
+# off, and the int8 tile kernel off (REALM_CUDA_MMQ=0). Every speed run also
 # measures the tile kernel at prefill sizes (REALM_CUDA_MMQ_ROWS=512) and
 # profiles the Q4_K_M models op by op at 1 and 64 streams. correct/quick also
 # run the whole-model test with the tile kernel off.
+# profile = build, then ncu times every kernel of a batch-1 decode step of the
+# 8B Q4_K_M (no launch gaps: bench/cuda/ncu_steps.py sums them by kernel) and
+# reads the tile kernel's stall sections at 64 streams.
+# ab = per-op tests (twice if a row fails), the whole-model test, and the
+# 8B Q4_K_M with A/B runs of the current knobs (edit as they change).
 # Build dependencies come as .debs in .debs/ (unpacked into a private prefix).
 set -u
 PHASE=${1:-all}
@@ -71,6 +76,47 @@ ninja -C build-cuda-dev -j $J realm test_cuda_ops test_cuda_model realm_bench_cu
 echo "realm build: $(( $(date +%s) - t0 )) s"
 B=build-cuda-dev
 
+if [ "$PHASE" = profile ]; then
+  mkdir -p /tmp/models; f=/tmp/models/llama-3-8b-q4_k_m.gguf
+  [ -f $f ] || $B/realm synth --arch llama-3-8b --type q4_k_m -o $f > /dev/null || exit 1
+  wall=$(timeout 120 $B/realm_bench_cuda $f --device cuda --steps 64 --streams 1 | grep -oE 'step_ms=[0-9.]+' | cut -d= -f2)
+  echo "graphs on, batch 1: step_ms=$wall"
+  # the 16-row prompt and the first warm-up steps are skipped (~900 kernels)
+  timeout 300 ncu --clock-control none --csv --page raw --metrics gpu__time_duration.sum,dram__bytes_read.sum \
+    --launch-skip 900 --launch-count 1000 \
+    $B/realm_bench_cuda $f --device cuda --steps 1 --streams 1 > $OUT/ncu_decode.csv 2> /tmp/ncu.err
+  python3 $ROOT/bench/cuda/ncu_steps.py $OUT/ncu_decode.csv $wall || tail -5 /tmp/ncu.err
+  timeout 120 ncu --clock-control none -k regex:k_mmq --launch-skip 100 --launch-count 1 --section SpeedOfLight \
+    --section Occupancy --section WarpStateStats --section LaunchStats \
+    $B/realm_bench_cuda $f --device cuda --steps 2 --streams 64 2>&1 | grep -vE "^==PROF==|^BENCH" > $OUT/ncu_mmq.txt
+  grep -E "k_mmq|Duration|Throughput|Registers|Achieved Occ|Block Size|Grid Size|Waves|Theoretical Occ|Warp Cycles|Shared Memory" $OUT/ncu_mmq.txt | head -30
+  echo "total: $(( $(date +%s) - t0 )) s"; exit 0
+fi
+
+if [ "$PHASE" = ab ]; then
+  echo "== per-op correctness (CUDA vs CPU backend) =="
+  for pass in 1 2; do
+    $B/tests/test_cuda_ops 2>&1 | grep -E "^\||FAILED|PASSED|SKIP" > $OUT/ops$pass.txt
+    grep -vE "PASS \|$" $OUT/ops$pass.txt | grep -vE "^\| op "
+    echo "(pass $pass: $(grep -c 'PASS |' $OUT/ops$pass.txt) PASS, $(grep -c 'FAIL |' $OUT/ops$pass.txt) FAIL)"
+    grep -q 'FAIL |' $OUT/ops$pass.txt || break
+  done
+  echo "== whole-model correctness =="
+  REALM_CUDA_TEST_BIG=1 timeout 400 $B/tests/test_cuda_model 2>&1 | grep -vE "^\[ (RUN|       OK) " | tee $OUT/model.txt
+  mkdir -p /tmp/models; f=/tmp/models/llama-3-8b-q4_k_m.gguf
+  [ -f $f ] || $B/realm synth --arch llama-3-8b --type q4_k_m -o $f > /dev/null || exit 1
+  R="timeout 120 $B/realm_bench_cuda $f --device cuda"
+  $R --steps 64 2>&1 | grep "^BENCH"
+  # the A/B of the moment: one knob against the default, interleaved
+  echo "A/B decode1, interleaved: default, REALM_CUDA_MMV_SET=0 (x2)"
+  for i in 1 2; do
+    for v in REALM_CUDA_NONE=0 REALM_CUDA_MMV_SET=0; do
+      echo "$v $(env $v $R --steps 64 --decode-only 2>&1 | grep -oE 'decode1_tok_s=[0-9.]+')"
+    done
+  done
+  echo "total: $(( $(date +%s) - t0 )) s"; exit 0
+fi
+
 if [ "$PHASE" != speed ]; then
   echo "== per-op correctness (CUDA vs CPU backend) =="
   $B/tests/test_cuda_ops 2>&1 | grep -E "^\||FAILED|PASSED|SKIP" | tee $OUT/ops.txt | grep -vE "PASS \|$" 
@@ -112,12 +158,10 @@ PY
       REALM_CUDA_PROFILE=1 timeout 120 $B/realm_bench_cuda $f --device cuda --steps 16 --streams 64 2>&1 | grep -vE "^BENCH"
     fi
     if [ "$PHASE" = quick ] && [ $1 = llama-3-8b ]; then
-      echo "A/B (unstaged mat-vec, no fusion, no split attention):"
-      REALM_CUDA_MMV_PLAIN=1 REALM_CUDA_NO_FUSE=1 REALM_CUDA_ATT_SPLIT=1 timeout 120 $B/realm_bench_cuda $f --device cuda --steps 64 --decode-only 2>&1 | tail -1
-      echo "A/B (unstaged mat-vec, fusion and split attention on):"
-      REALM_CUDA_MMV_PLAIN=1 timeout 120 $B/realm_bench_cuda $f --device cuda --steps 64 --decode-only 2>&1 | tail -1
-      echo "A/B (staged mat-vec without programmatic dependent launch):"
-      REALM_CUDA_PDL=0 timeout 120 $B/realm_bench_cuda $f --device cuda --steps 64 --decode-only 2>&1 | tail -1
+      echo "A/B decode1: unstaged mat-vec / no fusion / no split attention / no mat-vec sets:"
+      for v in REALM_CUDA_MMV_PLAIN=1 REALM_CUDA_NO_FUSE=1 REALM_CUDA_ATT_SPLIT=1 REALM_CUDA_MMV_SET=0; do
+        echo "$v $(env $v timeout 120 $B/realm_bench_cuda $f --device cuda --steps 64 --decode-only 2>&1 | tail -1)"
+      done
     fi
   done
   if [ -n "${LLAMA_PID:-}" ]; then

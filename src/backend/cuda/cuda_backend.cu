@@ -1,8 +1,9 @@
 /* backend/cuda/cuda_backend.cu — the CUDA backend's table, memory arena,
  * op recording, fusion of recorded op chains at issue time (issue_at) and
  * graph replay (see cuda.h for the contract). Knobs for A/B runs:
- * $REALM_CUDA_NO_FUSE, $REALM_CUDA_MMV_PLAIN, $REALM_CUDA_PDL,
- * $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_MMV_ROWS, $REALM_CUDA_GRAPH_ROWS; the
+ * $REALM_CUDA_NO_FUSE, $REALM_CUDA_MMV_PLAIN, $REALM_CUDA_MMV_SET,
+ * $REALM_CUDA_PDL, $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_MMV_ROWS,
+ * $REALM_CUDA_GRAPH_ROWS; the
  * int8 tile kernel: $REALM_CUDA_MMQ (0: off), $REALM_CUDA_MMQ_MIN (2),
  * $REALM_CUDA_MMQ_ROWS (128), $REALM_CUDA_MMQ_WAVES (2). */
 #include <stdio.h>
@@ -120,7 +121,8 @@ static void dev_free(cuda_ctx *c, void *p, size_t size)
 
 /* Enqueue ops[i], fused with the ops after it where a pattern fits (the
  * decode step's per-layer chain: rmsnorm→matmul, swiglu→matmul,
- * matmul→add, rope→rope→kv_store); returns how many ops it consumed. Fusion
+ * matmul→add, matmuls on one input (q, k, v; gate, up) as one launch,
+ * rope→rope→kv_store); returns how many ops it consumed. Fusion
  * never changes a value: each fused kernel does the unfused kernels'
  * arithmetic. */
 static int issue_at(cuda_ctx *c, const struct cuda_op *ops, int32_t i, int32_t n_ops)
@@ -145,6 +147,10 @@ static int issue_at(cuda_ctx *c, const struct cuda_op *ops, int32_t i, int32_t n
             }
             c->aq_x = NULL;
             return 2;
+        }
+        if (nx) {
+            int k = realm__cuda_issue_matmul_set(c, op, n_ops - i);
+            if (k > 0) return k;
         }
         realm__cuda_issue_matmul(c, op, NULL);
         break;
@@ -562,6 +568,8 @@ static realm_status cu_reserve(realm_backend *be, const realm_backend_limits *li
                         "attention partials", err)))
         return st;
     c->att_part_bytes = realm__cuda_att_part_bytes(lim);
+    /* split attention's per-(row, head) tickets start at 0 */
+    CUDA_CHECK(c, cudaMemsetAsync(c->att_part, 0, c->att_part_bytes, c->stream));
     if (c->mmq) {
         size_t pb = realm__cuda_mmq_part_bytes(lim);
         if ((st = dev_alloc(c, pb, (void **)&c->mmq_part, "matmul split-K partials", err)))
@@ -716,6 +724,7 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->graph_max_rows = env_int("REALM_CUDA_GRAPH_ROWS", 64);
     c->mmv_max_rows = env_int("REALM_CUDA_MMV_ROWS", 64);
     c->mmv_plain = env_int("REALM_CUDA_MMV_PLAIN", 0) != 0;
+    c->mmv_set = env_int("REALM_CUDA_MMV_SET", 1) != 0;
     c->no_fuse = env_int("REALM_CUDA_NO_FUSE", 0) != 0;
     c->pdl = env_int("REALM_CUDA_PDL", 1) != 0;
     c->att_split = env_int("REALM_CUDA_ATT_SPLIT", 8);

@@ -121,15 +121,16 @@ typedef struct cuda_ctx {
     int32_t graph_max_rows; /* passes with more rows run without a graph */
     int32_t mmv_max_rows;   /* matmuls with more rows take the cuBLAS path */
     bool mmv_plain;         /* $REALM_CUDA_MMV_PLAIN: the unstaged mat-vec (A/B) */
+    bool mmv_set;           /* $REALM_CUDA_MMV_SET (default 1): matmuls on one input, one launch */
     bool no_fuse;           /* $REALM_CUDA_NO_FUSE: every op on its own (A/B) */
     bool pdl;               /* $REALM_CUDA_PDL (default 1): mat-vecs start early (PDL) */
     int32_t att_split;      /* $REALM_CUDA_ATT_SPLIT: position splits at decode (1 = off) */
     bool profile;           /* $REALM_CUDA_PROFILE: time ops one by one */
-    /* the batched int8 tile kernel (cuda_mmq.cu), off unless $REALM_CUDA_MMQ=1:
+    /* the batched int8 tile kernel (cuda_mmq.cu), off with $REALM_CUDA_MMQ=0:
      * quantized matmuls of mmq_min_rows..mmq_max_rows rows take it instead of
      * the mat-vec chunks or cuBLAS */
     bool mmq;
-    int32_t mmq_min_rows, mmq_max_rows; /* $REALM_CUDA_MMQ_MIN (2), $REALM_CUDA_MMQ_ROWS (512) */
+    int32_t mmq_min_rows, mmq_max_rows; /* $REALM_CUDA_MMQ_MIN (2), $REALM_CUDA_MMQ_ROWS (128) */
     int32_t mmq_waves;      /* $REALM_CUDA_MMQ_WAVES (2): split K until blocks >= waves x SMs */
     int32_t n_sm;           /* multiprocessors of the device */
     float *mmq_part;        /* split-K partial sums, (splits, rows, ne1); NULL unless mmq */
@@ -168,6 +169,10 @@ void realm__cuda_issue_add(cuda_ctx *c, const struct cuda_op *op);
 /* resid: also add the product into resid (a fused `add`); returns whether it
  * did (false: the caller issues the add) */
 bool realm__cuda_issue_matmul(cuda_ctx *c, const struct cuda_op *op, float *resid);
+/* ops[0], ops[1], ... (up to 3 of n_ops) that are matmuls of one weight type
+ * and width on the same input, at decode sizes, as one mat-vec launch;
+ * returns how many it issued, 0 when it issued nothing. */
+int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_ops);
 void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op);
 
 /* Fused pairs and triples (cuda_backend.cu's issue loop finds them): each
