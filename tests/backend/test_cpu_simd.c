@@ -201,7 +201,9 @@ static void test_gemm_matches_reference(void **state)
     if (n_tabs > 1) assert_int_equal(checked, (int)(sizeof weight_types / sizeof weight_types[0]));
 }
 
-/* Float weights with k not a multiple of the vector width: the tail path. */
+/* Float weights with k not a multiple of the vector width: the tail path;
+ * and k past one L1 chunk with 4+ activation rows (the chunked 3 x 4 path:
+ * more weight rows than one accumulator block, 2 and 1 leftover rows). */
 static void test_gemm_float_tail(void **state)
 {
     (void)state;
@@ -213,6 +215,9 @@ static void test_gemm_float_tail(void **state)
             check_gemm(tabs[k], REALM_TYPE_F16, (shape){77, 6, 3}, &seed);
             check_gemm(tabs[k], REALM_TYPE_F32, (shape){13, 5, 1}, &seed);
             check_gemm(tabs[k], REALM_TYPE_BF16, (shape){3, 1, 2}, &seed);
+            check_gemm(tabs[k], REALM_TYPE_F16, (shape){8203, 50, 6}, &seed);
+            check_gemm(tabs[k], REALM_TYPE_F32, (shape){4100, 7, 4}, &seed);
+            check_gemm(tabs[k], REALM_TYPE_BF16, (shape){2056, 4, 5}, &seed);
         }
 }
 

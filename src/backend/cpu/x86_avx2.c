@@ -43,19 +43,18 @@ AI float float1(int kind, const char *row, int64_t j)
     }
 }
 
-/* R weight rows x C activation rows, R * C <= 12 accumulators. Each element
- * owns one 8-lane accumulator fed in k order and reduced by hsum8, so the tile
- * shape never changes its bits. */
-AI void tile_float(const int kind, const int R, const int C, int64_t k, const char *w, size_t ws,
-                   const char *a, size_t as, float *out, size_t os)
+/* R weight rows x C activation rows, R * C <= 12 accumulators, over k
+ * elements [j0, j1) (multiples of 8): acc[r * C + c] is element (r, c)'s
+ * 8-lane accumulator, fed in k order. */
+AI void tile_float_run(const int kind, const int R, const int C, int64_t j0, int64_t j1,
+                       const char *w, size_t ws, const char *a, size_t as, __m256 *accp)
 {
     __m256 acc[4][4];
     for (int r = 0; r < R; r++)
         for (int c = 0; c < C; c++)
-            acc[r][c] = _mm256_setzero_ps();
-    const int64_t k8 = k & ~(int64_t)7;
+            acc[r][c] = accp[r * C + c];
     const int es = kind == F_F32 ? 4 : 2;
-    for (int64_t j = 0; j < k8; j += 8) {
+    for (int64_t j = j0; j < j1; j += 8) {
         /* decode: fetch the next tile's rows (R rows on) while this one
          * runs; its short row streams would each restart the hardware
          * prefetcher */
@@ -72,38 +71,98 @@ AI void tile_float(const int kind, const int R, const int C, int64_t k, const ch
         }
     }
     for (int r = 0; r < R; r++)
-        for (int c = 0; c < C; c++) {
-            float s = hsum8(acc[r][c]);
-            const float *y = (const float *)(a + (size_t)c * as);
-            for (int64_t j = k8; j < k; j++)
-                s += float1(kind, w + (size_t)r * ws, j) * y[j];
-            out[(size_t)c * os + r] = s;
-        }
+        for (int c = 0; c < C; c++)
+            accp[r * C + c] = acc[r][c];
+}
+
+/* Element (r, c) from its accumulator: hsum8, then the k % 8 tail in order. */
+AI float float_finish(const int kind, __m256 acc, int64_t k, const char *wr, const float *y)
+{
+    float s = hsum8(acc);
+    for (int64_t j = k & ~(int64_t)7; j < k; j++)
+        s += float1(kind, wr, j) * y[j];
+    return s;
+}
+
+/* The whole of k at once. Each element owns one 8-lane accumulator fed in k
+ * order and reduced by hsum8, so neither the tile shape nor a split of k
+ * (gemm_float's long-k path) changes its bits. */
+AI void tile_float(const int kind, const int R, const int C, int64_t k, const char *w, size_t ws,
+                   const char *a, size_t as, float *out, size_t os)
+{
+    __m256 acc[16];
+    for (int i = 0; i < R * C; i++)
+        acc[i] = _mm256_setzero_ps();
+    tile_float_run(kind, R, C, 0, k & ~(int64_t)7, w, ws, a, as, acc);
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < C; c++)
+            out[(size_t)c * os + r] = float_finish(kind, acc[r * C + c], k, w + (size_t)r * ws,
+                                                   (const float *)(a + (size_t)c * as));
 }
 
 /* Longest k for which four f32 activation rows (32 KiB) stay in L1 while
- * weights stream past them; beyond it the 3 x 4 tile waits on L2 and the
- * 4 x 2 tile is faster (measured on Zen 3: F16 k = 8192 at 87 vs 70 GFLOP/s). */
+ * weights stream past them (one core's L1D here: 32 KiB). */
 enum { GEMM_WIDE_MAX_K = 2048 };
+/* Weight rows whose accumulators the long-k path keeps (6 KiB of them). */
+enum { GEMM_KB_ROWS = 48 };
 
-/* Prefill (4+ activation rows, k <= GEMM_WIDE_MAX_K): 3 weight rows x 4
- * activation rows, so each weight vector (converted once) feeds four FMAs
- * and each activation load three: F32/BF16 +20-30%, F16 +3-5% over 4 x 2.
- * The leftover activation rows, long k and decode (1-2 rows, memory-bound)
- * use 4 x 2 tiles that keep four weight streams in flight. The tile never
- * changes an element's bits (tile_float). */
+/* Long k (above GEMM_WIDE_MAX_K), four activation rows: k in chunks of
+ * GEMM_WIDE_MAX_K, so the chunk of the four rows stays in L1 while every
+ * weight row of the block passes by in 3 x 4 tiles; the accumulators wait
+ * in memory between chunks (same FMAs in the same order: same bits).
+ * 1B F16 down projection (k = 8192): was the 4 x 2 tile. */
+AI void gemm_float_long4(const int kind, int64_t k, const char *w, size_t ws, int64_t nr,
+                         const char *a, size_t as, float *out, size_t os)
+{
+    __m256 acc[GEMM_KB_ROWS * 4];
+    const int64_t k8 = k & ~(int64_t)7;
+    for (int64_t b0 = 0; b0 < nr; b0 += GEMM_KB_ROWS) {
+        const int64_t nb = nr - b0 < GEMM_KB_ROWS ? nr - b0 : GEMM_KB_ROWS;
+        const char *wb = w + (size_t)b0 * ws;
+        for (int64_t i = 0; i < nb * 4; i++)
+            acc[i] = _mm256_setzero_ps();
+        for (int64_t j0 = 0; j0 < k8; j0 += GEMM_WIDE_MAX_K) {
+            const int64_t j1 = k8 - j0 < GEMM_WIDE_MAX_K ? k8 : j0 + GEMM_WIDE_MAX_K;
+            int64_t r0 = 0;
+            for (; r0 + 3 <= nb; r0 += 3)
+                tile_float_run(kind, 3, 4, j0, j1, wb + (size_t)r0 * ws, ws, a, as, acc + r0 * 4);
+            if (nb - r0 == 2)
+                tile_float_run(kind, 2, 4, j0, j1, wb + (size_t)r0 * ws, ws, a, as, acc + r0 * 4);
+            else if (nb - r0 == 1)
+                tile_float_run(kind, 1, 4, j0, j1, wb + (size_t)r0 * ws, ws, a, as, acc + r0 * 4);
+        }
+        for (int64_t r = 0; r < nb; r++)
+            for (int c = 0; c < 4; c++)
+                out[(size_t)c * os + b0 + r] =
+                    float_finish(kind, acc[r * 4 + c], k, wb + (size_t)r * ws,
+                                 (const float *)(a + (size_t)c * as));
+    }
+}
+
+/* Prefill (4+ activation rows): 3 weight rows x 4 activation rows, so each
+ * weight vector (converted once) feeds four FMAs and each activation load
+ * three: F32/BF16 +20-30%, F16 +3-5% over 4 x 2 (a 2 x 4 tile for two
+ * leftover weight rows); past GEMM_WIDE_MAX_K in chunks of k
+ * (gemm_float_long4). The leftover activation rows and decode
+ * (1-2 rows, memory-bound) use 4 x 2 tiles that keep four weight streams in
+ * flight. No split changes an element's bits (tile_float). */
 AI void gemm_float(const int kind, int64_t k, const void *w, size_t ws, int64_t nr, const void *a,
                    size_t as, int64_t nc, float *out, size_t os)
 {
     const char *wb = w, *ab = a;
     int64_t c0 = 0;
-    for (; k <= GEMM_WIDE_MAX_K && c0 + 4 <= nc; c0 += 4) {
+    for (; c0 + 4 <= nc; c0 += 4) {
         const char *ap = ab + (size_t)c0 * as;
         float *op = out + (size_t)c0 * os;
+        if (k > GEMM_WIDE_MAX_K) {
+            gemm_float_long4(kind, k, wb, ws, nr, ap, as, op, os);
+            continue;
+        }
         int64_t r0 = 0;
         for (; r0 + 3 <= nr; r0 += 3)
             tile_float(kind, 3, 4, k, wb + (size_t)r0 * ws, ws, ap, as, op + r0, os);
-        for (; r0 < nr; r0++)
+        if (nr - r0 == 2) tile_float(kind, 2, 4, k, wb + (size_t)r0 * ws, ws, ap, as, op + r0, os);
+        else if (nr - r0 == 1)
             tile_float(kind, 1, 4, k, wb + (size_t)r0 * ws, ws, ap, as, op + r0, os);
     }
     for (; c0 < nc; c0 += 2) {
