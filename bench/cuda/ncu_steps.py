@@ -27,8 +27,10 @@ def main():
     kn, td = cols.index("Kernel Name"), cols.index("gpu__time_duration.sum")
     db = cols.index("dram__bytes_read.sum") if "dram__bytes_read.sum" in cols else None
     units = rows[head + 1]
-    tscale = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}.get(units[td], 1.0)
-    bscale = {"byte": 1, "Kbyte": 1e3, "KB": 1e3, "Mbyte": 1e6, "MB": 1e6, "Gbyte": 1e9, "GB": 1e9}.get(units[db], 1) if db else 0
+    to_us = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}
+    to_b = {"byte": 1, "Kbyte": 1e3, "KB": 1e3, "Mbyte": 1e6, "MB": 1e6, "Gbyte": 1e9, "GB": 1e9}
+    tscale = to_us.get(units[td], 1.0)
+    bscale = to_b.get(units[db], 1) if db is not None else 0
     ks = []
     for r in rows[head + 2:]:
         if len(r) <= td or not r[td]:
