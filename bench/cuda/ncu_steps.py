@@ -53,7 +53,10 @@ def main():
           f"{totb / 1e6:.0f} MB read ({totb / tot / 1e3:.0f} GB/s over kernel time)")
     if len(sys.argv) > 2:
         wall = float(sys.argv[2]) * 1e3
-        print(f"step wall {wall:.0f} us: kernels {100 * tot / wall:.0f}%, gaps {wall - tot:.0f} us")
+        gap = wall - tot
+        print(f"step wall {wall:.0f} us: kernels alone {100 * tot / wall:.0f}% of it; " +
+              (f"{gap:.0f} us of launch gaps" if gap >= 0 else
+               f"{-gap:.0f} us more than the wall (overlap: programmatic dependent launch)"))
     print(f"{'kernel':70} {'n':>4} {'us':>8} {'%':>5} {'us/op':>7} {'GB/s':>6}")
     for name, (n, us, b) in sorted(agg.items(), key=lambda x: -x[1][1]):
         print(f"{name:70} {n:4d} {us:8.1f} {100 * us / tot:5.1f} {us / n:7.2f} {b / us / 1e3:6.0f}")
