@@ -3,7 +3,8 @@
 
 Reads `ncu --csv --page raw --metrics gpu__time_duration.sum,dram__bytes_read.sum`
 output (every kernel of a realm_bench_cuda run, profiled one at a time, so
-durations carry no launch gaps), cuts it into steps at each embedding lookup
+durations carry no launch gaps; ncu flushes the caches before each kernel,
+so small kernels look slower than in the real run), cuts it into steps at each embedding lookup
 (k_get_rows starts every forward pass), and prints for the last complete step
 the time and DRAM bytes read by each kernel, summed by kernel name, with the
 achieved read bandwidth. Comparing the total with the step's wall time
@@ -56,7 +57,8 @@ def main():
         gap = wall - tot
         print(f"step wall {wall:.0f} us: kernels alone {100 * tot / wall:.0f}% of it; " +
               (f"{gap:.0f} us of launch gaps" if gap >= 0 else
-               f"{-gap:.0f} us more than the wall (overlap: programmatic dependent launch)"))
+               f"{-gap:.0f} us more than the wall (ncu starts each kernel with cold "
+               f"caches; the real run overlaps kernels through PDL)"))
     print(f"{'kernel':70} {'n':>4} {'us':>8} {'%':>5} {'us/op':>7} {'GB/s':>6}")
     for name, (n, us, b) in sorted(agg.items(), key=lambda x: -x[1][1]):
         print(f"{name:70} {n:4d} {us:8.1f} {100 * us / tot:5.1f} {us / n:7.2f} {b / us / 1e3:6.0f}")
