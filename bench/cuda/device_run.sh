@@ -110,7 +110,7 @@ if [ "$PHASE" = ab ]; then
   # the A/B of the moment: one knob against the default, interleaved
   echo "A/B decode1, interleaved: default, REALM_CUDA_MMV_SET=0 (x2)"
   for i in 1 2; do
-    for v in REALM_CUDA_NONE=0 REALM_CUDA_MMV_SET=0; do
+    for v in REALM_CUDA_NONE=0 REALM_CUDA_MMV_SET=0; do # REALM_CUDA_NONE: no knob, the default
       echo "$v $(env $v $R --steps 64 --decode-only 2>&1 | grep -oE 'decode1_tok_s=[0-9.]+')"
     done
   done
