@@ -154,6 +154,8 @@ AI void gemm_float(const int kind, int64_t k, const void *w, size_t ws, int64_t 
     for (; c0 + 4 <= nc; c0 += 4) {
         const char *ap = ab + (size_t)c0 * as;
         float *op = out + (size_t)c0 * os;
+        /* one chunk would do for short k too, but keeping the accumulators
+         * in memory cost SmolLM2 F16 pp512 ~15% (4 interleaved pairs) */
         if (k > GEMM_WIDE_MAX_K) {
             gemm_float_long4(kind, k, wb, ws, nr, ap, as, op, os);
             continue;
