@@ -636,6 +636,17 @@ static act_view quantize_input(cuda_ctx *c, const struct cuda_op *op)
     return a;
 }
 
+/* launch_mms at the activation-row chunk for n rows */
+static bool launch_mms_n(cuda_ctx *c, const struct cuda_op *ops, int n_set, const act_view &a,
+                         float *resid)
+{
+    const int32_t n = ops[0].n;
+    if (n == 1) return launch_mms<1>(c, ops, n_set, a.aq, a.ad, a.as, resid);
+    if (n == 2) return launch_mms<2>(c, ops, n_set, a.aq, a.ad, a.as, resid);
+    if (n <= 4) return launch_mms<4>(c, ops, n_set, a.aq, a.ad, a.as, resid);
+    return launch_mms<8>(c, ops, n_set, a.aq, a.ad, a.as, resid);
+}
+
 /* resid (or NULL): also add the result into it (a following `add`); returns
  * false when the kernel could not, and the caller issues the add itself. */
 static bool matmul_small(cuda_ctx *c, const struct cuda_op *op, float *resid)
@@ -643,12 +654,7 @@ static bool matmul_small(cuda_ctx *c, const struct cuda_op *op, float *resid)
     int kind = act_kind_of(op->w.type);
     act_view a = quantize_input(c, op);
     bool staged = false;
-    if (kind != ACT_F32 && !c->mmv_plain) {
-        if (op->n == 1) staged = launch_mms<1>(c, op, 1, a.aq, a.ad, a.as, resid);
-        else if (op->n == 2) staged = launch_mms<2>(c, op, 1, a.aq, a.ad, a.as, resid);
-        else if (op->n <= 4) staged = launch_mms<4>(c, op, 1, a.aq, a.ad, a.as, resid);
-        else staged = launch_mms<8>(c, op, 1, a.aq, a.ad, a.as, resid);
-    }
+    if (kind != ACT_F32 && !c->mmv_plain) staged = launch_mms_n(c, op, 1, a, resid);
     if (!staged) {
         if (op->n == 1) launch_mmv<1>(c, op, a.aq, a.ad, a.as);
         else if (op->n == 2) launch_mmv<2>(c, op, a.aq, a.ad, a.as);
@@ -792,12 +798,8 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
     for (int i = 0; i < k; i++) /* no member may overwrite the input the others read */
         if (ops[i].out == op->x) return 0;
     act_view a = quantize_input(c, op);
-    bool ok;
-    if (op->n == 1) ok = launch_mms<1>(c, ops, k, a.aq, a.ad, a.as, NULL);
-    else if (op->n == 2) ok = launch_mms<2>(c, ops, k, a.aq, a.ad, a.as, NULL);
-    else if (op->n <= 4) ok = launch_mms<4>(c, ops, k, a.aq, a.ad, a.as, NULL);
-    else ok = launch_mms<8>(c, ops, k, a.aq, a.ad, a.as, NULL);
-    if (!ok) return 0; /* the quantized input stays cached for the single launches */
+    /* on failure the quantized input stays cached for the single launches */
+    if (!launch_mms_n(c, ops, k, a, NULL)) return 0;
     CUDA_CHECK(c, cudaGetLastError());
     c->aq_x = NULL; /* conservative: an output may be a later op's input */
     return k;
