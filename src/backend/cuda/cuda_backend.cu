@@ -618,6 +618,18 @@ static realm_status cu_buffer_alloc(realm_backend *be, size_t size_bytes, realm_
     return take_error(c, err);
 }
 
+/* Host <-> device copies on the backend's own stream, waited for. A plain
+ * cudaMemcpy runs on the legacy default stream, which does not order against
+ * c->stream (created non-blocking), and from pageable memory it returns
+ * before the DMA to the device has finished: the next kernels could read a
+ * half-uploaded buffer. (The per-op test's "attention prefill 70+33 hd=128"
+ * row, the first kernels after fresh uploads, failed that way now and then.) */
+static void copy_sync(cuda_ctx *c, void *dst, const void *src, size_t bytes, cudaMemcpyKind kind)
+{
+    CUDA_CHECK(c, cudaMemcpyAsync(dst, src, bytes, kind, c->stream));
+    CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
+}
+
 static realm_status cu_buffer_from_host(realm_backend *be, const void *host, size_t size_bytes,
                                         realm_buffer *out, realm_error *err)
 {
@@ -627,7 +639,7 @@ static realm_status cu_buffer_from_host(realm_backend *be, const void *host, siz
     realm_status st = dev_alloc(c, size_bytes, &p, "the weights", err);
     if (st) return st;
     flush(c);
-    CUDA_CHECK(c, cudaMemcpy(p, host, size_bytes, cudaMemcpyHostToDevice));
+    copy_sync(c, p, host, size_bytes, cudaMemcpyHostToDevice);
     if ((st = take_error(c, err))) {
         dev_free(c, p, size_bytes);
         return st;
@@ -649,7 +661,7 @@ static void cu_buffer_upload(realm_backend *be, realm_buffer *buf, size_t offset
 {
     cuda_ctx *c = cuda__ctx(be);
     flush(c);
-    CUDA_CHECK(c, cudaMemcpy((char *)buf->data + offset, src, size_bytes, cudaMemcpyHostToDevice));
+    copy_sync(c, (char *)buf->data + offset, src, size_bytes, cudaMemcpyHostToDevice);
 }
 
 static void cu_buffer_download(realm_backend *be, const realm_buffer *buf, size_t offset, void *dst,
@@ -657,8 +669,7 @@ static void cu_buffer_download(realm_backend *be, const realm_buffer *buf, size_
 {
     cuda_ctx *c = cuda__ctx(be);
     flush(c);
-    CUDA_CHECK(c, cudaMemcpy(dst, (const char *)buf->data + offset, size_bytes,
-                             cudaMemcpyDeviceToHost));
+    copy_sync(c, dst, (const char *)buf->data + offset, size_bytes, cudaMemcpyDeviceToHost);
 }
 
 static void cu_buffer_clear(realm_backend *be, realm_buffer *buf)
