@@ -4,7 +4,7 @@
 # CPU backend (tables), then speed on synth models (Llama-3-8B shape Q4_K_M and
 # Q8_0, Llama-3.2-1B Q4_K_M) and, when a trimmed llama.cpp source tarball is
 # carried in .llama/, the same models through llama-bench for comparison.
-#   usage: bench/cuda/device_run.sh [correct|speed|all|quick|profile|ab] [--no-llama]
+#   usage: bench/cuda/device_run.sh [correct|speed|all|quick|profile|ab|ops] [--no-llama]
 # quick = correct + speed without llama.cpp, plus A/B decodes of the 8B
 # models with the staged mat-vec, fusion, split attention or mat-vec sets
 # off, and the int8 tile kernel off (REALM_CUDA_MMQ=0). Every speed run also
@@ -13,9 +13,10 @@
 # run the whole-model test with the tile kernel off.
 # profile = build, then ncu times every kernel of a batch-1 decode step of the
 # 8B Q4_K_M (no launch gaps: bench/cuda/ncu_steps.py sums them by kernel) and
-# reads the tile kernel's stall sections at 64 streams.
-# ab = per-op tests (twice if a row fails), the whole-model test, and the
-# 8B Q4_K_M with A/B runs of the current knobs (edit as they change).
+# reads one kernel's stall sections ($PROF_KERNEL, default the staged mat-vec).
+# ab = per-op tests (twice if a row fails), the whole-model test, and A/B
+# runs of the 8B Q4_K_M and Q8_0: the committed CUDA backend (built beside)
+# against the working tree's.
 # Build dependencies come as .debs in .debs/ (unpacked into a private prefix).
 set -u
 PHASE=${1:-all}
@@ -49,32 +50,57 @@ fi
 # the device copy has no .git, .head/head.tar made here by `git archive -o`),
 # with only the CUDA backend's own files laid over it.
 t0=$(date +%s)
-SRC=/tmp/realm-src; rm -rf $SRC; mkdir -p $SRC
-if git -C $ROOT rev-parse -q --verify HEAD > /dev/null 2>&1; then
-  git -C $ROOT archive HEAD | tar x -C $SRC
-elif [ -f $ROOT/.head/head.tar ]; then
-  tar xf $ROOT/.head/head.tar -C $SRC
-else
-  echo "no committed tree (.git or .head/head.tar): refusing to compare against the working tree"; exit 1
-fi
+# prep DIR OVERLAY: the committed tree in DIR, with (OVERLAY=1) the working
+# tree's CUDA files laid over it, trimmed for the GPU machine.
+prep() {
+  local d=$1; rm -rf $d; mkdir -p $d
+  if git -C $ROOT rev-parse -q --verify HEAD > /dev/null 2>&1; then
+    git -C $ROOT archive HEAD | tar x -C $d
+  elif [ -f $ROOT/.head/head.tar ]; then
+    tar xf $ROOT/.head/head.tar -C $d
+  else
+    echo "no committed tree (.git or .head/head.tar): refusing to compare against the working tree"; exit 1
+  fi
+  if [ $2 = 1 ]; then
+    for p in src/backend/cuda src/backend/registry.h src/backend/registry.c cmake/cuda.cmake \
+             src/cli/cmd_logits.c tests/cuda bench/cuda; do
+      mkdir -p $d/$(dirname $p); rm -rf $d/$p; cp -r $ROOT/$p $d/$p
+    done
+  fi
+  grep -q 'cmake/cuda.cmake' $d/CMakeLists.txt ||
+    sed -i '/^target_link_libraries(realm_core PUBLIC/a include(${CMAKE_SOURCE_DIR}/cmake/cuda.cmake)' $d/CMakeLists.txt
+  # The GPU machine lacks libwebsockets/sqlite: drop the server and tenants
+  # modules where the committed tree has them (the CUDA backend needs neither).
+  sed -i -E '/^set\(REALM_MODULES /{s/ tenants//; s/ server//}; /pkg_check_modules\((SQLITE3|LWS) /d; s/ PkgConfig::(LWS|SQLITE3)//g' $d/CMakeLists.txt
+  for c in tenant serve; do
+    [ -f $d/src/cli/cmd_$c.c ] && printf 'int realm_cmd_%s(int argc, char **argv);\nint realm_cmd_%s(int argc, char **argv) { (void)argc; (void)argv; return 2; }\n' $c $c > $d/src/cli/cmd_$c.c
+  done
+  cmake -S $d -B $d/build-cuda-dev -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/realm-cfg.log 2>&1 || { tail -30 /tmp/realm-cfg.log; exit 1; }
+}
+SRC=/tmp/realm-src
+prep $SRC 1
 echo "reference tree: $(cat $ROOT/.head/COMMIT 2>/dev/null || git -C $ROOT rev-parse --short HEAD 2>/dev/null)"
-for p in src/backend/cuda src/backend/registry.h src/backend/registry.c cmake/cuda.cmake \
-         src/cli/cmd_logits.c tests/cuda bench/cuda; do
-  mkdir -p $SRC/$(dirname $p); rm -rf $SRC/$p; cp -r $ROOT/$p $SRC/$p
-done
-grep -q 'cmake/cuda.cmake' $SRC/CMakeLists.txt ||
-  sed -i '/^target_link_libraries(realm_core PUBLIC/a include(${CMAKE_SOURCE_DIR}/cmake/cuda.cmake)' $SRC/CMakeLists.txt
-# The GPU machine lacks libwebsockets/sqlite: drop the server and tenants
-# modules where the committed tree has them (the CUDA backend needs neither).
-sed -i -E '/^set\(REALM_MODULES /{s/ tenants//; s/ server//}; /pkg_check_modules\((SQLITE3|LWS) /d; s/ PkgConfig::(LWS|SQLITE3)//g' $SRC/CMakeLists.txt
-for c in tenant serve; do
-  [ -f $SRC/src/cli/cmd_$c.c ] && printf 'int realm_cmd_%s(int argc, char **argv);\nint realm_cmd_%s(int argc, char **argv) { (void)argc; (void)argv; return 2; }\n' $c $c > $SRC/src/cli/cmd_$c.c
-done
+# ab: the committed CUDA backend too, built alongside, for A/B runs in one call
+if [ "$PHASE" = ab ]; then
+  prep /tmp/realm-ref 0
+  (ninja -C /tmp/realm-ref/build-cuda-dev -j $((J / 2)) realm_bench_cuda > /tmp/realm-ref-build.log 2>&1; echo "rc=$?" >> /tmp/realm-ref-build.log) &
+  REF_PID=$!
+fi
 cd $SRC
-cmake -S . -B build-cuda-dev -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/realm-cfg.log 2>&1 || { tail -30 /tmp/realm-cfg.log; exit 1; }
 ninja -C build-cuda-dev -j $J realm test_cuda_ops test_cuda_model realm_bench_cuda > /tmp/realm-build.log 2>&1 || { grep -E "error" -A3 /tmp/realm-build.log | head -60; exit 1; }
 echo "realm build: $(( $(date +%s) - t0 )) s"
 B=build-cuda-dev
+
+# ops: the per-op test alone, once per setting in $OPS_ENVS (space-separated;
+# commas join several variables of one setting), for bisecting a failing row.
+if [ "$PHASE" = ops ]; then
+  for e in ${OPS_ENVS:-REALM_CUDA_NONE=0}; do
+    n=$(env ${e//,/ } timeout 300 $B/tests/test_cuda_ops 2>&1 | tee $OUT/ops_$(echo $e | tr -c 'A-Za-z0-9_\n' _).txt | grep -E "FAIL \|" )
+    echo "$e: $(echo "$n" | grep -c 'FAIL |') rows FAIL${n:+
+$n}"
+  done
+  echo "total: $(( $(date +%s) - t0 )) s"; exit 0
+fi
 
 if [ "$PHASE" = profile ]; then
   mkdir -p /tmp/models; f=/tmp/models/llama-3-8b-q4_k_m.gguf
@@ -86,10 +112,13 @@ if [ "$PHASE" = profile ]; then
     --launch-skip 900 --launch-count 1000 \
     $B/realm_bench_cuda $f --device cuda --steps 1 --streams 1 > $OUT/ncu_decode.csv 2> /tmp/ncu.err
   python3 $ROOT/bench/cuda/ncu_steps.py $OUT/ncu_decode.csv $wall || tail -5 /tmp/ncu.err
-  timeout 120 ncu --clock-control none -k regex:k_mmq --launch-skip 100 --launch-count 1 --section SpeedOfLight \
-    --section Occupancy --section WarpStateStats --section LaunchStats \
-    $B/realm_bench_cuda $f --device cuda --steps 2 --streams 64 2>&1 | grep -vE "^==PROF==|^BENCH" > $OUT/ncu_mmq.txt
-  grep -E "k_mmq|Duration|Throughput|Registers|Achieved Occ|Block Size|Grid Size|Waves|Theoretical Occ|Warp Cycles|Shared Memory" $OUT/ncu_mmq.txt | head -30
+  # stall sections of one kernel: PROF_KERNEL (default the staged mat-vec at
+  # batch 1; k_mmq with PROF_STREAMS=64 for the tile kernel)
+  timeout 120 ncu --clock-control none -k regex:${PROF_KERNEL:-k_mmv_s} --launch-skip ${PROF_SKIP:-200} \
+    --launch-count 2 --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+    $B/realm_bench_cuda $f --device cuda --steps 2 --streams ${PROF_STREAMS:-1} 2>&1 |
+    grep -vE "^==PROF==|^BENCH" > $OUT/ncu_kernel.txt
+  grep -E "k_mm|Duration|Throughput|Registers|Achieved Occ|Block Size|Grid Size|Waves|Theoretical Occ|Warp Cycles|Shared Memory|Block Limit" $OUT/ncu_kernel.txt | head -40
   echo "total: $(( $(date +%s) - t0 )) s"; exit 0
 fi
 
@@ -107,11 +136,22 @@ if [ "$PHASE" = ab ]; then
   [ -f $f ] || $B/realm synth --arch llama-3-8b --type q4_k_m -o $f > /dev/null || exit 1
   R="timeout 120 $B/realm_bench_cuda $f --device cuda"
   $R --steps 64 2>&1 | grep "^BENCH"
-  # the A/B of the moment: one knob against the default, interleaved
-  echo "A/B decode1, interleaved: default, REALM_CUDA_MMV_SET=0 (x2)"
-  for i in 1 2; do
-    for v in REALM_CUDA_NONE=0 REALM_CUDA_MMV_SET=0; do # REALM_CUDA_NONE: no knob, the default
-      echo "$v $(env $v $R --steps 64 --decode-only 2>&1 | grep -oE 'decode1_tok_s=[0-9.]+')"
+  # the A/B of the moment: the committed CUDA backend (old) against the
+  # working tree (new), interleaved, on the 8B Q4_K_M and Q8_0
+  f8=/tmp/models/llama-3-8b-q8_0.gguf
+  [ -f $f8 ] || $B/realm synth --arch llama-3-8b --type q8_0 -o $f8 > /dev/null || exit 1
+  wait $REF_PID; tail -1 /tmp/realm-ref-build.log
+  OLD=/tmp/realm-ref/build-cuda-dev/realm_bench_cuda
+  for m in $f $f8; do
+    echo "A/B $(basename $m): decode1 (x4, the order alternating), then agg64 and prefill128"
+    for i in 1 2 3 4; do
+      pair="$OLD $B/realm_bench_cuda"; [ $((i % 2)) = 0 ] && pair="$B/realm_bench_cuda $OLD"
+      for b in $pair; do
+        echo "$([ $b = $OLD ] && echo old || echo new) $(timeout 120 $b $m --device cuda --steps 64 --decode-only 2>&1 | grep -oE 'decode1_tok_s=[0-9.]+')"
+      done
+    done
+    for b in $OLD $B/realm_bench_cuda; do
+      echo "$([ $b = $OLD ] && echo old || echo new) $(timeout 120 $b $m --device cuda --steps 64 2>&1 | grep -oE '(prefill128|agg64)_tok_s=[0-9.]+' | tr '\n' ' ')"
     done
   done
   echo "total: $(( $(date +%s) - t0 )) s"; exit 0

@@ -189,6 +189,40 @@ __global__ static void k_rmsnorm_quant(const float *x, const float *gw, int64_t 
     }
 }
 
+/* One group's contribution for activation row ar (every mat-vec's float order). */
+template <int T>
+__device__ __forceinline__ float group_dot(const grp &q, const int8_t *__restrict__ aq,
+                                           const float *__restrict__ ad,
+                                           const float *__restrict__ as, int64_t ne0, int64_t G,
+                                           int64_t ar, int64_t g)
+{
+    const int4 *ap = (const int4 *)(aq + ar * ne0 + g * 32);
+    int4 a0 = __ldg(ap), a1 = __ldg(ap + 1);
+    int av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+    int i0 = 0, i1 = 0, s0 = 0, s1 = 0;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        i0 = __dp4a(q.w[k], av[k], i0);
+        i1 = __dp4a(q.w[k + 4], av[k + 4], i1);
+    }
+    float da = __ldg(ad + ar * G + g);
+    float v;
+    if (T == REALM_TYPE_Q2_K || T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K) {
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            s0 = __dp4a(av[k], 0x01010101, s0);
+            s1 = __dp4a(av[k + 4], 0x01010101, s1);
+        }
+        v = da * (q.fa0 * (float)i0 + q.fa1 * (float)i1 - q.fm0 * (float)s0 - q.fm1 * (float)s1);
+    } else if (T == REALM_TYPE_Q3_K || T == REALM_TYPE_Q6_K) {
+        v = da * (q.fa0 * (float)i0 + q.fa1 * (float)i1);
+    } else {
+        v = (float)(i0 + i1) * (q.fa0 * da);
+        if (T == REALM_TYPE_Q4_1 || T == REALM_TYPE_Q5_1) v += q.fs * __ldg(as + ar * G + g);
+    }
+    return v;
+}
+
 /* One warp per weight row, MMV_THREADS / 32 rows per block (no block-wide
  * synchronization: a warp's lanes stride over the row's groups and reduce by
  * shuffles); NR activation rows starting at blockIdx.y * NR. */
@@ -212,31 +246,7 @@ __global__ static void __launch_bounds__(MMV_THREADS)
         load_group<T>(wr, g, q);
         for (int r = 0; r < NR; r++) {
             if (r0 + r >= n) break;
-            const int64_t ar = (int64_t)(r0 + r);
-            const int4 *ap = (const int4 *)(aq + ar * ne0 + g * 32);
-            int4 a0 = ap[0], a1 = ap[1];
-            int av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-            int i0 = 0, i1 = 0, s0 = 0, s1 = 0;
-            for (int k = 0; k < 4; k++) {
-                i0 = __dp4a(q.w[k], av[k], i0);
-                i1 = __dp4a(q.w[k + 4], av[k + 4], i1);
-            }
-            float da = ad[ar * G + g];
-            float v;
-            if (T == REALM_TYPE_Q2_K || T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K) {
-                for (int k = 0; k < 4; k++) {
-                    s0 = __dp4a(av[k], 0x01010101, s0);
-                    s1 = __dp4a(av[k + 4], 0x01010101, s1);
-                }
-                v = da * (q.fa0 * (float)i0 + q.fa1 * (float)i1 - q.fm0 * (float)s0 -
-                          q.fm1 * (float)s1);
-            } else if (T == REALM_TYPE_Q3_K || T == REALM_TYPE_Q6_K) {
-                v = da * (q.fa0 * (float)i0 + q.fa1 * (float)i1);
-            } else {
-                v = (float)(i0 + i1) * (q.fa0 * da);
-                if (T == REALM_TYPE_Q4_1 || T == REALM_TYPE_Q5_1) v += q.fs * as[ar * G + g];
-            }
-            acc[r] += v;
+            acc[r] += group_dot<T>(q, aq, ad, as, ne0, G, (int64_t)(r0 + r), g);
         }
     }
     for (int r = 0; r < NR; r++) {
@@ -316,40 +326,6 @@ template <int N>
 __device__ __forceinline__ void cp_async_wait(void)
 {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-/* One group's contribution for activation row ar (the float order of k_mmv_q). */
-template <int T>
-__device__ __forceinline__ float group_dot(const grp &q, const int8_t *__restrict__ aq,
-                                           const float *__restrict__ ad,
-                                           const float *__restrict__ as, int64_t ne0, int64_t G,
-                                           int64_t ar, int64_t g)
-{
-    const int4 *ap = (const int4 *)(aq + ar * ne0 + g * 32);
-    int4 a0 = __ldg(ap), a1 = __ldg(ap + 1);
-    int av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-    int i0 = 0, i1 = 0, s0 = 0, s1 = 0;
-#pragma unroll
-    for (int k = 0; k < 4; k++) {
-        i0 = __dp4a(q.w[k], av[k], i0);
-        i1 = __dp4a(q.w[k + 4], av[k + 4], i1);
-    }
-    float da = __ldg(ad + ar * G + g);
-    float v;
-    if (T == REALM_TYPE_Q2_K || T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K) {
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            s0 = __dp4a(av[k], 0x01010101, s0);
-            s1 = __dp4a(av[k + 4], 0x01010101, s1);
-        }
-        v = da * (q.fa0 * (float)i0 + q.fa1 * (float)i1 - q.fm0 * (float)s0 - q.fm1 * (float)s1);
-    } else if (T == REALM_TYPE_Q3_K || T == REALM_TYPE_Q6_K) {
-        v = da * (q.fa0 * (float)i0 + q.fa1 * (float)i1);
-    } else {
-        v = (float)(i0 + i1) * (q.fa0 * da);
-        if (T == REALM_TYPE_Q4_1 || T == REALM_TYPE_Q5_1) v += q.fs * __ldg(as + ar * G + g);
-    }
-    return v;
 }
 
 /* One launch can serve up to MMS_SET matrices of one type and width that
