@@ -268,7 +268,8 @@ static void test_helpers(void **state)
 }
 
 /* Attention helpers against plain loops, with hd not a multiple of 8 and
- * runs of positions not a multiple of 8. */
+ * runs of positions not a multiple of 8; several queries scored at once
+ * against each alone (bit for bit). */
 static void test_attention_helpers(void **state)
 {
     (void)state;
@@ -286,7 +287,7 @@ static void test_attention_helpers(void **state)
         for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
             int64_t hd = hds[h];
             for (int n = 1; n <= NPOS; n += 5) {
-                tabs[k]->attn_scores(n, hd, q, kv, STRIDE, 0.125f, w);
+                tabs[k]->attn_scores(n, hd, 1, q, 0, kv, STRIDE, 0.125f, w, 0);
                 for (int t = 0; t < n; t++) {
                     double want = 0, mass = 0;
                     for (int64_t i = 0; i < hd; i++) {
@@ -294,6 +295,19 @@ static void test_attention_helpers(void **state)
                         mass += fabs((double)q[i] * kv[t * STRIDE + i]);
                     }
                     assert_true(fabs(w[t] - 0.125 * want) <= 1e-6 * mass);
+                }
+                /* 1..5 queries at once (the grouped heads of one KV head):
+                 * each query's scores bit-identical to it alone */
+                for (int nq = 1; nq <= 5; nq++) {
+                    static float qm[5 * STRIDE], wm[5 * NPOS], w1[NPOS];
+                    for (int i = 0; i < nq * STRIDE; i++)
+                        qm[i] = frand(&seed);
+                    tabs[k]->attn_scores(n, hd, nq, qm, STRIDE, kv, STRIDE, 0.125f, wm, NPOS);
+                    for (int hq = 0; hq < nq; hq++) {
+                        tabs[k]->attn_scores(n, hd, 1, qm + hq * STRIDE, 0, kv, STRIDE, 0.125f, w1,
+                                             0);
+                        assert_memory_equal(wm + hq * NPOS, w1, (size_t)n * sizeof(float));
+                    }
                 }
                 for (int64_t i = 0; i < hd; i++)
                     acc[i] = 1.0f;

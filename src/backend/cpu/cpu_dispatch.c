@@ -24,11 +24,13 @@ static void scalar_f32_axpy(int64_t n, float a, const float *x, float *y)
         y[i] += a * x[i];
 }
 
-static void scalar_attn_scores(int64_t n, int64_t hd, const float *q, const float *k,
-                               size_t stride, float scale, float *out)
+static void scalar_attn_scores(int64_t n, int64_t hd, int nq, const float *q, size_t qs,
+                               const float *k, size_t stride, float scale, float *out, size_t os)
 {
-    for (int64_t t = 0; t < n; t++)
-        out[t] = scalar_f32_dot(hd, q, k + (size_t)t * stride) * scale;
+    for (int h = 0; h < nq; h++)
+        for (int64_t t = 0; t < n; t++)
+            out[(size_t)h * os + t] =
+                scalar_f32_dot(hd, q + (size_t)h * qs, k + (size_t)t * stride) * scale;
 }
 
 static void scalar_attn_values(int64_t n, int64_t hd, const float *w, const float *v,

@@ -51,10 +51,12 @@ typedef struct realm_cpu_kernels {
     float (*f32_dot)(int64_t n, const float *x, const float *y);
     void (*f32_axpy)(int64_t n, float a, const float *x, float *y); /* y += a * x */
     /* Attention over n positions whose rows (hd floats) lie stride floats
-     * apart: out[t] = dot(q, k + t * stride) * scale, and
+     * apart, for nq queries (q + h * qs) at once:
+     * out[h * os + t] = dot(q + h * qs, k + t * stride) * scale, each
+     * query's bits the same whatever nq; and
      * acc[0..hd) += sum_t w[t] * (v + t * stride). */
-    void (*attn_scores)(int64_t n, int64_t hd, const float *q, const float *k, size_t stride,
-                        float scale, float *out);
+    void (*attn_scores)(int64_t n, int64_t hd, int nq, const float *q, size_t qs, const float *k,
+                        size_t stride, float scale, float *out, size_t os);
     void (*attn_values)(int64_t n, int64_t hd, const float *w, const float *v, size_t stride,
                         float *acc);
     /* x[i] = exp(x[i] - max) in place; returns the sum of the new x[i]. */

@@ -93,6 +93,8 @@ void realm__cpu_kv_store(realm_backend *be, const realm_kv_pool *kv, int32_t lay
  * them. Chunks start at multiples of ATTN_CHUNK and are cut at KV block
  * boundaries, so they depend only on absolute positions. */
 enum { ATTN_CHUNK = 32, ATTN_MAX_QUERIES = 64, ATTN_ROWS_PER_TASK = 4 };
+/* Query heads of one task (rows_per_task * heads_per_task <= ATTN_MAX_QUERIES). */
+enum { ATTN_MAX_HEADS = ATTN_MAX_QUERIES / ATTN_ROWS_PER_TASK };
 
 typedef struct attn_job {
     cpu_ctx *c;
@@ -107,25 +109,36 @@ typedef struct attn_job {
     int32_t head_tasks;     /* n_head / heads_per_task */
 } attn_job;
 
-/* One chunk [t0, t1) of one query (row r, head h) folded into its running
- * softmax: max *m, denominator *l and unnormalized output oh. The float
- * operations depend only on the row's positions and the chunk, never on
- * which other rows or heads share the task. */
-static void attn_chunk(const attn_job *j, int32_t r, int32_t h, int32_t t0, int32_t t1, float *m,
-                       float *l, float *oh)
+/* Scores of chunk [t0, t1) for nh query heads h0.. of row r (all on one KV
+ * head): sc[h * ATTN_CHUNK + (t - t0)], run by run of KV block. */
+static void attn_scores_chunk(const attn_job *j, int32_t r, int32_t h0, int32_t nh, int32_t t0,
+                              int32_t t1, float *sc)
+{
+    const realm_attn_params *p = j->p;
+    const realm_kv_pool *kv = j->kv;
+    const realm_batch_seq *s = &j->b->seqs[j->b->seq[r]];
+    int32_t hd = p->head_dim, kvh = h0 / (p->n_head / p->n_head_kv), bs = kv->block_size;
+    const float *qh = j->q + (int64_t)r * p->n_head * hd + (int64_t)h0 * hd;
+    for (int32_t t = t0; t < t1; t += bs - t % bs) {
+        int32_t run = bs - t % bs < t1 - t ? bs - t % bs : t1 - t;
+        j->c->k->attn_scores(run, hd, nh, qh, (size_t)hd,
+                             kv_slot(kv, kv->k, j->layer, s, t) + kvh * hd, (size_t)kv->kv_dim,
+                             p->scale, sc + (t - t0), ATTN_CHUNK);
+    }
+}
+
+/* One chunk [t0, t1) of one query (row r, head h), its scores in sc, folded
+ * into its running softmax: max *m, denominator *l and unnormalized output
+ * oh. The float operations depend only on the row's positions and the
+ * chunk, never on which other rows or heads share the task. */
+static void attn_fold(const attn_job *j, int32_t r, int32_t h, int32_t t0, int32_t t1, float *sc,
+                      float *m, float *l, float *oh)
 {
     const realm_attn_params *p = j->p;
     const realm_kv_pool *kv = j->kv;
     const realm_cpu_kernels *k = j->c->k;
     const realm_batch_seq *s = &j->b->seqs[j->b->seq[r]];
     int32_t hd = p->head_dim, kvh = h / (p->n_head / p->n_head_kv), bs = kv->block_size;
-    const float *qh = j->q + (int64_t)r * p->n_head * hd + (int64_t)h * hd;
-    float sc[ATTN_CHUNK];
-    for (int32_t t = t0; t < t1; t += bs - t % bs) {
-        int32_t run = bs - t % bs < t1 - t ? bs - t % bs : t1 - t;
-        k->attn_scores(run, hd, qh, kv_slot(kv, kv->k, j->layer, s, t) + kvh * hd,
-                       (size_t)kv->kv_dim, p->scale, sc + (t - t0));
-    }
     float mx = *m;
     for (int32_t t = 0; t < t1 - t0; t++)
         if (sc[t] > mx) mx = sc[t];
@@ -158,6 +171,7 @@ static void attn_task(void *ctx, int64_t task, int thread)
     int32_t nh = j->heads_per_task, hd = p->head_dim;
     int64_t q_dim = (int64_t)p->n_head * hd;
     float m[ATTN_MAX_QUERIES], l[ATTN_MAX_QUERIES];
+    float sc[ATTN_MAX_HEADS * ATTN_CHUNK]; /* one row's scores, head by head */
     int32_t n_pos_max = 0;
     for (int32_t r = r0; r < r1; r++) {
         if (j->b->pos[r] + 1 > n_pos_max) n_pos_max = j->b->pos[r] + 1;
@@ -172,10 +186,11 @@ static void attn_task(void *ctx, int64_t task, int thread)
             int32_t n_pos = j->b->pos[r] + 1;
             if (t0 >= n_pos) continue;
             int32_t t1 = t0 + ATTN_CHUNK < n_pos ? t0 + ATTN_CHUNK : n_pos;
+            attn_scores_chunk(j, r, h0, nh, t0, t1, sc);
             for (int32_t h = 0; h < nh; h++) {
                 int32_t qi = (r - r0) * nh + h;
-                attn_chunk(j, r, h0 + h, t0, t1, &m[qi], &l[qi],
-                           j->out + r * q_dim + (int64_t)(h0 + h) * hd);
+                attn_fold(j, r, h0 + h, t0, t1, sc + h * ATTN_CHUNK, &m[qi], &l[qi],
+                          j->out + r * q_dim + (int64_t)(h0 + h) * hd);
             }
         }
     for (int32_t r = r0; r < r1; r++)

@@ -228,34 +228,55 @@ static void f32_axpy(int64_t n, float a, const float *x, float *y)
         y[i] += a * x[i];
 }
 
-/* Eight 8-lane partial sums -> one vector of their eight totals. */
-AI __m256 reduce8(const __m256 *a)
+/* NQ queries x 4 positions: each K load feeds NQ FMAs (the grouped query
+ * heads of one KV head score the same K rows). Per query and position the
+ * same FMAs in the same order as one query alone, each 8-lane sum reduced
+ * by one tree (pairs, then pairs of pairs, then the two 128-bit halves):
+ * the bits do not depend on NQ. */
+AI void scores_q4(const int NQ, int64_t n8, int64_t hd, const float *q, size_t qs, const float *k,
+                  size_t stride, __m128 vs, float *out, size_t os)
 {
-    __m256 t0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-    __m256 t1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
-    return _mm256_add_ps(_mm256_permute2f128_ps(t0, t1, 0x20), _mm256_permute2f128_ps(t0, t1, 0x31));
+    for (int64_t t = 0; t < n8; t += 4) {
+        __m256 a[3][4];
+        for (int h = 0; h < NQ; h++)
+            for (int j = 0; j < 4; j++)
+                a[h][j] = _mm256_setzero_ps();
+        for (int64_t i = 0; i < hd; i += 8) {
+            __m256 qv[3];
+            for (int h = 0; h < NQ; h++)
+                qv[h] = _mm256_loadu_ps(q + (size_t)h * qs + i);
+            for (int j = 0; j < 4; j++) {
+                const __m256 kv = _mm256_loadu_ps(k + (size_t)(t + j) * stride + i);
+                for (int h = 0; h < NQ; h++)
+                    a[h][j] = _mm256_fmadd_ps(qv[h], kv, a[h][j]);
+            }
+        }
+        for (int h = 0; h < NQ; h++) {
+            const __m256 t0 =
+                _mm256_hadd_ps(_mm256_hadd_ps(a[h][0], a[h][1]), _mm256_hadd_ps(a[h][2], a[h][3]));
+            const __m128 sum = _mm_add_ps(_mm256_castps256_ps128(t0), _mm256_extractf128_ps(t0, 1));
+            _mm_storeu_ps(out + (size_t)h * os + t, _mm_mul_ps(sum, vs));
+        }
+    }
 }
 
-/* Eight positions at a time share the q loads and one reduction. */
-static void attn_scores(int64_t n, int64_t hd, const float *q, const float *k, size_t stride,
-                        float scale, float *out)
+/* Positions below n & ~7 in groups of 4 (scores_q4), the rest one by one. */
+static void attn_scores(int64_t n, int64_t hd, int nq, const float *q, size_t qs, const float *k,
+                        size_t stride, float scale, float *out, size_t os)
 {
-    const __m256 vs = _mm256_set1_ps(scale);
-    int64_t t = 0;
-    if (hd % 8 == 0)
-        for (; t + 8 <= n; t += 8) {
-            __m256 a[8];
-            for (int j = 0; j < 8; j++)
-                a[j] = _mm256_setzero_ps();
-            for (int64_t i = 0; i < hd; i += 8) {
-                const __m256 qv = _mm256_loadu_ps(q + i);
-                for (int j = 0; j < 8; j++)
-                    a[j] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + (size_t)(t + j) * stride + i), a[j]);
-            }
-            _mm256_storeu_ps(out + t, _mm256_mul_ps(reduce8(a), vs));
-        }
-    for (; t < n; t++)
-        out[t] = f32_dot(hd, q, k + (size_t)t * stride) * scale;
+    const __m128 vs = _mm_set1_ps(scale);
+    const int64_t n8 = hd % 8 == 0 ? n & ~(int64_t)7 : 0;
+    int h = 0;
+    for (; h + 3 <= nq; h += 3)
+        scores_q4(3, n8, hd, q + (size_t)h * qs, qs, k, stride, vs, out + (size_t)h * os, os);
+    if (nq - h == 2)
+        scores_q4(2, n8, hd, q + (size_t)h * qs, qs, k, stride, vs, out + (size_t)h * os, os);
+    else if (nq - h == 1)
+        scores_q4(1, n8, hd, q + (size_t)h * qs, qs, k, stride, vs, out + (size_t)h * os, os);
+    for (h = 0; h < nq; h++)
+        for (int64_t t = n8; t < n; t++)
+            out[(size_t)h * os + t] =
+                f32_dot(hd, q + (size_t)h * qs, k + (size_t)t * stride) * scale;
 }
 
 /* The accumulator stays in registers across positions, 64 floats at a time. */
