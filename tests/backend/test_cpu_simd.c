@@ -311,7 +311,7 @@ static void test_attention_helpers(void **state)
                 }
                 for (int64_t i = 0; i < hd; i++)
                     acc[i] = 1.0f;
-                tabs[k]->attn_values(n, hd, w, kv, STRIDE, acc);
+                tabs[k]->attn_values(n, hd, 1, w, 0, kv, STRIDE, acc, 0);
                 for (int64_t i = 0; i < hd; i++) {
                     double want = 1.0, mass = 1.0;
                     for (int t = 0; t < n; t++) {
@@ -319,6 +319,19 @@ static void test_attention_helpers(void **state)
                         mass += fabs((double)w[t] * kv[t * STRIDE + i]);
                     }
                     assert_true(fabs(acc[i] - want) <= 1e-6 * mass);
+                }
+                /* 1..5 queries' values at once, each bit-identical to it alone */
+                for (int nq = 1; nq <= 5; nq++) {
+                    static float wm[5 * NPOS], am[5 * STRIDE], a1[5 * STRIDE];
+                    for (int i = 0; i < nq * NPOS; i++)
+                        wm[i] = frand(&seed);
+                    for (int i = 0; i < nq * STRIDE; i++)
+                        am[i] = a1[i] = frand(&seed);
+                    for (int hq = 0; hq < nq; hq++)
+                        tabs[k]->attn_values(n, hd, 1, wm + hq * NPOS, 0, kv, STRIDE,
+                                             a1 + hq * STRIDE, 0);
+                    tabs[k]->attn_values(n, hd, nq, wm, NPOS, kv, STRIDE, am, STRIDE);
+                    assert_memory_equal(am, a1, (size_t)nq * STRIDE * sizeof(float));
                 }
             }
         }

@@ -33,11 +33,13 @@ static void scalar_attn_scores(int64_t n, int64_t hd, int nq, const float *q, si
                 scalar_f32_dot(hd, q + (size_t)h * qs, k + (size_t)t * stride) * scale;
 }
 
-static void scalar_attn_values(int64_t n, int64_t hd, const float *w, const float *v,
-                               size_t stride, float *acc)
+static void scalar_attn_values(int64_t n, int64_t hd, int nq, const float *w, size_t ws,
+                               const float *v, size_t stride, float *acc, size_t as)
 {
-    for (int64_t t = 0; t < n; t++)
-        scalar_f32_axpy(hd, w[t], v + (size_t)t * stride, acc);
+    for (int h = 0; h < nq; h++)
+        for (int64_t t = 0; t < n; t++)
+            scalar_f32_axpy(hd, w[(size_t)h * ws + t], v + (size_t)t * stride,
+                            acc + (size_t)h * as);
 }
 
 static float scalar_exp_sum(int64_t n, float *x, float max)

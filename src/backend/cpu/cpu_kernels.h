@@ -53,12 +53,12 @@ typedef struct realm_cpu_kernels {
     /* Attention over n positions whose rows (hd floats) lie stride floats
      * apart, for nq queries (q + h * qs) at once:
      * out[h * os + t] = dot(q + h * qs, k + t * stride) * scale, each
-     * query's bits the same whatever nq; and
-     * acc[0..hd) += sum_t w[t] * (v + t * stride). */
+     * query's bits the same whatever nq; and, likewise for nq queries,
+     * (acc + h * as)[0..hd) += sum_t (w + h * ws)[t] * (v + t * stride). */
     void (*attn_scores)(int64_t n, int64_t hd, int nq, const float *q, size_t qs, const float *k,
                         size_t stride, float scale, float *out, size_t os);
-    void (*attn_values)(int64_t n, int64_t hd, const float *w, const float *v, size_t stride,
-                        float *acc);
+    void (*attn_values)(int64_t n, int64_t hd, int nq, const float *w, size_t ws, const float *v,
+                        size_t stride, float *acc, size_t as);
     /* x[i] = exp(x[i] - max) in place; returns the sum of the new x[i]. */
     float (*exp_sum)(int64_t n, float *x, float max);
     /* gate[i] = silu(gate[i]) * up[i] */

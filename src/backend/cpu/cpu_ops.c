@@ -109,10 +109,11 @@ typedef struct attn_job {
     int32_t head_tasks;     /* n_head / heads_per_task */
 } attn_job;
 
-/* Scores of chunk [t0, t1) for nh query heads h0.. of row r (all on one KV
- * head): sc[h * ATTN_CHUNK + (t - t0)], run by run of KV block. */
-static void attn_scores_chunk(const attn_job *j, int32_t r, int32_t h0, int32_t nh, int32_t t0,
-                              int32_t t1, float *sc)
+/* Chunk [t0, t1) of row r for the nh query heads h0.. (all on one KV head),
+ * run by run of KV block: scores sc[h * ATTN_CHUNK + (t - t0)] (values 0),
+ * or (values 1) (oh + h * head_dim) += the chunk's V rows weighted by them. */
+static void attn_chunk_heads(const attn_job *j, int values, int32_t r, int32_t h0, int32_t nh,
+                             int32_t t0, int32_t t1, float *sc, float *oh)
 {
     const realm_attn_params *p = j->p;
     const realm_kv_pool *kv = j->kv;
@@ -121,40 +122,36 @@ static void attn_scores_chunk(const attn_job *j, int32_t r, int32_t h0, int32_t 
     const float *qh = j->q + (int64_t)r * p->n_head * hd + (int64_t)h0 * hd;
     for (int32_t t = t0; t < t1; t += bs - t % bs) {
         int32_t run = bs - t % bs < t1 - t ? bs - t % bs : t1 - t;
-        j->c->k->attn_scores(run, hd, nh, qh, (size_t)hd,
-                             kv_slot(kv, kv->k, j->layer, s, t) + kvh * hd, (size_t)kv->kv_dim,
-                             p->scale, sc + (t - t0), ATTN_CHUNK);
+        if (values)
+            j->c->k->attn_values(run, hd, nh, sc + (t - t0), ATTN_CHUNK,
+                                 kv_slot(kv, kv->v, j->layer, s, t) + kvh * hd, (size_t)kv->kv_dim,
+                                 oh, (size_t)hd);
+        else
+            j->c->k->attn_scores(run, hd, nh, qh, (size_t)hd,
+                                 kv_slot(kv, kv->k, j->layer, s, t) + kvh * hd, (size_t)kv->kv_dim,
+                                 p->scale, sc + (t - t0), ATTN_CHUNK);
     }
 }
 
-/* One chunk [t0, t1) of one query (row r, head h), its scores in sc, folded
- * into its running softmax: max *m, denominator *l and unnormalized output
- * oh. The float operations depend only on the row's positions and the
- * chunk, never on which other rows or heads share the task. */
-static void attn_fold(const attn_job *j, int32_t r, int32_t h, int32_t t0, int32_t t1, float *sc,
-                      float *m, float *l, float *oh)
+/* One query's scores sc of chunk [t0, t1) folded into its running softmax:
+ * max *m, denominator *l; sc becomes the weights, and the unnormalized
+ * output oh is rescaled to the new max (the chunk's V rows are added next).
+ * The float operations depend only on the row's positions and the chunk,
+ * never on which other rows or heads share the task. */
+static void attn_fold(const attn_job *j, int32_t n, float *sc, float *m, float *l, float *oh)
 {
-    const realm_attn_params *p = j->p;
-    const realm_kv_pool *kv = j->kv;
-    const realm_cpu_kernels *k = j->c->k;
-    const realm_batch_seq *s = &j->b->seqs[j->b->seq[r]];
-    int32_t hd = p->head_dim, kvh = h / (p->n_head / p->n_head_kv), bs = kv->block_size;
+    int32_t hd = j->p->head_dim;
     float mx = *m;
-    for (int32_t t = 0; t < t1 - t0; t++)
+    for (int32_t t = 0; t < n; t++)
         if (sc[t] > mx) mx = sc[t];
     /* Online softmax: earlier chunks were weighted by exp(-*m); rescale them
      * to the new max (exp(-inf) = 0 on the first chunk). */
     float alpha = expf(*m - mx);
-    *l = *l * alpha + k->exp_sum(t1 - t0, sc, mx);
+    *l = *l * alpha + j->c->k->exp_sum(n, sc, mx);
     *m = mx;
     if (alpha != 1.0f)
         for (int32_t i = 0; i < hd; i++)
             oh[i] *= alpha;
-    for (int32_t t = t0; t < t1; t += bs - t % bs) {
-        int32_t run = bs - t % bs < t1 - t ? bs - t % bs : t1 - t;
-        k->attn_values(run, hd, sc + (t - t0), kv_slot(kv, kv->v, j->layer, s, t) + kvh * hd,
-                       (size_t)kv->kv_dim, oh);
-    }
 }
 
 /* A few rows x the query heads of one KV head (GQA): softmax(q·K^T * scale)
@@ -186,12 +183,13 @@ static void attn_task(void *ctx, int64_t task, int thread)
             int32_t n_pos = j->b->pos[r] + 1;
             if (t0 >= n_pos) continue;
             int32_t t1 = t0 + ATTN_CHUNK < n_pos ? t0 + ATTN_CHUNK : n_pos;
-            attn_scores_chunk(j, r, h0, nh, t0, t1, sc);
+            float *oh = j->out + r * q_dim + (int64_t)h0 * hd;
+            attn_chunk_heads(j, 0, r, h0, nh, t0, t1, sc, oh);
             for (int32_t h = 0; h < nh; h++) {
                 int32_t qi = (r - r0) * nh + h;
-                attn_fold(j, r, h0 + h, t0, t1, sc + h * ATTN_CHUNK, &m[qi], &l[qi],
-                          j->out + r * q_dim + (int64_t)(h0 + h) * hd);
+                attn_fold(j, t1 - t0, sc + h * ATTN_CHUNK, &m[qi], &l[qi], oh + (int64_t)h * hd);
             }
+            attn_chunk_heads(j, 1, r, h0, nh, t0, t1, sc, oh);
         }
     for (int32_t r = r0; r < r1; r++)
         for (int32_t h = 0; h < nh; h++) {

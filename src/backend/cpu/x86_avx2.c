@@ -279,27 +279,51 @@ static void attn_scores(int64_t n, int64_t hd, int nq, const float *q, size_t qs
                 f32_dot(hd, q + (size_t)h * qs, k + (size_t)t * stride) * scale;
 }
 
-/* The accumulator stays in registers across positions, 64 floats at a time. */
-static void attn_values(int64_t n, int64_t hd, const float *w, const float *v, size_t stride,
-                        float *acc)
+/* NQ queries x 32 floats of their accumulators stay in registers across the
+ * positions, each V load feeding NQ FMAs; per element the same FMAs in the
+ * same order (position by position) as one query alone. */
+AI void values_q32(const int NQ, int64_t n, int64_t i_end, const float *w, size_t ws,
+                   const float *v, size_t stride, float *acc, size_t as)
 {
-    int64_t i0 = 0;
-    for (; i0 + 64 <= hd; i0 += 64) {
-        __m256 o[8];
-        for (int j = 0; j < 8; j++)
-            o[j] = _mm256_loadu_ps(acc + i0 + 8 * j);
+    for (int64_t i0 = 0; i0 < i_end; i0 += 32) {
+        __m256 o[3][4];
+        for (int h = 0; h < NQ; h++)
+            for (int j = 0; j < 4; j++)
+                o[h][j] = _mm256_loadu_ps(acc + (size_t)h * as + i0 + 8 * j);
         for (int64_t t = 0; t < n; t++) {
-            const __m256 wt = _mm256_set1_ps(w[t]);
+            __m256 wt[3];
+            for (int h = 0; h < NQ; h++)
+                wt[h] = _mm256_set1_ps(w[(size_t)h * ws + t]);
             const float *vt = v + (size_t)t * stride + i0;
-            for (int j = 0; j < 8; j++)
-                o[j] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(vt + 8 * j), o[j]);
+            for (int j = 0; j < 4; j++) {
+                const __m256 vv = _mm256_loadu_ps(vt + 8 * j);
+                for (int h = 0; h < NQ; h++)
+                    o[h][j] = _mm256_fmadd_ps(wt[h], vv, o[h][j]);
+            }
         }
-        for (int j = 0; j < 8; j++)
-            _mm256_storeu_ps(acc + i0 + 8 * j, o[j]);
+        for (int h = 0; h < NQ; h++)
+            for (int j = 0; j < 4; j++)
+                _mm256_storeu_ps(acc + (size_t)h * as + i0 + 8 * j, o[h][j]);
     }
-    if (i0 < hd)
-        for (int64_t t = 0; t < n; t++)
-            f32_axpy(hd - i0, w[t], v + (size_t)t * stride + i0, acc + i0);
+}
+
+/* Elements below hd & ~63 by values_q32, the rest position by position. */
+static void attn_values(int64_t n, int64_t hd, int nq, const float *w, size_t ws, const float *v,
+                        size_t stride, float *acc, size_t as)
+{
+    const int64_t i_end = hd & ~(int64_t)63;
+    int h = 0;
+    for (; h + 3 <= nq; h += 3)
+        values_q32(3, n, i_end, w + (size_t)h * ws, ws, v, stride, acc + (size_t)h * as, as);
+    if (nq - h == 2)
+        values_q32(2, n, i_end, w + (size_t)h * ws, ws, v, stride, acc + (size_t)h * as, as);
+    else if (nq - h == 1)
+        values_q32(1, n, i_end, w + (size_t)h * ws, ws, v, stride, acc + (size_t)h * as, as);
+    if (i_end < hd)
+        for (h = 0; h < nq; h++)
+            for (int64_t t = 0; t < n; t++)
+                f32_axpy(hd - i_end, w[(size_t)h * ws + t], v + (size_t)t * stride + i_end,
+                         acc + (size_t)h * as + i_end);
 }
 
 /* exp(x) for x <= 88: x = n ln2 + r, |r| <= ln2/2, exp(r) by its Taylor
