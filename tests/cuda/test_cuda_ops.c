@@ -658,6 +658,44 @@ static void test_fused_layer(void **state)
     assert_int_equal(n_fail, 0);
 }
 
+/* Uploads are ordered before the kernels that follow them: 64 MiB uploaded
+ * from pageable memory, then at once an `add` reading it, eight times with
+ * a new pattern each time. (Uploads once went through the legacy stream and
+ * returned before their DMA landed: the kernel then read part of the
+ * previous pattern.) */
+static void test_upload_order(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    const size_t n = (size_t)16 << 20;
+    float *x = realm_malloc(n * 4), *y = realm_malloc(n * 4), *got = realm_malloc(n * 4);
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_non_null(got);
+    for (size_t i = 0; i < n; i++)
+        y[i] = (float)(i % 977);
+    realm_buffer bx = gput(y, n * 4), by = gput(y, n * 4);
+    size_t bad = 0;
+    for (int it = 0; it < 8; it++) {
+        for (size_t i = 0; i < n; i++)
+            x[i] = (float)((i + (size_t)it * 7919) % 1009);
+        gpu->ops->buffer_upload(gpu, &bx, 0, x, n * 4);
+        gpu->ops->add(gpu, bx.data, by.data, (int64_t)n);
+        gget(&bx, got, n * 4);
+        for (size_t i = 0; i < n; i++)
+            bad += got[i] != x[i] + y[i];
+    }
+    printf("| %-10s | %-6s | %-22s | %9zu | %8s | %s |\n", "upload", "f32", "64 MiB then add x8",
+           bad, "0", bad ? "FAIL" : "PASS");
+    n_fail += bad != 0;
+    gfree(&bx);
+    gfree(&by);
+    realm_free(x);
+    realm_free(y);
+    realm_free(got);
+    assert_int_equal(n_fail, 0);
+}
+
 /* A model-sized request beyond the budget fails with a clear error. */
 static void test_budget(void **state)
 {
@@ -681,6 +719,7 @@ int main(void)
         cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_attention),
         cmocka_unit_test(test_fused_layer),
+        cmocka_unit_test(test_upload_order),
         cmocka_unit_test(test_budget),
     };
     printf("| op         | type   | shape                  | max err   | tol      | ok   |\n");
