@@ -282,7 +282,7 @@ static void test_attention_helpers(void **state)
         kv[i] = frand(&seed);
     for (int i = 0; i < STRIDE; i++)
         q[i] = frand(&seed);
-    const int64_t hds[] = {64, 128, 72, 13};
+    const int64_t hds[] = {64, 128, 72, 13, 100};
     for (int k = 0; k < n_tabs; k++)
         for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
             int64_t hd = hds[h];

@@ -307,11 +307,12 @@ AI void values_q32(const int NQ, int64_t n, int64_t i_end, const float *w, size_
     }
 }
 
-/* Elements below hd & ~63 by values_q32, the rest position by position. */
+/* Whole 32-float slices by values_q32, the rest position by position
+ * (f32_axpy: the same FMA per element up to hd & ~7). */
 static void attn_values(int64_t n, int64_t hd, int nq, const float *w, size_t ws, const float *v,
                         size_t stride, float *acc, size_t as)
 {
-    const int64_t i_end = hd & ~(int64_t)63;
+    const int64_t i_end = hd & ~(int64_t)31;
     int h = 0;
     for (; h + 3 <= nq; h += 3)
         values_q32(3, n, i_end, w + (size_t)h * ws, ws, v, stride, acc + (size_t)h * as, as);
