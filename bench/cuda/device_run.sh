@@ -16,7 +16,8 @@
 # reads one kernel's stall sections ($PROF_KERNEL, default the staged mat-vec).
 # ab = per-op tests (twice if a row fails), the whole-model test, and A/B
 # runs of the 8B Q4_K_M and Q8_0: the committed CUDA backend (built beside)
-# against the working tree's.
+# against the working tree's, and the working tree's under each setting of
+# $AB_ENVS (e.g. AB_ENVS="REALM_CUDA_PDL=0 REALM_CUDA_ATT_SPLIT=4,REALM_CUDA_MMQ=0").
 # Build dependencies come as .debs in .debs/ (unpacked into a private prefix).
 set -u
 PHASE=${1:-all}
@@ -137,21 +138,32 @@ if [ "$PHASE" = ab ]; then
   R="timeout 120 $B/realm_bench_cuda $f --device cuda"
   $R --steps 64 2>&1 | grep "^BENCH"
   # the A/B of the moment: the committed CUDA backend (old) against the
-  # working tree (new), interleaved, on the 8B Q4_K_M and Q8_0
+  # working tree (new) and the working tree under each setting of $AB_ENVS
+  # (space-separated; commas join several variables of one setting), on the
+  # 8B Q4_K_M and Q8_0, the order rotating from round to round
   f8=/tmp/models/llama-3-8b-q8_0.gguf
   [ -f $f8 ] || $B/realm synth --arch llama-3-8b --type q8_0 -o $f8 > /dev/null || exit 1
   wait $REF_PID; tail -1 /tmp/realm-ref-build.log
   OLD=/tmp/realm-ref/build-cuda-dev/realm_bench_cuda
+  V=(old new ${AB_ENVS:-})
+  run_v() {
+    local v=$1; shift
+    case $v in
+      old) timeout 120 $OLD "$@" ;;
+      new) timeout 120 $B/realm_bench_cuda "$@" ;;
+      *) env ${v//,/ } timeout 120 $B/realm_bench_cuda "$@" ;;
+    esac
+  }
   for m in $f $f8; do
-    echo "A/B $(basename $m): decode1 (x4, the order alternating), then agg64 and prefill128"
-    for i in 1 2 3 4; do
-      pair="$OLD $B/realm_bench_cuda"; [ $((i % 2)) = 0 ] && pair="$B/realm_bench_cuda $OLD"
-      for b in $pair; do
-        echo "$([ $b = $OLD ] && echo old || echo new) $(timeout 120 $b $m --device cuda --steps 64 --decode-only 2>&1 | grep -oE 'decode1_tok_s=[0-9.]+')"
+    echo "A/B $(basename $m): decode1 x3 per variant, then agg64 and prefill128 of old and new"
+    for i in 1 2 3; do
+      for k in $(seq 0 $(( ${#V[@]} - 1 ))); do
+        v=${V[$(( (k + i) % ${#V[@]} ))]}
+        echo "$v $(run_v $v $m --device cuda --steps 64 --decode-only 2>&1 | grep -oE 'decode1_tok_s=[0-9.]+')"
       done
     done
-    for b in $OLD $B/realm_bench_cuda; do
-      echo "$([ $b = $OLD ] && echo old || echo new) $(timeout 120 $b $m --device cuda --steps 64 2>&1 | grep -oE '(prefill128|agg64)_tok_s=[0-9.]+' | tr '\n' ' ')"
+    for v in old new; do
+      echo "$v $(run_v $v $m --device cuda --steps 64 2>&1 | grep -oE '(prefill128|agg64)_tok_s=[0-9.]+' | tr '\n' ' ')"
     done
   done
   echo "total: $(( $(date +%s) - t0 )) s"; exit 0

@@ -13,8 +13,8 @@
  * block table (staged per pass); the launch shape depends only on
  * (n_rows, n_head), so a captured graph serves every context length.
  * At most ATT_SPLIT_ROWS rows (decode), each (row, head) is further split
- * over positions ($REALM_CUDA_ATT_SPLIT blocks, default 8) and combined by a
- * second kernel (k_attention_split below).
+ * over positions ($REALM_CUDA_ATT_SPLIT blocks, default 8), the last block
+ * of each combining the splits (k_attention_split below).
  */
 #include <math.h>
 
@@ -137,20 +137,60 @@ __global__ static void __launch_bounds__(ATT_THREADS)
  * the row's position, so a graph still fits every length). A block scores
  * its positions with 8 lanes per position (each lane float4 columns
  * j, j+8, ... of the K row, so a warp's loads are coalesced and 4 positions
- * go at once), then writes its (max, exp-sum, unnormalized V sum); a second
- * kernel rescales and combines the splits. */
+ * go at once), then writes its (max, exp-sum, unnormalized V sum). The last
+ * block of a (row, head) to finish — counted by an atomic ticket — rescales
+ * and combines the splits, so decode attention is one kernel (a separate
+ * combine kernel cost ~7 us per layer on the H100, nearly all latency). */
 #define ATT_SPLIT_ROWS 8
 #define ATT_SPLIT_MAX  32
+#define ATT_TICKETS    (ATT_SPLIT_ROWS * 1024) /* one per (row, head), at the end of att_part */
+
+/* Rescale and add the n_split partials of (row r, head h) at pp0 into out
+ * (ATT_THREADS threads, hd <= ATT_THREADS): out = Σ_z V_z·e^(m_z - m) /
+ * Σ_z s_z·e^(m_z - m), m the largest m_z (a fixed order of additions).
+ * The partials come from other blocks: read past L1 (__ldcg). */
+__device__ static void combine_splits(const float *pp0, float *out, int32_t n_split, int32_t hd,
+                                      float *wz)
+{
+    const int lane = threadIdx.x % 32;
+    if (threadIdx.x < 32) {
+        const float *p = pp0 + (size_t)lane * (hd + 2);
+        const float m = lane < n_split ? __ldcg(p) : -INFINITY;
+        const float sz = lane < n_split ? __ldcg(p + 1) : 0.0f;
+        float mx = m;
+        for (int o = 16; o > 0; o >>= 1)
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+        const float e = sz > 0.0f ? expf(m - mx) : 0.0f;
+        float t = sz > 0.0f ? sz * e : 0.0f;
+        for (int o = 16; o > 0; o >>= 1)
+            t += __shfl_xor_sync(0xffffffffu, t, o);
+        wz[lane] = e;
+        if (lane == 0) wz[ATT_SPLIT_MAX] = t;
+    }
+    __syncthreads();
+    if (threadIdx.x < hd) {
+        float v = 0.0f;
+#pragma unroll 8
+        for (int32_t z = 0; z < n_split; z++)
+            if (wz[z] > 0.0f) v += __ldcg(pp0 + (size_t)z * (hd + 2) + 2 + threadIdx.x) * wz[z];
+        out[threadIdx.x] = v / wz[ATT_SPLIT_MAX];
+    }
+}
 
 __global__ static void __launch_bounds__(ATT_THREADS)
-    k_attention_split(const float *q, float *part, const float *kbase, const float *vbase,
-                      int32_t layer, int32_t n_blocks, int32_t block_size, int32_t kv_dim,
-                      const int32_t *pos, const int32_t *seq, const int32_t *tables,
-                      int32_t max_blocks, int32_t n_head, int32_t group, int32_t hd, float scale)
+    k_attention_split(const float *q, float *part, unsigned *tickets, float *out,
+                      const float *kbase, const float *vbase, int32_t layer, int32_t n_blocks,
+                      int32_t block_size, int32_t kv_dim, const int32_t *pos, const int32_t *seq,
+                      const int32_t *tables, int32_t max_blocks, int32_t n_head, int32_t group,
+                      int32_t hd, float scale)
 {
-    /* q (hd) | partial (ATT_THREADS) | red (32) | scores (chunk) | slots (chunk) */
+    /* q (hd) | partial (ATT_THREADS) | red (32) | split weights (ATT_SPLIT_MAX + 1) |
+     * scores (chunk) | slots (chunk) */
     extern __shared__ float sh[];
-    float *qs = sh, *pt = sh + hd, *red = pt + ATT_THREADS, *sc = red + 32;
+    float *qs = sh, *pt = sh + hd, *red = pt + ATT_THREADS, *wz = red + 32;
+    float *sc = wz + ATT_SPLIT_MAX + 1;
+    __shared__ bool last;
+    pdl_trigger();
     const int32_t r = blockIdx.x, h = blockIdx.y, z = blockIdx.z, n_split = gridDim.z;
     const int32_t kvh = h / group;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = ATT_THREADS / 32;
@@ -158,95 +198,88 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     const int32_t chunk = (n_pos + n_split - 1) / n_split;
     const int32_t t0 = z * chunk, t1 = min(n_pos, t0 + chunk), cnt = max(0, t1 - t0);
     int32_t *slots = (int32_t *)(sc + chunk);
-    float *pp = part + (((size_t)r * n_head + h) * n_split + z) * (size_t)(hd + 2);
+    float *pp0 = part + ((size_t)r * n_head + h) * n_split * (size_t)(hd + 2);
+    float *pp = pp0 + (size_t)z * (hd + 2);
     if (cnt == 0) {
         if (threadIdx.x == 0) {
             pp[0] = -INFINITY;
             pp[1] = 0.0f;
         }
-        return;
-    }
-    const int32_t *tab = tables + (int64_t)seq[r] * max_blocks;
-    const int64_t q_dim = (int64_t)n_head * hd;
-    for (int i = threadIdx.x; i < hd; i += ATT_THREADS)
-        qs[i] = q[r * q_dim + (int64_t)h * hd + i];
-    const size_t layer_base = (size_t)layer * n_blocks;
-    for (int32_t t = threadIdx.x; t < cnt; t += ATT_THREADS)
-        slots[t] = (int32_t)((layer_base + (size_t)tab[(t0 + t) / block_size]) * block_size +
-                             (t0 + t) % block_size);
-    __syncthreads();
-    /* scores: 8 lanes per position */
-    const int sub = lane % 8, pw = lane / 8; /* lane within position, position within warp */
-    const float4 *q4 = (const float4 *)qs;
-    for (int32_t tb = warp * 4; tb < cnt; tb += n_warps * 4) {
-        const int32_t t = tb + pw;
-        float d = 0.0f;
-        if (t < cnt) {
-            const float4 *k4 = (const float4 *)(kbase + (size_t)slots[t] * kv_dim + (size_t)kvh * hd);
-            for (int i = sub; i < hd / 4; i += 8) {
-                float4 kv = k4[i], qv = q4[i];
-                d += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+    } else {
+        const int32_t *tab = tables + (int64_t)seq[r] * max_blocks;
+        const int64_t q_dim = (int64_t)n_head * hd;
+        for (int i = threadIdx.x; i < hd; i += ATT_THREADS)
+            qs[i] = q[r * q_dim + (int64_t)h * hd + i];
+        const size_t layer_base = (size_t)layer * n_blocks;
+        for (int32_t t = threadIdx.x; t < cnt; t += ATT_THREADS)
+            slots[t] = (int32_t)((layer_base + (size_t)tab[(t0 + t) / block_size]) * block_size +
+                                 (t0 + t) % block_size);
+        __syncthreads();
+        /* scores: 8 lanes per position */
+        const int sub = lane % 8, pw = lane / 8; /* lane within position, position within warp */
+        const float4 *q4 = (const float4 *)qs;
+        for (int32_t tb = warp * 4; tb < cnt; tb += n_warps * 4) {
+            const int32_t t = tb + pw;
+            float d = 0.0f;
+            if (t < cnt) {
+                const float4 *k4 =
+                    (const float4 *)(kbase + (size_t)slots[t] * kv_dim + (size_t)kvh * hd);
+                for (int i = sub; i < hd / 4; i += 8) {
+                    float4 kv = k4[i], qv = q4[i];
+                    d += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+                }
             }
+            d += __shfl_xor_sync(0xffffffffu, d, 4);
+            d += __shfl_xor_sync(0xffffffffu, d, 2);
+            d += __shfl_xor_sync(0xffffffffu, d, 1);
+            if (sub == 0 && t < cnt) sc[t] = d * scale;
         }
-        d += __shfl_xor_sync(0xffffffffu, d, 4);
-        d += __shfl_xor_sync(0xffffffffu, d, 2);
-        d += __shfl_xor_sync(0xffffffffu, d, 1);
-        if (sub == 0 && t < cnt) sc[t] = d * scale;
-    }
-    __syncthreads();
-    float mx, sum = block_exp_sum(sc, cnt, red, &mx);
-    if (threadIdx.x == 0) {
-        pp[0] = mx;
-        pp[1] = sum;
-    }
-    /* unnormalized weighted sum of V (hd <= ATT_THREADS here) */
-    const int n_grp = ATT_THREADS / hd, gi = threadIdx.x / hd, i = threadIdx.x % hd;
-    float acc = 0.0f;
-    if (gi < n_grp) {
-        const float *vh = vbase + (size_t)kvh * hd + i;
+        __syncthreads();
+        float mx, sum = block_exp_sum(sc, cnt, red, &mx);
+        if (threadIdx.x == 0) {
+            pp[0] = mx;
+            pp[1] = sum;
+        }
+        /* unnormalized weighted sum of V (hd <= ATT_THREADS here) */
+        const int n_grp = ATT_THREADS / hd, gi = threadIdx.x / hd, i = threadIdx.x % hd;
+        float acc = 0.0f;
+        if (gi < n_grp) {
+            const float *vh = vbase + (size_t)kvh * hd + i;
 #pragma unroll 4
-        for (int32_t t = gi; t < cnt; t += n_grp)
-            acc += sc[t] * vh[(size_t)slots[t] * kv_dim];
-    }
-    pt[threadIdx.x] = acc;
-    __syncthreads();
-    if (threadIdx.x < hd) {
-        float v = 0.0f;
-        for (int k = 0; k < n_grp; k++)
-            v += pt[k * hd + threadIdx.x];
-        pp[2 + threadIdx.x] = v;
-    }
-}
-
-__global__ static void k_attention_combine(const float *part, float *out, int32_t n_head,
-                                           int32_t n_split, int32_t hd)
-{
-    pdl_trigger();
-    const int32_t r = blockIdx.x, h = blockIdx.y;
-    const float *pp = part + ((size_t)r * n_head + h) * n_split * (size_t)(hd + 2);
-    float mx = -INFINITY;
-    for (int32_t z = 0; z < n_split; z++)
-        mx = fmaxf(mx, pp[z * (hd + 2)]);
-    float sum = 0.0f;
-    for (int32_t z = 0; z < n_split; z++) {
-        const float *p = pp + z * (hd + 2);
-        if (p[1] > 0.0f) sum += p[1] * expf(p[0] - mx);
-    }
-    for (int32_t i = threadIdx.x; i < hd; i += blockDim.x) {
-        float v = 0.0f;
-        for (int32_t z = 0; z < n_split; z++) {
-            const float *p = pp + z * (hd + 2);
-            if (p[1] > 0.0f) v += p[2 + i] * expf(p[0] - mx);
+            for (int32_t t = gi; t < cnt; t += n_grp)
+                acc += sc[t] * vh[(size_t)slots[t] * kv_dim];
         }
-        out[(int64_t)r * n_head * hd + (int64_t)h * hd + i] = v / sum;
+        pt[threadIdx.x] = acc;
+        __syncthreads();
+        if (threadIdx.x < hd) {
+            float v = 0.0f;
+            for (int k = 0; k < n_grp; k++)
+                v += pt[k * hd + threadIdx.x];
+            pp[2 + threadIdx.x] = v;
+        }
     }
+    /* the last of the (r, h) blocks to finish combines all splits; its
+     * ticket goes back to 0 for the next launch. Every writer fences its
+     * partials before the ticket is taken. */
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        unsigned *tk = tickets + (size_t)r * n_head + h;
+        last = atomicAdd(tk, 1u) == (unsigned)n_split - 1;
+        if (last) *tk = 0;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    combine_splits(pp0, out + ((int64_t)r * n_head + h) * hd, n_split, hd, wz);
 }
 
 size_t realm__cuda_att_part_bytes(const realm_backend_limits *lim)
 {
     /* n_head * (hd + 2) <= q width * 17/16 (hd >= 32), q width <= max_ne0 */
     return (size_t)ATT_SPLIT_ROWS * ATT_SPLIT_MAX * ((size_t)lim->max_ne0 * 17 / 16 + 64) *
-           sizeof(float);
+               sizeof(float) +
+           ATT_TICKETS * sizeof(unsigned);
 }
 
 static bool attention_split(cuda_ctx *c, const struct cuda_op *op)
@@ -256,11 +289,13 @@ static bool attention_split(cuda_ctx *c, const struct cuda_op *op)
     const realm_attn_params *p = &op->ap;
     const int32_t hd = p->head_dim, S = c->att_split > ATT_SPLIT_MAX ? ATT_SPLIT_MAX : c->att_split;
     if (S <= 1 || b->n_rows > ATT_SPLIT_ROWS || hd % 32 || hd > ATT_THREADS || kv->kv_dim % 4 ||
-        !c->att_part ||
-        (size_t)b->n_rows * S * p->n_head * (hd + 2) * sizeof(float) > c->att_part_bytes)
+        !c->att_part || p->n_head > ATT_TICKETS / ATT_SPLIT_ROWS ||
+        (size_t)b->n_rows * S * p->n_head * (hd + 2) * sizeof(float) >
+            c->att_part_bytes - ATT_TICKETS * sizeof(unsigned))
         return false;
     const int32_t chunk = (c->lim.max_ctx + S - 1) / S;
-    size_t shm = ((size_t)hd + ATT_THREADS + 32 + 2 * (size_t)chunk) * sizeof(float);
+    size_t shm = ((size_t)hd + ATT_THREADS + 32 + ATT_SPLIT_MAX + 1 + 2 * (size_t)chunk) *
+                 sizeof(float);
     if (shm > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(k_attention_split,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
@@ -270,14 +305,12 @@ static bool attention_split(cuda_ctx *c, const struct cuda_op *op)
         }
     }
     dim3 grid((unsigned)b->n_rows, (unsigned)p->n_head, (unsigned)S);
+    unsigned *tickets = (unsigned *)((char *)c->att_part + c->att_part_bytes) - ATT_TICKETS;
     k_attention_split<<<grid, ATT_THREADS, shm, c->stream>>>(
-        (const float *)op->x, c->att_part, kv->k, kv->v, op->i0, kv->n_blocks, kv->block_size,
-        kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
+        (const float *)op->x, c->att_part, tickets, (float *)op->out, kv->k, kv->v, op->i0,
+        kv->n_blocks, kv->block_size, kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
         (const int32_t *)cuda__staging(c, b->seq_off), (const int32_t *)cuda__staging(c, b->table_off),
         b->max_blocks, p->n_head, p->n_head / p->n_head_kv, hd, p->scale);
-    CUDA_CHECK(c, cudaGetLastError());
-    k_attention_combine<<<dim3((unsigned)b->n_rows, (unsigned)p->n_head), hd, 0, c->stream>>>(
-        c->att_part, (float *)op->out, p->n_head, S, hd);
     CUDA_CHECK(c, cudaGetLastError());
     return true;
 }

@@ -568,6 +568,8 @@ static realm_status cu_reserve(realm_backend *be, const realm_backend_limits *li
                         "attention partials", err)))
         return st;
     c->att_part_bytes = realm__cuda_att_part_bytes(lim);
+    /* split attention's per-(row, head) tickets start at 0 */
+    CUDA_CHECK(c, cudaMemsetAsync(c->att_part, 0, c->att_part_bytes, c->stream));
     if (c->mmq) {
         size_t pb = realm__cuda_mmq_part_bytes(lim);
         if ((st = dev_alloc(c, pb, (void **)&c->mmq_part, "matmul split-K partials", err)))
