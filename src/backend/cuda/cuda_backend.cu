@@ -1,7 +1,7 @@
 /* backend/cuda/cuda_backend.cu — the CUDA backend's table, memory arena,
  * op recording, fusion of recorded op chains at issue time (issue_at) and
  * graph replay (see cuda.h for the contract). Knobs for A/B runs:
- * $REALM_CUDA_NO_FUSE, $REALM_CUDA_MMV_PLAIN, $REALM_CUDA_MMV_SET,
+ * $REALM_CUDA_NO_FUSE, $REALM_CUDA_MMV_PLAIN, $REALM_CUDA_MMV_SET, $REALM_CUDA_MMS_FIT,
  * $REALM_CUDA_PDL, $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_MMV_ROWS,
  * $REALM_CUDA_GRAPH_ROWS; the
  * int8 tile kernel: $REALM_CUDA_MMQ (0: off), $REALM_CUDA_MMQ_MIN (2),
@@ -736,6 +736,7 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->mmv_max_rows = env_int("REALM_CUDA_MMV_ROWS", 64);
     c->mmv_plain = env_int("REALM_CUDA_MMV_PLAIN", 0) != 0;
     c->mmv_set = env_int("REALM_CUDA_MMV_SET", 1) != 0;
+    c->mms_fit = env_int("REALM_CUDA_MMS_FIT", 1) != 0;
     c->no_fuse = env_int("REALM_CUDA_NO_FUSE", 0) != 0;
     c->pdl = env_int("REALM_CUDA_PDL", 1) != 0;
     c->att_split = env_int("REALM_CUDA_ATT_SPLIT", 8);

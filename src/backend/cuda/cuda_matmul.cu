@@ -424,10 +424,11 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
     }
 }
 
-/* Slab geometry for the staged kernel; false when the row cannot be staged
- * (row or data not 16-byte aligned). */
-static bool mms_geometry(const realm_weight *w, int32_t *slab_bytes, int32_t *slab_groups,
-                         int32_t *n_slabs)
+/* Slab geometry for the staged kernel: slabs of at most `cap` bytes (at
+ * least one unit), as even as whole units allow; false when the row cannot
+ * be staged (row or data not 16-byte aligned). */
+static bool mms_geometry(const realm_weight *w, size_t cap, int32_t *slab_bytes,
+                         int32_t *slab_groups, int32_t *n_slabs)
 {
     const realm_type_traits *t = realm_type_traits_get(w->type);
     size_t rb = realm_type_row_size(w->type, w->ne0), bs = t->type_size;
@@ -439,23 +440,58 @@ static bool mms_geometry(const realm_weight *w, int32_t *slab_bytes, int32_t *sl
     while (unit % 16)
         unit += bs;
     size_t units = (rb + unit - 1) / unit;
-    size_t ns = (rb + MMS_SLAB_CAP - 1) / MMS_SLAB_CAP;
-    size_t su = (units + ns - 1) / ns;
+    size_t su = cap / unit < 1 ? 1 : cap / unit;
+    size_t ns = (units + su - 1) / su;
+    su = (units + ns - 1) / ns;
     *slab_bytes = (int32_t)(su * unit);
     *slab_groups = (int32_t)(su * unit / bs * (t->block_size / 32));
     *n_slabs = (int32_t)((rb + *slab_bytes - 1) / *slab_bytes);
     return true;
 }
 
+static size_t mms_shm(int32_t slab_bytes, int32_t n_slabs)
+{
+    return (size_t)MMS_WARPS * (n_slabs > 1 ? 2 : 1) * slab_bytes;
+}
+
+/* The slab geometry of w's staged mat-vec. Long rows (several slabs, two
+ * in flight per warp) take the most shared memory; where that leaves too
+ * few blocks per SM for w's blocks to run in one wave (the 14336-wide down
+ * projection: 1024 blocks of 32-40 KB, 5-6 per SM, so a second wave of a
+ * fifth of the blocks doubled its time), slabs shrink until they fit. The
+ * choice depends on w's shape and the device only (not on the batch or on
+ * the matrices it shares a launch with), so results stay the same bits. */
+template <int T>
+static bool mms_fit(const cuda_ctx *c, const realm_weight *w, int32_t *sb, int32_t *sg,
+                    int32_t *ns)
+{
+    if (!mms_geometry(w, MMS_SLAB_CAP, sb, sg, ns)) return false;
+    const int64_t need = (w->ne1 + MMS_WARPS - 1) / MMS_WARPS;
+    while (c->mms_fit && *ns > 1) {
+        int per_sm = 0;
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_mmv_s<T, 1>, MMS_WARPS * 32,
+                                                          mms_shm(*sb, *ns)) != cudaSuccess ||
+            (int64_t)per_sm * c->n_sm >= need)
+            break;
+        int32_t b = *sb, g = *sg, n = *ns;
+        mms_geometry(w, (size_t)*sb - 1, sb, sg, ns);
+        if (*sb >= b) { /* a single unit already */
+            *sb = b, *sg = g, *ns = n;
+            break;
+        }
+    }
+    return true;
+}
+
 /* ops[0 .. n_set): matrices of one type and width on the same activations
  * (the caller checks); resid only with n_set == 1. */
-template <int NR>
-static bool launch_mms(cuda_ctx *c, const struct cuda_op *ops, int n_set, const int8_t *aq,
-                       const float *ad, const float *as, float *resid)
+template <int T, int NR>
+static bool launch_mms_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, const int8_t *aq,
+                         const float *ad, const float *as, float *resid)
 {
     const realm_weight *w = &ops[0].w;
     int32_t sb, sg, ns;
-    if (!mms_geometry(w, &sb, &sg, &ns)) return false;
+    if (!mms_fit<T>(c, w, &sb, &sg, &ns)) return false;
     mms_set set = {};
     uint32_t blocks = 0;
     for (int i = 0; i < MMS_SET; i++) {
@@ -468,38 +504,42 @@ static bool launch_mms(cuda_ctx *c, const struct cuda_op *ops, int n_set, const 
         set.blk_end[i] = blocks;
     }
     dim3 grid(blocks, (unsigned)((ops[0].n + NR - 1) / NR));
-    size_t shm = (size_t)MMS_WARPS * (ns > 1 ? 2 : 1) * sb;
     size_t rb = realm_type_row_size(w->type, w->ne0);
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = dim3(MMS_WARPS * 32);
-    cfg.dynamicSmemBytes = shm;
+    cfg.dynamicSmemBytes = mms_shm(sb, ns);
     cfg.stream = c->stream;
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
     cfg.numAttrs = c->pdl ? 1 : 0;
-#define S(T)                                                                                       \
-    CUDA_CHECK(c, cudaLaunchKernelEx(&cfg, k_mmv_s<T, NR>, set, rb, w->ne0, aq, ad, as, ops[0].n, \
-                                     resid, sb, sg, ns))
-    switch (w->type) {
-    case REALM_TYPE_Q4_0: S(REALM_TYPE_Q4_0); break;
-    case REALM_TYPE_Q4_1: S(REALM_TYPE_Q4_1); break;
-    case REALM_TYPE_Q5_0: S(REALM_TYPE_Q5_0); break;
-    case REALM_TYPE_Q5_1: S(REALM_TYPE_Q5_1); break;
-    case REALM_TYPE_Q8_0: S(REALM_TYPE_Q8_0); break;
-    case REALM_TYPE_Q2_K: S(REALM_TYPE_Q2_K); break;
-    case REALM_TYPE_Q3_K: S(REALM_TYPE_Q3_K); break;
-    case REALM_TYPE_Q4_K: S(REALM_TYPE_Q4_K); break;
-    case REALM_TYPE_Q5_K: S(REALM_TYPE_Q5_K); break;
-    case REALM_TYPE_Q6_K: S(REALM_TYPE_Q6_K); break;
-    case REALM_TYPE_IQ4_NL: S(REALM_TYPE_IQ4_NL); break;
-    case REALM_TYPE_IQ4_XS: S(REALM_TYPE_IQ4_XS); break;
-    default: return false;
+    CUDA_CHECK(c, cudaLaunchKernelEx(&cfg, k_mmv_s<T, NR>, set, rb, w->ne0, aq, ad, as, ops[0].n,
+                                     resid, sb, sg, ns));
+    return true;
+}
+
+template <int NR>
+static bool launch_mms(cuda_ctx *c, const struct cuda_op *ops, int n_set, const int8_t *aq,
+                       const float *ad, const float *as, float *resid)
+{
+#define S(T) return launch_mms_t<T, NR>(c, ops, n_set, aq, ad, as, resid)
+    switch (ops[0].w.type) {
+    case REALM_TYPE_Q4_0: S(REALM_TYPE_Q4_0);
+    case REALM_TYPE_Q4_1: S(REALM_TYPE_Q4_1);
+    case REALM_TYPE_Q5_0: S(REALM_TYPE_Q5_0);
+    case REALM_TYPE_Q5_1: S(REALM_TYPE_Q5_1);
+    case REALM_TYPE_Q2_K: S(REALM_TYPE_Q2_K);
+    case REALM_TYPE_Q3_K: S(REALM_TYPE_Q3_K);
+    case REALM_TYPE_Q4_K: S(REALM_TYPE_Q4_K);
+    case REALM_TYPE_Q5_K: S(REALM_TYPE_Q5_K);
+    case REALM_TYPE_Q6_K: S(REALM_TYPE_Q6_K);
+    case REALM_TYPE_IQ4_NL: S(REALM_TYPE_IQ4_NL);
+    case REALM_TYPE_IQ4_XS: S(REALM_TYPE_IQ4_XS);
+    default: return false; /* Q8_0 (unstaged: mms_geometry) and the float types */
     }
 #undef S
-    return true;
 }
 
 template <int NR>
