@@ -154,6 +154,29 @@ void realm__cuda_fail(cuda_ctx *c, cudaError_t e, const char *what);
         if (e_ != cudaSuccess) realm__cuda_fail((c), e_, #call);                                   \
     } while (0)
 
+/* Launch k on c->stream with programmatic dependent launch when c->pdl (it
+ * may then start while the kernel before it runs). The kernel must call
+ * pdl_wait() (cuda_quant.cuh) before it reads or writes anything but
+ * constant data (weights); small kernels call pdl_trigger() only after
+ * pdl_wait(), so the chain never runs more than one kernel ahead (with the
+ * trigger first, decode was 4% slower: NOTES round 7). */
+template <typename... P, typename... A>
+static inline void cuda__launch_pdl(cuda_ctx *c, void (*k)(P...), dim3 grid, dim3 block, size_t shm,
+                                    A... args)
+{
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = shm;
+    cfg.stream = c->stream;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = c->pdl ? 1 : 0;
+    CUDA_CHECK(c, cudaLaunchKernelEx(&cfg, k, (P)args...));
+}
+
 static inline const void *cuda__staging(const cuda_ctx *c, uint32_t off)
 {
     return c->staging_d + off;

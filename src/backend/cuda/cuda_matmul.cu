@@ -155,33 +155,47 @@ __global__ static void k_quantize_act(const float *x, const float *y, float *xou
 }
 
 /* rmsnorm (k_rmsnorm's arithmetic and reduction order: same block size, same
- * sums) writing the normed row and its quantization. One block per row. */
+ * sums) writing the normed row and its quantization. One block per row.
+ * Launched with programmatic dependent launch: each warp first loads the
+ * norm weights of its first group (constant, so before pdl_wait), then the
+ * row; the kernel lets its own follower start only once the kernel before it
+ * has finished (pdl_trigger after pdl_wait), so at most one kernel runs ahead. */
 template <int G>
 __global__ static void k_rmsnorm_quant(const float *x, const float *gw, int64_t d, float eps,
                                        float *out, int kind, int8_t *q, float *d32, float *s32)
 {
     __shared__ float sh[32];
+    const int E = G / 32;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
+    const bool first = (int64_t)warp * G < d; /* this warp quantizes group `warp` first */
+    float gv[E];
+#pragma unroll
+    for (int e = 0; e < E; e++)
+        gv[e] = first ? __ldg(gw + (int64_t)warp * G + lane * E + e) : 0.0f;
+    pdl_wait();
     pdl_trigger();
     const float *xr = x + blockIdx.x * d;
+    float xv[E];
+#pragma unroll
+    for (int e = 0; e < E; e++)
+        xv[e] = first ? xr[(int64_t)warp * G + lane * E + e] : 0.0f;
     float ss = 0.0f;
     for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
         ss += xr[i] * xr[i];
     for (int o = 16; o > 0; o >>= 1)
         ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
     if (lane == 0) sh[warp] = ss;
     __syncthreads();
     ss = lane < n_warps ? sh[lane] : 0.0f;
     for (int o = 16; o > 0; o >>= 1)
         ss += __shfl_xor_sync(0xffffffffu, ss, o);
     const float inv = (float)(1.0 / sqrt((double)ss / (double)d + eps));
-    const int E = G / 32;
     for (int64_t gi = warp; gi * G < d; gi += n_warps) {
         float v[E];
 #pragma unroll
         for (int e = 0; e < E; e++) {
             const int64_t i = gi * G + lane * E + e;
-            v[e] = xr[i] * inv * gw[i];
+            v[e] = gi == warp ? xv[e] * inv * gv[e] : xr[i] * inv * gw[i];
             out[blockIdx.x * d + i] = v[e];
         }
         quantize_group<G>(v, lane, kind, q + blockIdx.x * d + gi * G, d32, s32,
@@ -505,18 +519,8 @@ static bool launch_mms_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, cons
     }
     dim3 grid(blocks, (unsigned)((ops[0].n + NR - 1) / NR));
     size_t rb = realm_type_row_size(w->type, w->ne0);
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = grid;
-    cfg.blockDim = dim3(MMS_WARPS * 32);
-    cfg.dynamicSmemBytes = mms_shm(sb, ns);
-    cfg.stream = c->stream;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = c->pdl ? 1 : 0;
-    CUDA_CHECK(c, cudaLaunchKernelEx(&cfg, k_mmv_s<T, NR>, set, rb, w->ne0, aq, ad, as, ops[0].n,
-                                     resid, sb, sg, ns));
+    cuda__launch_pdl(c, k_mmv_s<T, NR>, grid, dim3(MMS_WARPS * 32), mms_shm(sb, ns), set, rb, w->ne0,
+                     aq, ad, as, ops[0].n, resid, sb, sg, ns);
     return true;
 }
 
@@ -694,11 +698,11 @@ bool realm__cuda_issue_rmsnorm_quant(cuda_ctx *c, const struct cuda_op *norm,
     const float *x = (const float *)norm->x, *g = (const float *)norm->w.data;
     float *out = (float *)norm->out;
     if (kind == ACT_Q8_K)
-        k_rmsnorm_quant<256><<<norm->n, threads, 0, c->stream>>>(x, g, w->ne0, norm->f0, out, kind,
-                                                                 a.aq, a.ad, a.as);
+        cuda__launch_pdl(c, k_rmsnorm_quant<256>, dim3((unsigned)norm->n), dim3((unsigned)threads), 0,
+                         x, g, w->ne0, norm->f0, out, kind, a.aq, a.ad, a.as);
     else
-        k_rmsnorm_quant<32><<<norm->n, threads, 0, c->stream>>>(x, g, w->ne0, norm->f0, out, kind,
-                                                                a.aq, a.ad, a.as);
+        cuda__launch_pdl(c, k_rmsnorm_quant<32>, dim3((unsigned)norm->n), dim3((unsigned)threads), 0,
+                         x, g, w->ne0, norm->f0, out, kind, a.aq, a.ad, a.as);
     CUDA_CHECK(c, cudaGetLastError());
     remember_act(c, mm->x, mm->n, w->ne0, kind);
     return true;

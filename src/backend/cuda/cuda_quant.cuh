@@ -318,9 +318,10 @@ __device__ __forceinline__ void load_group(const uint8_t *row, int64_t g, grp &o
  * it in the stream has finished; it must call pdl_wait() before it touches
  * anything that kernel writes (pdl_wait returns once that kernel has
  * completed and its writes are visible; without the attribute it returns at
- * once). pdl_trigger() lets such a follower be scheduled now: every kernel
- * that can precede a mat-vec calls it first thing, so the mat-vec's weight
- * copies overlap the tail of the small op before it. */
+ * once). pdl_trigger() lets such a follower be scheduled now: mat-vecs call
+ * it first thing (their follower's weight copies then overlap their tail),
+ * small kernels launched with the attribute right after their pdl_wait()
+ * (cuda__launch_pdl in cuda_impl.h), so that at most one kernel runs ahead. */
 __device__ __forceinline__ void pdl_wait(void)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
