@@ -190,6 +190,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     float *qs = sh, *pt = sh + hd, *red = pt + ATT_THREADS, *wz = red + 32;
     float *sc = wz + ATT_SPLIT_MAX + 1;
     __shared__ bool last;
+    pdl_wait();
     pdl_trigger();
     const int32_t r = blockIdx.x, h = blockIdx.y, z = blockIdx.z, n_split = gridDim.z;
     const int32_t kvh = h / group;
@@ -306,7 +307,7 @@ static bool attention_split(cuda_ctx *c, const struct cuda_op *op)
     }
     dim3 grid((unsigned)b->n_rows, (unsigned)p->n_head, (unsigned)S);
     unsigned *tickets = (unsigned *)((char *)c->att_part + c->att_part_bytes) - ATT_TICKETS;
-    k_attention_split<<<grid, ATT_THREADS, shm, c->stream>>>(
+    cuda__launch_pdl(c, k_attention_split, grid, dim3(ATT_THREADS), shm,
         (const float *)op->x, c->att_part, tickets, (float *)op->out, kv->k, kv->v, op->i0,
         kv->n_blocks, kv->block_size, kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
         (const int32_t *)cuda__staging(c, b->seq_off), (const int32_t *)cuda__staging(c, b->table_off),

@@ -132,6 +132,7 @@ template <int G, int PRE>
 __global__ static void k_quantize_act(const float *x, const float *y, float *xout, int64_t ne0,
                                       int kind, int8_t *q, float *d32, float *s32)
 {
+    pdl_wait();
     pdl_trigger();
     const int E = G / 32; /* elements per lane */
     int lane = threadIdx.x % 32;
@@ -245,6 +246,8 @@ __global__ static void __launch_bounds__(MMV_THREADS)
     k_mmv_q(const uint8_t *w, size_t row_bytes, int64_t ne0, int64_t ne1, const int8_t *aq,
             const float *ad, const float *as, int32_t n, const float *bias, float *out)
 {
+    pdl_trigger(); /* as k_mmv_s: a mat-vec lets its follower start at once */
+    pdl_wait();
     const int64_t G = ne0 / 32;
     const int lane = threadIdx.x % 32;
     const int64_t o_row = (int64_t)blockIdx.x * (MMV_THREADS / 32) + threadIdx.x / 32;
@@ -558,7 +561,7 @@ static void launch_mmv(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
     float *out = (float *)op->out;
     const float *x = (const float *)op->x;
     dim3 gridq((unsigned)((w->ne1 + MMV_THREADS / 32 - 1) / (MMV_THREADS / 32)), grid.y);
-#define Q(T) k_mmv_q<T, NR><<<gridq, MMV_THREADS, 0, c->stream>>>(wd, rb, w->ne0, w->ne1, aq, ad, as, op->n, bias, out)
+#define Q(T) cuda__launch_pdl(c, k_mmv_q<T, NR>, gridq, dim3(MMV_THREADS), 0, wd, rb, w->ne0, w->ne1, aq, ad, as, op->n, bias, out)
 #define F(T) k_mmv_f<T, NR><<<grid, MMV_THREADS, 0, c->stream>>>(wd, w->ne0, w->ne1, x, op->n, bias, out)
     switch (w->type) {
     case REALM_TYPE_F32: F(REALM_TYPE_F32); break;
@@ -634,9 +637,11 @@ static void launch_quantize(cuda_ctx *c, int kind, int32_t n, int64_t ne0, const
     const int G = kind == ACT_Q8_K ? 256 : 32;
     dim3 grid((unsigned)((ne0 / G + 3) / 4), (unsigned)n);
     if (G == 256)
-        k_quantize_act<256, PRE><<<grid, 128, 0, c->stream>>>(x, y, xout, ne0, kind, a.aq, a.ad, a.as);
+        cuda__launch_pdl(c, k_quantize_act<256, PRE>, grid, dim3(128), 0, x, y, xout, ne0, kind, a.aq,
+                         a.ad, a.as);
     else
-        k_quantize_act<32, PRE><<<grid, 128, 0, c->stream>>>(x, y, xout, ne0, kind, a.aq, a.ad, a.as);
+        cuda__launch_pdl(c, k_quantize_act<32, PRE>, grid, dim3(128), 0, x, y, xout, ne0, kind, a.aq,
+                         a.ad, a.as);
     CUDA_CHECK(c, cudaGetLastError());
 }
 

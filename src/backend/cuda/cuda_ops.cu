@@ -120,6 +120,8 @@ __global__ static void k_rope_kv(float *q, float *k, const float *v, int32_t nq,
                                  const int32_t *pos, const int32_t *seq, const int32_t *tables,
                                  int32_t max_blocks)
 {
+    pdl_wait();
+    pdl_trigger();
     const int32_t h = blockIdx.x, r = blockIdx.y, i = threadIdx.x;
     const int32_t kv_dim = nk * head_dim;
     if (h < nq) {
@@ -155,7 +157,7 @@ bool realm__cuda_issue_rope_kv(cuda_ctx *c, const struct cuda_op *rq, const stru
     const int32_t half = rk->i2 / 2;
     const int threads = hd < 32 ? 32 : hd;
     dim3 grid((unsigned)(rq->i0 + 2 * rk->i0), (unsigned)rq->n);
-    k_rope_kv<<<grid, threads, 0, c->stream>>>(
+    cuda__launch_pdl(c, k_rope_kv, grid, dim3((unsigned)threads), 0,
         (float *)rq->out, (float *)rk->out, (const float *)st->y, rq->i0, rk->i0, hd, half,
         rk->width == REALM_ROPE_NEOX, (const float *)rk->y,
         (const int32_t *)cuda__staging(c, rq->idx_off), (const int32_t *)cuda__staging(c, rk->idx_off),
