@@ -47,18 +47,21 @@ if [ $LLAMA = 1 ] && [ "$PHASE" != correct ] && [ -f $ROOT/.llama/llama.tgz ]; t
 fi
 
 # The CPU reference must be the committed one, not whatever others have
-# half-edited in the working tree: the source is `git archive HEAD` (or, where
-# the device copy has no .git, .head/head.tar made here by `git archive -o`),
-# with only the CUDA backend's own files laid over it.
+# half-edited in the working tree: the source is .head/head.tar (made before
+# the call by `git archive -o .head/head.tar HEAD`; or `git archive HEAD`
+# where there is none), with only the CUDA backend's own files laid over it.
 t0=$(date +%s)
 # prep DIR OVERLAY: the committed tree in DIR, with (OVERLAY=1) the working
 # tree's CUDA files laid over it, trimmed for the GPU machine.
 prep() {
   local d=$1; rm -rf $d; mkdir -p $d
-  if git -C $ROOT rev-parse -q --verify HEAD > /dev/null 2>&1; then
-    git -C $ROOT archive HEAD | tar x -C $d
-  elif [ -f $ROOT/.head/head.tar ]; then
+  # .head first: the device copy's .git is the one of the session's start,
+  # not the current commit (every "old" of round 8's first five calls was
+  # that tree, whatever .head said)
+  if [ -f $ROOT/.head/head.tar ]; then
     tar xf $ROOT/.head/head.tar -C $d
+  elif git -C $ROOT rev-parse -q --verify HEAD > /dev/null 2>&1; then
+    git -C $ROOT archive HEAD | tar x -C $d
   else
     echo "no committed tree (.git or .head/head.tar): refusing to compare against the working tree"; exit 1
   fi

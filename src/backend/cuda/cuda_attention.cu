@@ -190,8 +190,6 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     float *qs = sh, *pt = sh + hd, *red = pt + ATT_THREADS, *wz = red + 32;
     float *sc = wz + ATT_SPLIT_MAX + 1;
     __shared__ bool last;
-    pdl_wait();
-    pdl_trigger();
     const int32_t r = blockIdx.x, h = blockIdx.y, z = blockIdx.z, n_split = gridDim.z;
     const int32_t kvh = h / group;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = ATT_THREADS / 32;
@@ -201,20 +199,24 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     int32_t *slots = (int32_t *)(sc + chunk);
     float *pp0 = part + ((size_t)r * n_head + h) * n_split * (size_t)(hd + 2);
     float *pp = pp0 + (size_t)z * (hd + 2);
+    /* the batch's positions and block tables were staged before the pass's
+     * first kernel: the K/V slots are looked up while the kernel before runs */
+    const size_t layer_base = (size_t)layer * n_blocks;
+    const int32_t *tab = tables + (int64_t)seq[r] * max_blocks;
+    for (int32_t t = threadIdx.x; t < cnt; t += ATT_THREADS)
+        slots[t] = (int32_t)((layer_base + (size_t)tab[(t0 + t) / block_size]) * block_size +
+                             (t0 + t) % block_size);
+    pdl_wait();
+    pdl_trigger();
     if (cnt == 0) {
         if (threadIdx.x == 0) {
             pp[0] = -INFINITY;
             pp[1] = 0.0f;
         }
     } else {
-        const int32_t *tab = tables + (int64_t)seq[r] * max_blocks;
         const int64_t q_dim = (int64_t)n_head * hd;
         for (int i = threadIdx.x; i < hd; i += ATT_THREADS)
             qs[i] = q[r * q_dim + (int64_t)h * hd + i];
-        const size_t layer_base = (size_t)layer * n_blocks;
-        for (int32_t t = threadIdx.x; t < cnt; t += ATT_THREADS)
-            slots[t] = (int32_t)((layer_base + (size_t)tab[(t0 + t) / block_size]) * block_size +
-                                 (t0 + t) % block_size);
         __syncthreads();
         /* scores: 8 lanes per position */
         const int sub = lane % 8, pw = lane / 8; /* lane within position, position within warp */

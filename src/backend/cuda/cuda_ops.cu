@@ -87,17 +87,32 @@ void realm__cuda_issue_rmsnorm(cuda_ctx *c, const struct cuda_op *op)
     LAUNCHED(c, "rmsnorm");
 }
 
-/* Rotate pair i of one head in place; angles in double as the CPU's. */
-__device__ __forceinline__ void rope_pair(float *xh, int32_t i, int32_t half, int neox, int32_t p,
-                                          const float *inv_freq)
+/* The angle of pair i at position p, in double as the CPU's. */
+__device__ __forceinline__ void rope_angle(int32_t i, int32_t p, const float *inv_freq, float *cs,
+                                           float *sn)
 {
     double s, co;
     sincos((double)p * inv_freq[i], &s, &co);
-    float cs = (float)co, sn = (float)s;
+    *cs = (float)co;
+    *sn = (float)s;
+}
+
+/* Rotate pair i of one head in place by (cs, sn). */
+__device__ __forceinline__ void rope_rotate(float *xh, int32_t i, int32_t half, int neox, float cs,
+                                            float sn)
+{
     int32_t i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
     float a = xh[i0], b = xh[i1];
     xh[i0] = a * cs - b * sn;
     xh[i1] = a * sn + b * cs;
+}
+
+__device__ __forceinline__ void rope_pair(float *xh, int32_t i, int32_t half, int neox, int32_t p,
+                                          const float *inv_freq)
+{
+    float cs, sn;
+    rope_angle(i, p, inv_freq, &cs, &sn);
+    rope_rotate(xh, i, half, neox, cs, sn);
 }
 
 /* One thread per (row, rotated pair, head). */
@@ -120,24 +135,29 @@ __global__ static void k_rope_kv(float *q, float *k, const float *v, int32_t nq,
                                  const int32_t *pos, const int32_t *seq, const int32_t *tables,
                                  int32_t max_blocks)
 {
-    pdl_wait();
-    pdl_trigger();
     const int32_t h = blockIdx.x, r = blockIdx.y, i = threadIdx.x;
     const int32_t kv_dim = nk * head_dim;
-    if (h < nq) {
-        if (i < half) rope_pair(q + ((int64_t)r * nq + h) * head_dim, i, half, neox, qpos[r], inv_freq);
-        return;
-    }
-    const bool is_k = h < nq + nk;
-    const int32_t kh = is_k ? h - nq : h - nq - nk;
-    float *src = (is_k ? k : (float *)v) + (int64_t)r * kv_dim + (int64_t)kh * head_dim;
-    if (is_k) {
-        if (i < half) rope_pair(src, i, half, neox, kpos[r], inv_freq);
-        __syncthreads(); /* the pair's other element was written by another thread */
-    }
+    const bool is_k = h >= nq && h < nq + nk;
+    /* angles and the K/V slot come from constants and the staged batch
+     * (uploaded before the pass's first kernel): computed while the kernel
+     * before runs */
+    float cs = 1.0f, sn = 0.0f;
+    if ((h < nq || is_k) && i < half) rope_angle(i, h < nq ? qpos[r] : kpos[r], inv_freq, &cs, &sn);
     const int32_t p = pos[r];
     const int32_t block = tables[(int64_t)seq[r] * max_blocks + p / block_size];
     const size_t slot = ((size_t)layer * n_blocks + (size_t)block) * block_size + (size_t)(p % block_size);
+    pdl_wait();
+    pdl_trigger();
+    if (h < nq) {
+        if (i < half) rope_rotate(q + ((int64_t)r * nq + h) * head_dim, i, half, neox, cs, sn);
+        return;
+    }
+    const int32_t kh = is_k ? h - nq : h - nq - nk;
+    float *src = (is_k ? k : (float *)v) + (int64_t)r * kv_dim + (int64_t)kh * head_dim;
+    if (is_k) {
+        if (i < half) rope_rotate(src, i, half, neox, cs, sn);
+        __syncthreads(); /* the pair's other element was written by another thread */
+    }
     float *dst = (is_k ? kbase : vbase) + slot * kv_dim + (size_t)kh * head_dim;
     for (int32_t j = i; j < head_dim; j += blockDim.x)
         dst[j] = src[j];
