@@ -297,8 +297,8 @@ static bool attention_split(cuda_ctx *c, const struct cuda_op *op)
             c->att_part_bytes - ATT_TICKETS * sizeof(unsigned))
         return false;
     const int32_t chunk = (c->lim.max_ctx + S - 1) / S;
-    size_t shm = ((size_t)hd + ATT_THREADS + 32 + ATT_SPLIT_MAX + 1 + 2 * (size_t)chunk) *
-                 sizeof(float);
+    size_t shm =
+        ((size_t)hd + ATT_THREADS + 32 + ATT_SPLIT_MAX + 1 + 2 * (size_t)chunk) * sizeof(float);
     if (shm > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(k_attention_split,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
@@ -309,11 +309,12 @@ static bool attention_split(cuda_ctx *c, const struct cuda_op *op)
     }
     dim3 grid((unsigned)b->n_rows, (unsigned)p->n_head, (unsigned)S);
     unsigned *tickets = (unsigned *)((char *)c->att_part + c->att_part_bytes) - ATT_TICKETS;
-    cuda__launch_pdl(c, k_attention_split, grid, dim3(ATT_THREADS), shm,
-        (const float *)op->x, c->att_part, tickets, (float *)op->out, kv->k, kv->v, op->i0,
-        kv->n_blocks, kv->block_size, kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
-        (const int32_t *)cuda__staging(c, b->seq_off), (const int32_t *)cuda__staging(c, b->table_off),
-        b->max_blocks, p->n_head, p->n_head / p->n_head_kv, hd, p->scale);
+    cuda__launch_pdl(c, k_attention_split, grid, dim3(ATT_THREADS), shm, (const float *)op->x,
+                     c->att_part, tickets, (float *)op->out, kv->k, kv->v, op->i0, kv->n_blocks,
+                     kv->block_size, kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
+                     (const int32_t *)cuda__staging(c, b->seq_off),
+                     (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks, p->n_head,
+                     p->n_head / p->n_head_kv, hd, p->scale);
     CUDA_CHECK(c, cudaGetLastError());
     return true;
 }

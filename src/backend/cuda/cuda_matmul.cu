@@ -479,8 +479,7 @@ static size_t mms_shm(int32_t slab_bytes, int32_t n_slabs)
  * choice depends on w's shape and the device only (not on the batch or on
  * the matrices it shares a launch with), so results stay the same bits. */
 template <int T>
-static bool mms_fit(const cuda_ctx *c, const realm_weight *w, int32_t *sb, int32_t *sg,
-                    int32_t *ns)
+static bool mms_fit(const cuda_ctx *c, const realm_weight *w, int32_t *sb, int32_t *sg, int32_t *ns)
 {
     if (!mms_geometry(w, MMS_SLAB_CAP, sb, sg, ns)) return false;
     const int64_t need = (w->ne1 + MMS_WARPS - 1) / MMS_WARPS;
@@ -522,8 +521,8 @@ static bool launch_mms_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, cons
     }
     dim3 grid(blocks, (unsigned)((ops[0].n + NR - 1) / NR));
     size_t rb = realm_type_row_size(w->type, w->ne0);
-    cuda__launch_pdl(c, k_mmv_s<T, NR>, grid, dim3(MMS_WARPS * 32), mms_shm(sb, ns), set, rb, w->ne0,
-                     aq, ad, as, ops[0].n, resid, sb, sg, ns);
+    cuda__launch_pdl(c, k_mmv_s<T, NR>, grid, dim3(MMS_WARPS * 32), mms_shm(sb, ns), set, rb,
+                     w->ne0, aq, ad, as, ops[0].n, resid, sb, sg, ns);
     return true;
 }
 
@@ -561,7 +560,9 @@ static void launch_mmv(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
     float *out = (float *)op->out;
     const float *x = (const float *)op->x;
     dim3 gridq((unsigned)((w->ne1 + MMV_THREADS / 32 - 1) / (MMV_THREADS / 32)), grid.y);
-#define Q(T) cuda__launch_pdl(c, k_mmv_q<T, NR>, gridq, dim3(MMV_THREADS), 0, wd, rb, w->ne0, w->ne1, aq, ad, as, op->n, bias, out)
+#define Q(T)                                                                                       \
+    cuda__launch_pdl(c, k_mmv_q<T, NR>, gridq, dim3(MMV_THREADS), 0, wd, rb, w->ne0, w->ne1, aq,   \
+                     ad, as, op->n, bias, out)
 #define F(T) k_mmv_f<T, NR><<<grid, MMV_THREADS, 0, c->stream>>>(wd, w->ne0, w->ne1, x, op->n, bias, out)
     switch (w->type) {
     case REALM_TYPE_F32: F(REALM_TYPE_F32); break;
@@ -637,11 +638,11 @@ static void launch_quantize(cuda_ctx *c, int kind, int32_t n, int64_t ne0, const
     const int G = kind == ACT_Q8_K ? 256 : 32;
     dim3 grid((unsigned)((ne0 / G + 3) / 4), (unsigned)n);
     if (G == 256)
-        cuda__launch_pdl(c, k_quantize_act<256, PRE>, grid, dim3(128), 0, x, y, xout, ne0, kind, a.aq,
-                         a.ad, a.as);
+        cuda__launch_pdl(c, k_quantize_act<256, PRE>, grid, dim3(128), 0, x, y, xout, ne0, kind,
+                         a.aq, a.ad, a.as);
     else
-        cuda__launch_pdl(c, k_quantize_act<32, PRE>, grid, dim3(128), 0, x, y, xout, ne0, kind, a.aq,
-                         a.ad, a.as);
+        cuda__launch_pdl(c, k_quantize_act<32, PRE>, grid, dim3(128), 0, x, y, xout, ne0, kind,
+                         a.aq, a.ad, a.as);
     CUDA_CHECK(c, cudaGetLastError());
 }
 
@@ -703,11 +704,11 @@ bool realm__cuda_issue_rmsnorm_quant(cuda_ctx *c, const struct cuda_op *norm,
     const float *x = (const float *)norm->x, *g = (const float *)norm->w.data;
     float *out = (float *)norm->out;
     if (kind == ACT_Q8_K)
-        cuda__launch_pdl(c, k_rmsnorm_quant<256>, dim3((unsigned)norm->n), dim3((unsigned)threads), 0,
-                         x, g, w->ne0, norm->f0, out, kind, a.aq, a.ad, a.as);
+        cuda__launch_pdl(c, k_rmsnorm_quant<256>, dim3((unsigned)norm->n), dim3((unsigned)threads),
+                         0, x, g, w->ne0, norm->f0, out, kind, a.aq, a.ad, a.as);
     else
-        cuda__launch_pdl(c, k_rmsnorm_quant<32>, dim3((unsigned)norm->n), dim3((unsigned)threads), 0,
-                         x, g, w->ne0, norm->f0, out, kind, a.aq, a.ad, a.as);
+        cuda__launch_pdl(c, k_rmsnorm_quant<32>, dim3((unsigned)norm->n), dim3((unsigned)threads),
+                         0, x, g, w->ne0, norm->f0, out, kind, a.aq, a.ad, a.as);
     CUDA_CHECK(c, cudaGetLastError());
     remember_act(c, mm->x, mm->n, w->ne0, kind);
     return true;

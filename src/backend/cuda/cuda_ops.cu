@@ -145,7 +145,8 @@ __global__ static void k_rope_kv(float *q, float *k, const float *v, int32_t nq,
     if ((h < nq || is_k) && i < half) rope_angle(i, h < nq ? qpos[r] : kpos[r], inv_freq, &cs, &sn);
     const int32_t p = pos[r];
     const int32_t block = tables[(int64_t)seq[r] * max_blocks + p / block_size];
-    const size_t slot = ((size_t)layer * n_blocks + (size_t)block) * block_size + (size_t)(p % block_size);
+    const size_t slot =
+        ((size_t)layer * n_blocks + (size_t)block) * block_size + (size_t)(p % block_size);
     pdl_wait();
     pdl_trigger();
     if (h < nq) {
@@ -177,13 +178,14 @@ bool realm__cuda_issue_rope_kv(cuda_ctx *c, const struct cuda_op *rq, const stru
     const int32_t half = rk->i2 / 2;
     const int threads = hd < 32 ? 32 : hd;
     dim3 grid((unsigned)(rq->i0 + 2 * rk->i0), (unsigned)rq->n);
-    cuda__launch_pdl(c, k_rope_kv, grid, dim3((unsigned)threads), 0,
-        (float *)rq->out, (float *)rk->out, (const float *)st->y, rq->i0, rk->i0, hd, half,
-        rk->width == REALM_ROPE_NEOX, (const float *)rk->y,
-        (const int32_t *)cuda__staging(c, rq->idx_off), (const int32_t *)cuda__staging(c, rk->idx_off),
-        kv->k, kv->v, st->i0, kv->n_blocks, kv->block_size,
-        (const int32_t *)cuda__staging(c, b->pos_off), (const int32_t *)cuda__staging(c, b->seq_off),
-        (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks);
+    cuda__launch_pdl(c, k_rope_kv, grid, dim3((unsigned)threads), 0, (float *)rq->out,
+                     (float *)rk->out, (const float *)st->y, rq->i0, rk->i0, hd, half,
+                     rk->width == REALM_ROPE_NEOX, (const float *)rk->y,
+                     (const int32_t *)cuda__staging(c, rq->idx_off),
+                     (const int32_t *)cuda__staging(c, rk->idx_off), kv->k, kv->v, st->i0,
+                     kv->n_blocks, kv->block_size, (const int32_t *)cuda__staging(c, b->pos_off),
+                     (const int32_t *)cuda__staging(c, b->seq_off),
+                     (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks);
     LAUNCHED(c, "rope_kv");
     return true;
 }
