@@ -124,7 +124,7 @@ typedef struct cuda_ctx {
     bool mmv_set;           /* $REALM_CUDA_MMV_SET (default 1): matmuls on one input, one launch */
     bool mms_fit;           /* $REALM_CUDA_MMS_FIT (default 1): long rows' slabs fit one wave */
     bool no_fuse;           /* $REALM_CUDA_NO_FUSE: every op on its own (A/B) */
-    bool pdl;               /* $REALM_CUDA_PDL (default 1): mat-vecs start early (PDL) */
+    bool pdl;               /* $REALM_CUDA_PDL (default 1): decode kernels start early (PDL) */
     int32_t att_split;      /* $REALM_CUDA_ATT_SPLIT: position splits at decode (1 = off) */
     bool profile;           /* $REALM_CUDA_PROFILE: time ops one by one */
     /* the batched int8 tile kernel (cuda_mmq.cu), off with $REALM_CUDA_MMQ=0:
