@@ -15,6 +15,9 @@
 #define TASK_WEIGHT_BYTES (160 * 1024)
 /* Activation rows per prefill task. */
 #define TASK_ACT_ROWS 64
+/* Weight matrices larger than this are not expected to stay in L3 between
+ * column tiles (plan's task order). */
+#define WEIGHT_L3_BYTES (4.0 * 1024 * 1024)
 
 typedef struct mm_job {
     const realm_weight *w;
@@ -23,7 +26,8 @@ typedef struct mm_job {
     const char *act;   /* (n, act_row_bytes) activations in w's vec_dot_type */
     size_t act_row_bytes, w_row_bytes;
     int32_t n;
-    int64_t rows_per_task, cols_per_task, n_row_tasks;
+    int64_t rows_per_task, cols_per_task, n_row_tasks, n_col_tasks;
+    bool cols_inner; /* consecutive tasks take the column tiles of one weight slice */
     realm_type act_type;    /* the activations' format (w's vec_dot_type) */
     realm_cpu_gemm_fn gemm; /* NULL: reference vec_dot */
     realm_vec_dot_fn dot;
@@ -35,8 +39,9 @@ static void mm_task(void *ctx, int64_t task, int thread)
     (void)thread;
     const mm_job *j = ctx;
     int64_t N = j->w->ne1;
-    int64_t r0 = (task % j->n_row_tasks) * j->rows_per_task;
-    int64_t c0 = (task / j->n_row_tasks) * j->cols_per_task;
+    int64_t rt = j->cols_inner ? task / j->n_col_tasks : task % j->n_row_tasks;
+    int64_t ct = j->cols_inner ? task % j->n_col_tasks : task / j->n_row_tasks;
+    int64_t r0 = rt * j->rows_per_task, c0 = ct * j->cols_per_task;
     int64_t nr = N - r0 < j->rows_per_task ? N - r0 : j->rows_per_task;
     int64_t nc = j->n - c0 < j->cols_per_task ? j->n - c0 : j->cols_per_task;
     const char *w = (const char *)j->wdata + (size_t)r0 * j->w_row_bytes;
@@ -145,7 +150,18 @@ static int64_t plan(cpu_ctx *c, const realm_weight *w, const realm_weight *bias,
     }
     if (j->rows_per_task < 1) j->rows_per_task = 1;
     j->n_row_tasks = (N + j->rows_per_task - 1) / j->rows_per_task;
-    return j->n_row_tasks * ((n + j->cols_per_task - 1) / j->cols_per_task);
+    j->n_col_tasks = (n + j->cols_per_task - 1) / j->cols_per_task;
+    /* Task order. Row slices vary fastest by default: a column tile of
+     * activations stays in L2 while the weights pass, and small matrices
+     * come back from L3 for the next tile. A matrix past WEIGHT_L3_BYTES (a
+     * share of L3, which the activations and other work use too) is mostly
+     * gone from it by the next column tile, so there a weight
+     * slice's column tiles go one after the other instead (the activations,
+     * a few MB, come from L3): one 8192 x 2048 F16 matrix at 512 rows, one
+     * thread, 76-83 -> 82-87 GFLOP/s; 2048 x 2048 78 -> 85; SmolLM2's 1536 x 576
+     * would lose 4% (bench/cpu_gemm_order.c). */
+    j->cols_inner = (double)N * (double)j->w_row_bytes > WEIGHT_L3_BYTES;
+    return j->n_row_tasks * j->n_col_tasks;
 }
 
 void realm__cpu_matmul_multi(realm_backend *be, int count, const realm_weight *const *w,
