@@ -5,10 +5,11 @@
  *   aggS        S sequences decoding together, one row each per step
  *               (aggregate tokens/s), for S in 1, 8, 32, 64
  * usage: realm_bench_cuda MODEL.gguf [--device cuda|cpu] [--steps N] [--decode-only]
- *                         [--streams S]
+ *                         [--streams S] [--prefill P]
  * Prints one "BENCH key=value ..." line. --decode-only stops after decode1,
- * --streams S measures aggS alone (with REALM_CUDA_PROFILE=1 either prints
- * the op-by-op profile of those steps).
+ * --streams S measures aggS alone, --prefill P prefillP alone (median of 3
+ * after a warm-up); with REALM_CUDA_PROFILE=1 (2 for prefill) either prints
+ * the op-by-op profile of those passes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,17 +84,21 @@ static double run_decode(int n_seqs, int prompt, int steps, double *prefill_tok_
 int main(int argc, char **argv)
 {
     const char *path = NULL, *device = "cuda";
-    int steps = 64, decode_only = 0, streams = 0;
+    int steps = 64, decode_only = 0, streams = 0, prefill = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--decode-only")) decode_only = 1;
         else if (!strcmp(argv[i], "--streams") && i + 1 < argc) streams = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--prefill") && i + 1 < argc)
+            prefill = atoi(argv[++i]);
         else path = argv[i];
     }
-    if (!path || streams < 0 || streams > MAX_SEQS) {
-        fprintf(stderr, "usage: realm_bench_cuda MODEL.gguf [--device cuda|cpu] [--steps N] "
-                        "[--decode-only] [--streams 1..%d]\n", MAX_SEQS);
+    if (!path || streams < 0 || streams > MAX_SEQS || prefill < 0 || prefill > 512) {
+        fprintf(stderr,
+                "usage: realm_bench_cuda MODEL.gguf [--device cuda|cpu] [--steps N] "
+                "[--decode-only] [--streams 1..%d] [--prefill 1..512]\n",
+                MAX_SEQS);
         return 2;
     }
     realm_error err = {0};
@@ -114,6 +119,16 @@ int main(int argc, char **argv)
         goto done;
     }
     double pre = 0;
+    if (prefill > 0) {
+        double t[3];
+        run_decode(1, prefill, 0, &pre);
+        for (int i = 0; i < 3; i++)
+            run_decode(1, prefill, 0, &t[i]);
+        double lo = t[0] < t[1] ? t[0] : t[1], hi = t[0] < t[1] ? t[1] : t[0];
+        pre = t[2] < lo ? lo : t[2] > hi ? hi : t[2];
+        printf("BENCH model=%s device=%s prefill%d_tok_s=%.0f\n", path, device, prefill, pre);
+        goto done;
+    }
     double d1 = run_decode(1, 16, 2 * steps, NULL);
     if (decode_only) {
         printf("BENCH model=%s device=%s decode1_tok_s=%.1f\n", path, device, d1);

@@ -13,11 +13,18 @@
 # run the whole-model test with the tile kernel off.
 # profile = build, then ncu times every kernel of a batch-1 decode step of the
 # 8B Q4_K_M (no launch gaps: bench/cuda/ncu_steps.py sums them by kernel) and
-# reads one kernel's stall sections ($PROF_KERNEL, default the staged mat-vec).
+# reads one kernel's stall sections ($PROF_KERNEL, default the staged mat-vec);
+# PROF_PREFILL=P first does the same for the kernels of a P-row prefill pass
+# (PROF_DECODE=0 skips the decode step; PROF_ARGS replaces the bench
+# arguments of the stall-section run, e.g. "--prefill 512").
 # ab = per-op tests (twice if a row fails), the whole-model test, and A/B
 # runs of the 8B Q4_K_M and Q8_0: the committed CUDA backend (built beside)
 # against the working tree's, and the working tree's under each setting of
-# $AB_ENVS (e.g. AB_ENVS="REALM_CUDA_PDL=0 REALM_CUDA_ATT_SPLIT=4,REALM_CUDA_MMQ=0").
+# $AB_ENVS (e.g. AB_ENVS="REALM_CUDA_PDL=0 REALM_CUDA_ATT_SPLIT=4,REALM_CUDA_MMQ=0"):
+# decode1 three times each in rotating order (AB_DECODE=0 skips it), then
+# prefill and 8/32/64-stream decode once each, the prefill sizes of
+# $AB_PREFILL (e.g. "96 128") alone, then the op profile of a 512-row
+# prefill (AB_PROFILE=0 skips it).
 # Build dependencies come as .debs in .debs/ (unpacked into a private prefix).
 set -u
 PHASE=${1:-all}
@@ -109,20 +116,30 @@ fi
 if [ "$PHASE" = profile ]; then
   mkdir -p /tmp/models; f=/tmp/models/llama-3-8b-q4_k_m.gguf
   [ -f $f ] || $B/realm synth --arch llama-3-8b --type q4_k_m -o $f > /dev/null || exit 1
-  wall=$(timeout 120 $B/realm_bench_cuda $f --device cuda --steps 64 --streams 1 | grep -oE 'step_ms=[0-9.]+' | cut -d= -f2)
-  echo "graphs on, batch 1: step_ms=$wall"
-  # the 16-row prompt and the first warm-up steps are skipped (~900 kernels)
-  timeout 300 ncu --clock-control none --csv --page raw --metrics gpu__time_duration.sum,dram__bytes_read.sum \
-    --launch-skip 900 --launch-count 1000 \
-    $B/realm_bench_cuda $f --device cuda --steps 1 --streams 1 > $OUT/ncu_decode.csv 2> /tmp/ncu.err
-  python3 $ROOT/bench/cuda/ncu_steps.py $OUT/ncu_decode.csv $wall || tail -5 /tmp/ncu.err
+  if [ -n "${PROF_PREFILL:-}" ]; then
+    # the kernels of one PROF_PREFILL-row prefill pass (the warm-up pass:
+    # first-call costs are host time, not kernel time)
+    timeout 300 ncu --clock-control none --csv --page raw \
+      --metrics gpu__time_duration.sum,dram__bytes_read.sum --launch-count 1600 \
+      $B/realm_bench_cuda $f --device cuda --prefill $PROF_PREFILL > $OUT/ncu_prefill.csv 2> /tmp/ncu.err
+    python3 $ROOT/bench/cuda/ncu_steps.py $OUT/ncu_prefill.csv --largest || tail -5 /tmp/ncu.err
+  fi
+  if [ "${PROF_DECODE:-1}" = 1 ]; then
+    wall=$(timeout 120 $B/realm_bench_cuda $f --device cuda --steps 64 --streams 1 | grep -oE 'step_ms=[0-9.]+' | cut -d= -f2)
+    echo "graphs on, batch 1: step_ms=$wall"
+    # the 16-row prompt and the first warm-up steps are skipped (~900 kernels)
+    timeout 300 ncu --clock-control none --csv --page raw --metrics gpu__time_duration.sum,dram__bytes_read.sum \
+      --launch-skip 900 --launch-count 1000 \
+      $B/realm_bench_cuda $f --device cuda --steps 1 --streams 1 > $OUT/ncu_decode.csv 2> /tmp/ncu.err
+    python3 $ROOT/bench/cuda/ncu_steps.py $OUT/ncu_decode.csv $wall || tail -5 /tmp/ncu.err
+  fi
   # stall sections of one kernel: PROF_KERNEL (default the staged mat-vec at
   # batch 1; k_mmq with PROF_STREAMS=64 for the tile kernel)
   timeout 120 ncu --clock-control none -k regex:${PROF_KERNEL:-k_mmv_s} --launch-skip ${PROF_SKIP:-200} \
     --launch-count 2 --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
-    $B/realm_bench_cuda $f --device cuda --steps 2 --streams ${PROF_STREAMS:-1} 2>&1 |
+    $B/realm_bench_cuda $f --device cuda ${PROF_ARGS:---steps 2 --streams ${PROF_STREAMS:-1}} 2>&1 |
     grep -vE "^==PROF==|^BENCH" > $OUT/ncu_kernel.txt
-  grep -E "k_mm|Duration|Throughput|Registers|Achieved Occ|Block Size|Grid Size|Waves|Theoretical Occ|Warp Cycles|Shared Memory|Block Limit" $OUT/ncu_kernel.txt | head -40
+  grep -E "k_mm|k_att|Duration|Throughput|Registers|Achieved Occ|Block Size|Grid Size|Waves|Theoretical Occ|Warp Cycles|Shared Memory|Block Limit|stalled" $OUT/ncu_kernel.txt | cut -c1-400 | head -40
   echo "total: $(( $(date +%s) - t0 )) s"; exit 0
 fi
 
@@ -158,17 +175,28 @@ if [ "$PHASE" = ab ]; then
     esac
   }
   for m in $f $f8; do
-    echo "A/B $(basename $m): decode1 x3 per variant, then agg64 and prefill128 of old and new"
-    for i in 1 2 3; do
-      for k in $(seq 0 $(( ${#V[@]} - 1 ))); do
-        v=${V[$(( (k + i) % ${#V[@]} ))]}
-        echo "$v $(run_v $v $m --device cuda --steps 64 --decode-only 2>&1 | grep -oE 'decode1_tok_s=[0-9.]+')"
+    if [ "${AB_DECODE:-1}" = 1 ]; then
+      echo "A/B $(basename $m): decode1 x3 per variant"
+      for i in 1 2 3; do
+        for k in $(seq 0 $(( ${#V[@]} - 1 ))); do
+          v=${V[$(( (k + i) % ${#V[@]} ))]}
+          echo "$v $(run_v $v $m --device cuda --steps 64 --decode-only 2>&1 | grep -oE 'decode1_tok_s=[0-9.]+')"
+        done
       done
+    fi
+    echo "A/B $(basename $m): prefill and aggregate decode per variant"
+    for v in "${V[@]}"; do
+      echo "$v $(run_v $v $m --device cuda --steps 32 2>&1 | grep -oE '(prefill[0-9]+|agg(8|32|64))_tok_s=[0-9.]+' | tr '\n' ' ')"
     done
-    for v in old new; do
-      echo "$v $(run_v $v $m --device cuda --steps 64 2>&1 | grep -oE '(prefill128|agg64)_tok_s=[0-9.]+' | tr '\n' ' ')"
+    # prefill sizes of $AB_PREFILL alone, median of three (the committed
+    # bench may lack --prefill: old is left out)
+    [ -n "${AB_PREFILL:-}" ] && for v in "${V[@]:1}"; do
+      echo "$v $(for P in $AB_PREFILL; do run_v $v $m --device cuda --prefill $P 2>&1 | grep -oE 'prefill[0-9]+_tok_s=[0-9.]+'; done | tr '\n' ' ')"
     done
   done
+  # where a 512-row prefill pass goes, op by op (the working tree)
+  [ "${AB_PROFILE:-1}" = 1 ] &&
+    REALM_CUDA_PROFILE=2 timeout 120 $B/realm_bench_cuda $f --device cuda --prefill 512 2>&1
   echo "total: $(( $(date +%s) - t0 )) s"; exit 0
 fi
 

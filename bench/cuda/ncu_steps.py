@@ -8,8 +8,10 @@ so small kernels look slower than in the real run), cuts it into steps at each e
 (k_get_rows starts every forward pass), and prints for the last complete step
 the time and DRAM bytes read by each kernel, summed by kernel name, with the
 achieved read bandwidth. Comparing the total with the step's wall time
-(BENCH step_ms) separates kernel time from launch gaps.
-    usage: ncu_steps.py NCU.csv [STEP_WALL_MS]
+(BENCH step_ms) separates kernel time from launch gaps. --largest takes the
+complete step with the most kernel time instead (a prefill pass among
+decode steps).
+    usage: ncu_steps.py NCU.csv [STEP_WALL_MS] [--largest]
 """
 import csv
 import re
@@ -22,7 +24,9 @@ def short(name):
 
 
 def main():
-    rows = list(csv.reader(open(sys.argv[1], errors="replace")))
+    largest = "--largest" in sys.argv
+    argv = [a for a in sys.argv if a != "--largest"]
+    rows = list(csv.reader(open(argv[1], errors="replace")))
     head = next(i for i, r in enumerate(rows) if "Kernel Name" in r)
     cols = rows[head]
     kn, td = cols.index("Kernel Name"), cols.index("gpu__time_duration.sum")
@@ -41,7 +45,8 @@ def main():
     starts = [i for i, k in enumerate(ks) if "get_rows" in k[0]]
     if len(starts) < 2:
         sys.exit("fewer than two steps in the profile")
-    step = ks[starts[-2]:starts[-1]]
+    steps = [ks[a:b] for a, b in zip(starts, starts[1:])]
+    step = max(steps, key=lambda st: sum(k[1] for k in st)) if largest else steps[-1]
     agg = {}
     for name, us, b in step:
         a = agg.setdefault(name, [0, 0.0, 0.0])
@@ -52,8 +57,8 @@ def main():
     totb = sum(a[2] for a in agg.values())
     print(f"one step: {len(step)} kernels, {tot:.0f} us of kernel time, "
           f"{totb / 1e6:.0f} MB read ({totb / tot / 1e3:.0f} GB/s over kernel time)")
-    if len(sys.argv) > 2:
-        wall = float(sys.argv[2]) * 1e3
+    if len(argv) > 2:
+        wall = float(argv[2]) * 1e3
         gap = wall - tot
         print(f"step wall {wall:.0f} us: kernels alone {100 * tot / wall:.0f}% of it; " +
               (f"{gap:.0f} us of launch gaps" if gap >= 0 else

@@ -14,7 +14,9 @@
  * (n_rows, n_head), so a captured graph serves every context length.
  * At most ATT_SPLIT_ROWS rows (decode), each (row, head) is further split
  * over positions ($REALM_CUDA_ATT_SPLIT blocks, default 8), the last block
- * of each combining the splits (k_attention_split below).
+ * of each combining the splits (k_attention_split below). Passes too large
+ * for a graph (prefill) take tiles of up to AT_ROWS rows of one sequence
+ * instead, K/V staged in shared memory once per tile (k_attention_tile).
  */
 #include <math.h>
 
@@ -277,6 +279,216 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     combine_splits(pp0, out + ((int64_t)r * n_head + h) * hd, n_split, hd, wz);
 }
 
+/* ---- prefill: tiles of rows of one sequence ----
+ * One row per block re-reads the sequence's K and V for every row and head:
+ * a 512-row pass of the 8B read ~4 GB per layer from L2 (1 ms per layer, a
+ * third of the pass). A block here takes a tile of up to AT_ROWS rows of one
+ * sequence and one query head, stages AT_POS positions of K and V in shared
+ * memory at a time, and keeps a running max and exp-sum per row (online
+ * softmax: earlier sums are rescaled by e^(m_old - m_new) when the max
+ * grows), so each K/V row is read once per tile. Thread (a, b) of the
+ * 8 x 16 layout owns rows 4a..4a+3: their scores at positions b, b+16, ...
+ * of each chunk, then head dims 4b..4b+3, 4b+64.. of their output. Each
+ * shared-memory read feeds 4 (scores) or 8-16 (output) FMAs. Positions
+ * past a row's own are masked, so the rows of a tile may sit anywhere. */
+#define AT_ROWS 32
+#define AT_POS  64
+
+template <int HD>
+__global__ static void __launch_bounds__(ATT_THREADS)
+    k_attention_tile(const float *q, float *out, const float *kbase, const float *vbase,
+                     int32_t layer, int32_t n_blocks, int32_t block_size, int32_t kv_dim,
+                     const int32_t *pos, const int32_t *seq, const int32_t *tables,
+                     int32_t max_blocks, const int32_t *tiles, int32_t n_head, int32_t group,
+                     float scale)
+{
+    constexpr int LD = HD + 4; /* padded rows: the float4 reads below are conflict-free */
+    constexpr int LP = AT_ROWS + 4;
+    constexpr int NC = HD / 64; /* float4 output columns per thread and row */
+    constexpr int NP = AT_POS / 16;
+    extern __shared__ float4 sh4[];
+    float *qs = (float *)sh4, *ks = qs + AT_ROWS * LD, *vs = ks + AT_POS * LD;
+    float *pt = vs + AT_POS * LD; /* weights, AT_POS x LP: position-major */
+    const int32_t r0 = tiles[2 * blockIdx.x], n_pos = tiles[2 * blockIdx.x + 1];
+    const int32_t nr = tiles[2 * blockIdx.x + 2] - r0, h = blockIdx.y, kvh = h / group;
+    const int a = threadIdx.x / 16, b = threadIdx.x % 16;
+    const int64_t q_dim = (int64_t)n_head * HD;
+    for (int e = threadIdx.x; e < AT_ROWS * HD / 4; e += ATT_THREADS) {
+        int rr = e / (HD / 4), cc = e % (HD / 4);
+        float4 v = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (rr < nr) v = ((const float4 *)(q + (r0 + rr) * q_dim + (int64_t)h * HD))[cc];
+        *(float4 *)(qs + rr * LD + 4 * cc) = v;
+    }
+    int32_t my_pos[4];
+#pragma unroll
+    for (int r = 0; r < 4; r++)
+        my_pos[r] = 4 * a + r < nr ? pos[r0 + 4 * a + r] : -1;
+    const int32_t *tab = tables + (int64_t)seq[r0] * max_blocks;
+    const size_t layer_base = (size_t)layer * n_blocks;
+    float m[4], l[4];
+    float4 o[4][NC];
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+        m[r] = -INFINITY;
+        l[r] = 0.0f;
+#pragma unroll
+        for (int c = 0; c < NC; c++)
+            o[r][c] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
+    for (int32_t t0 = 0; t0 < n_pos; t0 += AT_POS) {
+        __syncthreads(); /* the last chunk's readers are done */
+        for (int e = threadIdx.x; e < AT_POS * HD / 4; e += ATT_THREADS) {
+            int tt = e / (HD / 4), cc = e % (HD / 4);
+            int32_t t = t0 + tt;
+            float4 kk = make_float4(0.0f, 0.0f, 0.0f, 0.0f), vv = kk;
+            if (t < n_pos) {
+                size_t slot =
+                    (layer_base + (size_t)tab[t / block_size]) * block_size + t % block_size;
+                size_t off = slot * kv_dim + (size_t)kvh * HD;
+                kk = ((const float4 *)(kbase + off))[cc];
+                vv = ((const float4 *)(vbase + off))[cc];
+            }
+            *(float4 *)(ks + tt * LD + 4 * cc) = kk;
+            *(float4 *)(vs + tt * LD + 4 * cc) = vv;
+        }
+        __syncthreads();
+        float s[4][NP];
+#pragma unroll
+        for (int r = 0; r < 4; r++)
+#pragma unroll
+            for (int p = 0; p < NP; p++)
+                s[r][p] = 0.0f;
+#pragma unroll 2
+        for (int d = 0; d < HD; d += 4) {
+            float4 qv[4], kv[NP];
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+                qv[r] = *(const float4 *)(qs + (4 * a + r) * LD + d);
+#pragma unroll
+            for (int p = 0; p < NP; p++)
+                kv[p] = *(const float4 *)(ks + (b + 16 * p) * LD + d);
+#pragma unroll
+            for (int r = 0; r < 4; r++)
+#pragma unroll
+                for (int p = 0; p < NP; p++) {
+                    s[r][p] += qv[r].x * kv[p].x;
+                    s[r][p] += qv[r].y * kv[p].y;
+                    s[r][p] += qv[r].z * kv[p].z;
+                    s[r][p] += qv[r].w * kv[p].w;
+                }
+        }
+        float alpha[4];
+#pragma unroll
+        for (int r = 0; r < 4; r++) {
+            float cm = -INFINITY;
+#pragma unroll
+            for (int p = 0; p < NP; p++) {
+                s[r][p] = t0 + b + 16 * p <= my_pos[r] ? s[r][p] * scale : -INFINITY;
+                cm = fmaxf(cm, s[r][p]);
+            }
+#pragma unroll
+            for (int o2 = 1; o2 < 16; o2 <<= 1)
+                cm = fmaxf(cm, __shfl_xor_sync(0xffffffffu, cm, o2));
+            const float mn = fmaxf(m[r], cm);
+            /* a row with no position yet (all masked) keeps m = -inf, l = 0 */
+            alpha[r] = mn == -INFINITY ? 1.0f : expf(m[r] - mn);
+            float sum = 0.0f;
+#pragma unroll
+            for (int p = 0; p < NP; p++) {
+                float w = mn == -INFINITY ? 0.0f : expf(s[r][p] - mn);
+                pt[(b + 16 * p) * LP + 4 * a + r] = w;
+                sum += w;
+            }
+#pragma unroll
+            for (int o2 = 1; o2 < 16; o2 <<= 1)
+                sum += __shfl_xor_sync(0xffffffffu, sum, o2);
+            l[r] = l[r] * alpha[r] + sum;
+            m[r] = mn;
+        }
+        __syncwarp(); /* rows 4a.. get their weights from their own warp */
+#pragma unroll
+        for (int r = 0; r < 4; r++)
+#pragma unroll
+            for (int c = 0; c < NC; c++) {
+                o[r][c].x *= alpha[r];
+                o[r][c].y *= alpha[r];
+                o[r][c].z *= alpha[r];
+                o[r][c].w *= alpha[r];
+            }
+#pragma unroll 4
+        for (int t = 0; t < AT_POS; t++) {
+            const float4 w = *(const float4 *)(pt + t * LP + 4 * a);
+            const float wr[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+            for (int c = 0; c < NC; c++) {
+                const float4 vv = *(const float4 *)(vs + t * LD + 4 * b + 64 * c);
+#pragma unroll
+                for (int r = 0; r < 4; r++) {
+                    o[r][c].x += wr[r] * vv.x;
+                    o[r][c].y += wr[r] * vv.y;
+                    o[r][c].z += wr[r] * vv.z;
+                    o[r][c].w += wr[r] * vv.w;
+                }
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < 4; r++) {
+        if (4 * a + r >= nr) break;
+        float *dst = out + (r0 + 4 * a + r) * q_dim + (int64_t)h * HD;
+#pragma unroll
+        for (int c = 0; c < NC; c++)
+            *(float4 *)(dst + 4 * b + 64 * c) =
+                make_float4(o[r][c].x / l[r], o[r][c].y / l[r], o[r][c].z / l[r], o[r][c].w / l[r]);
+    }
+}
+
+int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *tiles)
+{
+    if (b->n_rows <= c->graph_max_rows) return 0;
+    int32_t n = 0;
+    for (int32_t r = 0; r < b->n_rows; r++) {
+        if (r == 0 || b->seq[r] != b->seq[r - 1] || r - tiles[2 * (n - 1)] == AT_ROWS) {
+            tiles[2 * n] = r;
+            tiles[2 * n + 1] = 0;
+            n++;
+        }
+        if (b->pos[r] + 1 > tiles[2 * n - 1]) tiles[2 * n - 1] = b->pos[r] + 1;
+    }
+    tiles[2 * n] = b->n_rows;
+    return n;
+}
+
+static bool attention_tiled(cuda_ctx *c, const struct cuda_op *op)
+{
+    const realm_kv_pool *kv = &op->kv;
+    const struct cuda_batch *b = &op->batch;
+    const realm_attn_params *p = &op->ap;
+    const int32_t hd = p->head_dim;
+    if (b->n_tiles <= 0 || (hd != 64 && hd != 128) || kv->kv_dim % 4) return false;
+    size_t shm =
+        ((AT_ROWS + 2 * AT_POS) * (size_t)(hd + 4) + AT_POS * (AT_ROWS + 4)) * sizeof(float);
+    void (*kern)(const float *, float *, const float *, const float *, int32_t, int32_t, int32_t,
+                 int32_t, const int32_t *, const int32_t *, const int32_t *, int32_t,
+                 const int32_t *, int32_t, int32_t, float) =
+        hd == 64 ? k_attention_tile<64> : k_attention_tile<128>;
+    if (shm > 48 * 1024 && cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                (int)shm) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return false;
+    }
+    dim3 grid((unsigned)b->n_tiles, (unsigned)p->n_head);
+    kern<<<grid, ATT_THREADS, shm, c->stream>>>(
+        (const float *)op->x, (float *)op->out, kv->k, kv->v, op->i0, kv->n_blocks, kv->block_size,
+        kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
+        (const int32_t *)cuda__staging(c, b->seq_off),
+        (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks,
+        (const int32_t *)cuda__staging(c, b->tile_off), p->n_head, p->n_head / p->n_head_kv,
+        p->scale);
+    CUDA_CHECK(c, cudaGetLastError());
+    return true;
+}
+
 size_t realm__cuda_att_part_bytes(const realm_backend_limits *lim)
 {
     /* n_head * (hd + 2) <= q width * 17/16 (hd >= 32), q width <= max_ne0 */
@@ -329,7 +541,7 @@ void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op)
     const realm_kv_pool *kv = &op->kv;
     const struct cuda_batch *b = &op->batch;
     const realm_attn_params *p = &op->ap;
-    if (attention_split(c, op)) return;
+    if (attention_split(c, op) || attention_tiled(c, op)) return;
     size_t shm = att_shared(p->head_dim, c->lim.max_ctx);
     if (shm > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize,

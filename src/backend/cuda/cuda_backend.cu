@@ -5,7 +5,7 @@
  * $REALM_CUDA_PDL, $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_MMV_ROWS,
  * $REALM_CUDA_GRAPH_ROWS; the
  * int8 tile kernel: $REALM_CUDA_MMQ (0: off), $REALM_CUDA_MMQ_MIN (2),
- * $REALM_CUDA_MMQ_ROWS (128), $REALM_CUDA_MMQ_WAVES (2). */
+ * $REALM_CUDA_MMQ_ROWS (64), $REALM_CUDA_MMQ_WAVES (2). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,6 +189,7 @@ static void issue_all(cuda_ctx *c)
 /* $REALM_CUDA_PROFILE=1: passes of at most 64 rows run op by op between
  * events, so the time of each op kind (matmuls by weight type) shows where a
  * decode step goes; printed when the backend is freed. Graphs are off then.
+ * $REALM_CUDA_PROFILE=2 times passes of any size (prefill) the same way.
  * A fused group counts under its first op (rmsnorm includes the quantization
  * of its output, a matmul the add after it, rope the second rope and the
  * kv_store). */
@@ -226,7 +227,8 @@ static void print_profile(const cuda_ctx *c)
     for (int i = 0; i < CUDA_PROF_SLOTS; i++)
         total += c->prof_ms[i];
     if (total <= 0) return;
-    fprintf(stderr, "cuda profile (passes of <= 64 rows): %.1f ms in all\n", total);
+    fprintf(stderr, "cuda profile (passes of %s rows): %.1f ms in all\n",
+            c->profile > 1 ? "all" : "<= 64", total);
     for (int i = 0; i < CUDA_PROF_SLOTS; i++) {
         if (!c->prof_n[i]) continue;
         const char *name = i < CUDA_PROF_MATMUL ? names[i]
@@ -314,7 +316,7 @@ static void flush(cuda_ctx *c)
         if (g) {
             g->last_use = ++c->tick;
             CUDA_CHECK(c, cudaGraphLaunch(g->exec, c->stream));
-        } else if (c->profile && c->graph_ok && c->first_status == REALM_OK) {
+        } else if (c->profile && (c->graph_ok || c->profile > 1) && c->first_status == REALM_OK) {
             issue_profiled(c);
         } else if (c->first_status == REALM_OK) {
             issue_all(c);
@@ -388,6 +390,9 @@ static struct cuda_batch stage_batch(cuda_ctx *c, const realm_kv_pool *kv, const
             memcpy(t + (size_t)s * cb.max_blocks, b->seqs[s].block_table, (size_t)nb * 4);
         }
     }
+    cb.tile_off = stage(c, NULL, (2 * (size_t)b->n_rows + 1) * sizeof(int32_t));
+    if (c->first_status == REALM_OK)
+        cb.n_tiles = realm__cuda_att_tiles(c, b, (int32_t *)(c->staging_h + cb.tile_off));
     c->last_batch = b;
     c->last_batch_pos = b->pos;
     c->last_cb = cb;
@@ -555,9 +560,9 @@ static realm_status cu_reserve(realm_backend *be, const realm_backend_limits *li
     c->lim = *lim;
     size_t aq, dq, ah;
     realm__cuda_matmul_scratch(lim, &aq, &dq, &ah);
-    /* token/row ids, positions, sequence ids, and a block table (at most one
-     * block per position, plus rounding) per sequence */
-    size_t stg = 16 * 4 * ((size_t)lim->max_rows + 64) +
+    /* token/row ids, positions, sequence ids, attention tiles, and a block
+     * table (at most one block per position, plus rounding) per sequence */
+    size_t stg = 18 * 4 * ((size_t)lim->max_rows + 64) +
                  4 * (size_t)lim->max_rows * ((size_t)lim->max_ctx + 2) + 65536;
     realm_status st;
     if ((st = dev_alloc(c, aq, &c->act_q, "activation scratch", err)) ||
@@ -740,14 +745,15 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->no_fuse = env_int("REALM_CUDA_NO_FUSE", 0) != 0;
     c->pdl = env_int("REALM_CUDA_PDL", 1) != 0;
     c->att_split = env_int("REALM_CUDA_ATT_SPLIT", 8);
-    c->profile = env_int("REALM_CUDA_PROFILE", 0) != 0;
-    /* The tile kernel for 2..128 rows: on the H100 it took 8B Q4_K_M's
-     * 64-stream decode from 1122 to 3365 tok/s and 128-row prefill from 2852
-     * to 4892; from 256 rows cuBLAS on dequantized f16 tiles is about as
-     * fast or faster (512: 6282 vs 5008 tok/s; NOTES.md round 5). */
+    c->profile = env_int("REALM_CUDA_PROFILE", 0);
+    /* The tile kernel for 2..64 rows: on the H100 it took 8B Q4_K_M's
+     * 64-stream decode from 1122 to 3365 tok/s (cuBLAS on dequantized f16
+     * tiles: 2626). From 96 rows cuBLAS is faster since the dequantization
+     * kernel works by groups (prefill96 4549 vs 4071, prefill128 5937 vs
+     * 5174; NOTES.md rounds 5 and 9). */
     c->mmq = env_int("REALM_CUDA_MMQ", 1) != 0;
     c->mmq_min_rows = env_int("REALM_CUDA_MMQ_MIN", 2);
-    c->mmq_max_rows = env_int("REALM_CUDA_MMQ_ROWS", 128);
+    c->mmq_max_rows = env_int("REALM_CUDA_MMQ_ROWS", 64);
     c->mmq_waves = env_int("REALM_CUDA_MMQ_WAVES", 2);
     if (cudaDeviceGetAttribute(&c->n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
         c->n_sm = 1;

@@ -39,6 +39,8 @@ enum cuda_op_kind {
 struct cuda_batch {
     int32_t n_rows, n_seqs, max_blocks;
     uint32_t pos_off, seq_off, table_off;
+    int32_t n_tiles;   /* prefill attention's row tiles (0: not tiled) */
+    uint32_t tile_off; /* their table (realm__cuda_att_tiles) */
 };
 
 /* One recorded op. Zero-initialised before filling so records compare with
@@ -94,8 +96,9 @@ typedef struct cuda_ctx {
     realm_backend_limits lim;
     void *act_q;   /* quantized activations: (max_rows, max_ne0) int8 + scales */
     size_t act_q_bytes;
-    /* what act_q holds while issuing (x, rows, width, kind), so the matmuls
-     * that share an input (q/k/v, gate/up) quantize it once; NULL: nothing */
+    /* what act_q (for the f16/bf16 kinds: act_h) holds while issuing (x,
+     * rows, width, kind), so the matmuls that share an input (q/k/v,
+     * gate/up) quantize or convert it once; NULL: nothing */
     const void *aq_x;
     int32_t aq_n, aq_kind;
     int64_t aq_ne0;
@@ -126,12 +129,12 @@ typedef struct cuda_ctx {
     bool no_fuse;           /* $REALM_CUDA_NO_FUSE: every op on its own (A/B) */
     bool pdl;               /* $REALM_CUDA_PDL (default 1): decode kernels start early (PDL) */
     int32_t att_split;      /* $REALM_CUDA_ATT_SPLIT: position splits at decode (1 = off) */
-    bool profile;           /* $REALM_CUDA_PROFILE: time ops one by one */
+    int profile;            /* $REALM_CUDA_PROFILE: time ops one by one (2: every pass) */
     /* the batched int8 tile kernel (cuda_mmq.cu), off with $REALM_CUDA_MMQ=0:
      * quantized matmuls of mmq_min_rows..mmq_max_rows rows take it instead of
      * the mat-vec chunks or cuBLAS */
     bool mmq;
-    int32_t mmq_min_rows, mmq_max_rows; /* $REALM_CUDA_MMQ_MIN (2), $REALM_CUDA_MMQ_ROWS (128) */
+    int32_t mmq_min_rows, mmq_max_rows; /* $REALM_CUDA_MMQ_MIN (2), $REALM_CUDA_MMQ_ROWS (64) */
     int32_t mmq_waves;      /* $REALM_CUDA_MMQ_WAVES (2): split K until blocks >= waves x SMs */
     int32_t n_sm;           /* multiprocessors of the device */
     float *mmq_part;        /* split-K partial sums, (splits, rows, ne1); NULL unless mmq */
@@ -212,6 +215,12 @@ bool realm__cuda_issue_rope_kv(cuda_ctx *c, const struct cuda_op *rq, const stru
 
 /* cuda_attention.cu: bytes of the split-attention partials for these limits */
 size_t realm__cuda_att_part_bytes(const realm_backend_limits *lim);
+/* cuda_attention.cu: the row tiles of b for the prefill attention kernel
+ * into tiles (room for 2 * n_rows + 1 ints: first row and position count
+ * per tile, then the row past the last); returns their number, 0 when b's
+ * attention is not tiled (passes a graph may capture: the grid would depend
+ * on the data). */
+int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *tiles);
 
 /* cuda_mmq.cu: out (+ bias, + resid) for op's n rows from the quantized
  * activations (aq, ad, as: cuda_matmul.cu's layout); false, having enqueued

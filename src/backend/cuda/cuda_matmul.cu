@@ -20,13 +20,14 @@
  * one type and width on one input (q, k, v; gate, up) share a launch.
  * Float weights (F32, F16, BF16) dot f32 activations directly.
  *
- * Quantized weights at mmq_min_rows..mmq_max_rows rows (default 2..128) take
+ * Quantized weights at mmq_min_rows..mmq_max_rows rows (default 2..64) take
  * the int8 tensor-core tile kernel instead (cuda_mmq.cu), on the same
  * quantized activations; $REALM_CUDA_MMQ=0 turns it off.
  *
  * Large n (prefill): W is dequantized to f16 in tiles of rows
- * (scratch bounded by DQ_TILE_BYTES), activations converted to f16, and
- * cuBLAS multiplies with f32 accumulation; F32 weights use SGEMM directly.
+ * (scratch bounded by DQ_TILE_BYTES; one thread per 32-element group),
+ * activations converted to f16, and cuBLAS multiplies with f32
+ * accumulation; F32 weights use SGEMM directly.
  */
 #include <math.h>
 #include <stdio.h>
@@ -38,7 +39,9 @@
 #define MMV_MAX_NR    8
 #define DQ_TILE_BYTES ((size_t)128 << 20)
 
-enum act_kind { ACT_F32, ACT_Q8_0, ACT_Q8_1, ACT_Q8_K };
+/* what the matmul reads activations as; ACT_F16/ACT_BF16: the cuBLAS path's
+ * converted copy (act_h) */
+enum act_kind { ACT_F32, ACT_Q8_0, ACT_Q8_1, ACT_Q8_K, ACT_F16, ACT_BF16 };
 
 bool realm__cuda_type_ok(realm_type t)
 {
@@ -730,22 +733,85 @@ bool realm__cuda_issue_swiglu_quant(cuda_ctx *c, const struct cuda_op *sw, const
 
 /* ---- the cuBLAS path ---- */
 
-__global__ static void k_dequant_h(int type, const uint8_t *w, size_t row_bytes, int64_t ne0,
-                                   int64_t n_rows, int bf16, void *dst)
+/* One 32-element group per thread, unpacked by the mat-vec's load_group:
+ * element = fa·code − fm (+ fs), the same float operations as dq_elem (so
+ * the same binary16 values). Each warp's 32 groups (2 KB) pass through
+ * shared memory so that its stores are whole 512-byte runs (a thread's own
+ * 64 bytes as four 16-byte stores half-filled every sector they touched:
+ * 1.1 TB/s of writes on the H100). blockIdx.x is the row. */
+template <int T>
+__global__ static void __launch_bounds__(128)
+    k_dequant_h(const uint8_t *__restrict__ w, size_t row_bytes, int32_t ne0, __half *dst)
 {
-    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= ne0 * n_rows) return;
-    float v = dq_elem(type, w + (size_t)(i / ne0) * row_bytes, i % ne0);
-    if (bf16) ((__nv_bfloat16 *)dst)[i] = __float2bfloat16_rn(v);
-    else ((__half *)dst)[i] = __float2half_rn(v);
+    __shared__ uint4 st[4][32 * 5]; /* a lane's 4 x 16 bytes at stride 5: no bank conflicts */
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int32_t n_g = ne0 / 32, g0 = (int32_t)blockIdx.y * blockDim.x + 32 * warp;
+    if (g0 >= n_g) return; /* warp-uniform */
+    if (g0 + lane < n_g) {
+        grp o;
+        load_group<T>(w + (size_t)blockIdx.x * row_bytes, g0 + lane, o);
+#pragma unroll
+        for (int k = 0; k < 8; k += 2) {
+            float fa = k < 4 ? o.fa0 : o.fa1, fm = k < 4 ? o.fm0 : o.fm1;
+            __half2 h[4];
+#pragma unroll
+            for (int e = 0; e < 8; e += 2) {
+                float v[2];
+#pragma unroll
+                for (int u = 0; u < 2; u++) {
+                    int q = (int)(int8_t)((uint32_t)o.w[k + (e + u) / 4] >> (8 * ((e + u) % 4)));
+                    v[u] = __fsub_rn(__fmul_rn(fa, (float)q), fm);
+                    if (T == REALM_TYPE_Q4_1 || T == REALM_TYPE_Q5_1) v[u] = __fadd_rn(v[u], o.fs);
+                }
+                h[e / 2] = __floats2half2_rn(v[0], v[1]);
+            }
+            st[warp][5 * lane + k / 2] = *(const uint4 *)h;
+        }
+    }
+    __syncwarp();
+    uint4 *d = (uint4 *)(dst + (size_t)blockIdx.x * ne0 + 32 * (size_t)g0);
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        int i = 32 * k + lane; /* 16-byte unit i of the warp's run: group i / 4 */
+        if (g0 + i / 4 < n_g) d[i] = st[warp][5 * (i / 4) + i % 4];
+    }
 }
 
+static void launch_dequant_h(cuda_ctx *c, realm_type t, const void *w, size_t rb, int64_t ne0,
+                             int64_t rows)
+{
+    dim3 grid((unsigned)rows, (unsigned)((ne0 / 32 + 127) / 128));
+    const uint8_t *p = (const uint8_t *)w;
+    __half *d = (__half *)c->dq;
+#define DQ(T) k_dequant_h<T><<<grid, 128, 0, c->stream>>>(p, rb, (int32_t)ne0, d)
+    switch (t) {
+    case REALM_TYPE_Q4_0: DQ(REALM_TYPE_Q4_0); break;
+    case REALM_TYPE_Q4_1: DQ(REALM_TYPE_Q4_1); break;
+    case REALM_TYPE_Q5_0: DQ(REALM_TYPE_Q5_0); break;
+    case REALM_TYPE_Q5_1: DQ(REALM_TYPE_Q5_1); break;
+    case REALM_TYPE_Q8_0: DQ(REALM_TYPE_Q8_0); break;
+    case REALM_TYPE_Q2_K: DQ(REALM_TYPE_Q2_K); break;
+    case REALM_TYPE_Q3_K: DQ(REALM_TYPE_Q3_K); break;
+    case REALM_TYPE_Q4_K: DQ(REALM_TYPE_Q4_K); break;
+    case REALM_TYPE_Q5_K: DQ(REALM_TYPE_Q5_K); break;
+    case REALM_TYPE_Q6_K: DQ(REALM_TYPE_Q6_K); break;
+    case REALM_TYPE_IQ4_NL: DQ(REALM_TYPE_IQ4_NL); break;
+    case REALM_TYPE_IQ4_XS: DQ(REALM_TYPE_IQ4_XS); break;
+    default: break; /* float types never come here (realm__cuda_type_ok) */
+    }
+#undef DQ
+}
+
+/* Four elements per thread. */
 __global__ static void k_to_half(const float *x, int64_t n, int bf16, void *dst)
 {
-    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n) return;
-    if (bf16) ((__nv_bfloat16 *)dst)[i] = __float2bfloat16_rn(x[i]);
-    else ((__half *)dst)[i] = __float2half_rn(x[i]);
+    int64_t i0 = 4 * ((int64_t)blockIdx.x * blockDim.x + threadIdx.x);
+    for (int64_t i = i0; i < i0 + 4 && i < n; i++) {
+        if (bf16)
+            ((__nv_bfloat16 *)dst)[i] = __float2bfloat16_rn(x[i]);
+        else
+            ((__half *)dst)[i] = __float2half_rn(x[i]);
+    }
 }
 
 __global__ static void k_add_bias(float *out, const float *bias, int64_t ne1, int64_t n)
@@ -777,17 +843,21 @@ static void matmul_big(cuda_ctx *c, const struct cuda_op *op)
     } else {
         int bf16 = w->type == REALM_TYPE_BF16;
         cudaDataType dt = bf16 ? CUDA_R_16BF : CUDA_R_16F;
-        k_to_half<<<(unsigned)((n * ne0 + 255) / 256), 256, 0, c->stream>>>((const float *)op->x,
-                                                                            n * ne0, bf16, c->act_h);
-        CUDA_CHECK(c, cudaGetLastError());
+        /* q/k/v and gate/up read one input: convert it once */
+        const int kind = bf16 ? ACT_BF16 : ACT_F16;
+        if (c->aq_x != op->x || c->aq_n != n || c->aq_ne0 != ne0 || c->aq_kind != kind) {
+            k_to_half<<<(unsigned)((n * ne0 + 1023) / 1024), 256, 0, c->stream>>>(
+                (const float *)op->x, n * ne0, bf16, c->act_h);
+            CUDA_CHECK(c, cudaGetLastError());
+            remember_act(c, op->x, (int32_t)n, ne0, kind);
+        }
         size_t rb = realm_type_row_size(w->type, ne0);
         int64_t tile = (int64_t)(c->dq_bytes / ((size_t)ne0 * 2));
         for (int64_t r0 = 0; r0 < ne1; r0 += tile) {
             int64_t rows = ne1 - r0 < tile ? ne1 - r0 : tile;
             const void *a = (const uint8_t *)w->data + (size_t)r0 * rb;
             if (w->type != REALM_TYPE_F16 && w->type != REALM_TYPE_BF16) {
-                k_dequant_h<<<(unsigned)((rows * ne0 + 255) / 256), 256, 0, c->stream>>>(
-                    w->type, (const uint8_t *)a, rb, ne0, rows, 0, c->dq);
+                launch_dequant_h(c, w->type, a, rb, ne0, rows);
                 CUDA_CHECK(c, cudaGetLastError());
                 a = c->dq;
             }
