@@ -8,8 +8,10 @@
  *                         [--streams S] [--prefill P]
  * Prints one "BENCH key=value ..." line. --decode-only stops after decode1,
  * --streams S measures aggS alone, --prefill P prefillP alone (median of 3
- * after a warm-up); with REALM_CUDA_PROFILE=1 (2 for prefill) either prints
- * the op-by-op profile of those passes.
+ * after a warm-up), --mixed D one continuous-batching pass alone: D
+ * sequences at context 512 decoding a row each beside a prompt chunk of
+ * 448 - D rows (ms, median of 3); with REALM_CUDA_PROFILE=1 (2 for prefill
+ * and mixed) either prints the op-by-op profile of those passes.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,10 +83,46 @@ static double run_decode(int n_seqs, int prompt, int steps, double *prefill_tok_
     return (double)n_seqs * steps / (now_s() - t0);
 }
 
+/* One pass as continuous batching makes it: n_dec sequences at context
+ * ctx decoding one row each, and a chunk-row prompt of another sequence.
+ * Returns the pass's time in ms (median of 3 after a warm-up). */
+static double run_mixed(int n_dec, int ctx, int chunk)
+{
+    realm_error err = {0};
+    run_decode(n_dec, ctx, 0, NULL); /* ctx prompt rows, then 3 warm-up steps, each sequence */
+    static int32_t tok[MAX_SEQS + 512], pos[MAX_SEQS + 512], seq[MAX_SEQS + 512];
+    static bool want[MAX_SEQS + 512];
+    realm_batch_seq seqs[MAX_SEQS];
+    for (int s = 0; s <= n_dec; s++)
+        seqs[s] = *realm_kv_cache_seq(kv, s);
+    for (int r = 0; r < n_dec + chunk; r++) {
+        bool dec = r < n_dec;
+        tok[r] = (r * 17 + 3) % 1000;
+        pos[r] = dec ? ctx + 3 : r - n_dec;
+        seq[r] = dec ? r : n_dec;
+        want[r] = dec;
+    }
+    realm_batch b = {.n_rows = n_dec + chunk,
+                     .token = tok,
+                     .pos = pos,
+                     .seq = seq,
+                     .want_logits = want,
+                     .n_seqs = n_dec + 1,
+                     .seqs = seqs};
+    double t[4];
+    for (int i = 0; i < 4; i++) {
+        double t0 = now_s();
+        if (realm_model_forward(m, realm_kv_cache_pool(kv), &b, logits, &err)) die(&err);
+        t[i] = now_s() - t0;
+    }
+    double lo = t[1] < t[2] ? t[1] : t[2], hi = t[1] < t[2] ? t[2] : t[1];
+    return 1e3 * (t[3] < lo ? lo : t[3] > hi ? hi : t[3]);
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL, *device = "cuda";
-    int steps = 64, decode_only = 0, streams = 0, prefill = 0;
+    int steps = 64, decode_only = 0, streams = 0, prefill = 0, mixed = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -92,13 +130,16 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--streams") && i + 1 < argc) streams = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--prefill") && i + 1 < argc)
             prefill = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--mixed") && i + 1 < argc)
+            mixed = atoi(argv[++i]);
         else path = argv[i];
     }
-    if (!path || streams < 0 || streams > MAX_SEQS || prefill < 0 || prefill > 512) {
+    if (!path || streams < 0 || streams > MAX_SEQS || prefill < 0 || prefill > 512 || mixed < 0 ||
+        mixed >= MAX_SEQS) {
         fprintf(stderr,
                 "usage: realm_bench_cuda MODEL.gguf [--device cuda|cpu] [--steps N] "
-                "[--decode-only] [--streams 1..%d] [--prefill 1..512]\n",
-                MAX_SEQS);
+                "[--decode-only] [--streams 1..%d] [--prefill 1..512] [--mixed 1..%d]\n",
+                MAX_SEQS, MAX_SEQS - 1);
         return 2;
     }
     realm_error err = {0};
@@ -116,6 +157,11 @@ int main(int argc, char **argv)
         double t = run_decode(streams, 16, steps, NULL);
         printf("BENCH model=%s device=%s agg%d_tok_s=%.1f step_ms=%.2f\n", path, device, streams,
                t, 1e3 * streams / t);
+        goto done;
+    }
+    if (mixed > 0) {
+        printf("BENCH model=%s device=%s mixed%d_pass_ms=%.2f\n", path, device, mixed,
+               run_mixed(mixed, 512, 448 - mixed));
         goto done;
     }
     double pre = 0;

@@ -22,9 +22,11 @@
 # against the working tree's, and the working tree's under each setting of
 # $AB_ENVS (e.g. AB_ENVS="REALM_CUDA_PDL=0 REALM_CUDA_ATT_SPLIT=4,REALM_CUDA_MMQ=0"):
 # decode1 three times each in rotating order (AB_DECODE=0 skips it), then
-# prefill and 8/32/64-stream decode once each, the prefill sizes of
-# $AB_PREFILL (e.g. "96 128") alone, then the op profile of a 512-row
-# prefill (AB_PROFILE=0 skips it).
+# prefill and 8/32/64-stream decode once each, the stream counts of
+# $AB_STREAMS (e.g. "16 24"), the mixed passes of $AB_MIXED (e.g. "8 32":
+# decode rows beside a prompt chunk) and the prefill sizes of $AB_PREFILL
+# (e.g. "96 128") alone, the op profile of $AB_PROF_STREAMS
+# streams per variant, then that of a 512-row prefill (AB_PROFILE=0 skips it).
 # Build dependencies come as .debs in .debs/ (unpacked into a private prefix).
 set -u
 PHASE=${1:-all}
@@ -188,10 +190,26 @@ if [ "$PHASE" = ab ]; then
     for v in "${V[@]}"; do
       echo "$v $(run_v $v $m --device cuda --steps 32 2>&1 | grep -oE '(prefill[0-9]+|agg(8|32|64))_tok_s=[0-9.]+' | tr '\n' ' ')"
     done
+    # aggregate decode at each stream count of $AB_STREAMS alone
+    [ -n "${AB_STREAMS:-}" ] && for v in "${V[@]}"; do
+      echo "$v $(for S in $AB_STREAMS; do run_v $v $m --device cuda --steps 32 --streams $S 2>&1 | grep -oE 'agg[0-9]+_tok_s=[0-9.]+'; done | tr '\n' ' ')"
+    done
+    # mixed passes (D decode rows beside a prompt chunk) for each D of
+    # $AB_MIXED, median of three (old is left out, as below)
+    [ -n "${AB_MIXED:-}" ] && for v in "${V[@]:1}"; do
+      echo "$v $(for D in $AB_MIXED; do run_v $v $m --device cuda --mixed $D 2>&1 | grep -oE 'mixed[0-9]+_pass_ms=[0-9.]+'; done | tr '\n' ' ')"
+    done
     # prefill sizes of $AB_PREFILL alone, median of three (the committed
     # bench may lack --prefill: old is left out)
     [ -n "${AB_PREFILL:-}" ] && for v in "${V[@]:1}"; do
       echo "$v $(for P in $AB_PREFILL; do run_v $v $m --device cuda --prefill $P 2>&1 | grep -oE 'prefill[0-9]+_tok_s=[0-9.]+'; done | tr '\n' ' ')"
+    done
+  done
+  # where a step of $AB_PROF_STREAMS streams goes, op by op, per variant
+  [ -n "${AB_PROF_STREAMS:-}" ] && for m in $f $f8; do
+    for v in "${V[@]:1}"; do
+      echo "== op profile, $AB_PROF_STREAMS streams, $v, $(basename $m) =="
+      REALM_CUDA_PROFILE=1 run_v $v $m --device cuda --steps 16 --streams $AB_PROF_STREAMS 2>&1
     done
   done
   # where a 512-row prefill pass goes, op by op (the working tree)

@@ -259,18 +259,20 @@ static void test_matmul_model_shapes(void **state)
 }
 
 /* A second CUDA backend with the int8 tile kernel on for 2..MMQ_MAX_ROWS
- * rows ($REALM_CUDA_MMQ=1, $REALM_CUDA_MMQ_ROWS, read at creation), reserved
- * for MMQ_MAX_ROWS rows, on a 4 GiB budget
- * beside the first. */
+ * rows ($REALM_CUDA_MMQ=1, $REALM_CUDA_MMQ_MIN, $REALM_CUDA_MMQ_ROWS, read
+ * at creation; by default it serves 9..64), reserved for MMQ_MAX_ROWS rows,
+ * on a 4 GiB budget beside the first. */
 static realm_backend *mmq_backend(void)
 {
     realm_error err = {0};
     realm_backend *be = NULL;
     realm_backend_options o = {.mem_budget_bytes = (size_t)4 << 30};
     setenv("REALM_CUDA_MMQ", "1", 1);
+    setenv("REALM_CUDA_MMQ_MIN", "2", 1);
     setenv("REALM_CUDA_MMQ_ROWS", "512", 1);
     realm_status st = realm_backend_create("cuda", &o, &be, &err);
     unsetenv("REALM_CUDA_MMQ");
+    unsetenv("REALM_CUDA_MMQ_MIN");
     unsetenv("REALM_CUDA_MMQ_ROWS");
     assert_int_equal(st, REALM_OK);
     realm_backend_limits lim = {.max_rows = MMQ_MAX_ROWS, .max_ctx = 200, .max_ne0 = 14336};
@@ -397,7 +399,10 @@ static void test_elementwise(void **state)
 }
 
 /* kv_store + attention: two sequences with scattered block tables, a
- * prefill batch, then one decode row per sequence; GQA, two head sizes. */
+ * prefill batch (3 rows of sequence 1, 70 of sequence 0, 30 more of
+ * sequence 1: the tiled kernel's tiles and, for the 3-row run, the one-row
+ * kernel beside it), then one decode row per sequence; GQA, two head
+ * sizes. */
 static void test_attention(void **state)
 {
     (void)state;
@@ -415,11 +420,11 @@ static void test_attention(void **state)
         kvg.v = gv.data;
         int32_t t0[8] = {5, 17, 2, 9, 20, 11, 0, 1}, t1[8] = {3, 14, 7, 22, 6, 4, 8, 10};
         realm_batch_seq seqs[2] = {{t0, 8}, {t1, 8}};
-        enum { P0 = 70, P1 = 33, NR = P0 + P1 };
+        enum { P0 = 70, P1 = 33, P1A = 3, NR = P0 + P1 };
         int32_t pos[NR], sq[NR], tok[NR];
         for (int r = 0; r < NR; r++) {
-            sq[r] = r < P0 ? 0 : 1;
-            pos[r] = r < P0 ? r : r - P0;
+            sq[r] = r < P1A || r >= P1A + P0 ? 1 : 0;
+            pos[r] = r < P1A ? r : r < P1A + P0 ? r - P1A : r - P0;
             tok[r] = 0;
         }
         float *q = realm_malloc((size_t)NR * NH * HD * 4), *k = realm_malloc((size_t)NR * KVD * 4),
@@ -447,8 +452,8 @@ static void test_attention(void **state)
             gpu->ops->attention(gpu, &kvg, 1, &b, &ap, bq.data, bo.data);
             gget(&bo, og, (size_t)nr * NH * HD * 4);
             char shape[64];
-            snprintf(shape, sizeof shape, "%s hd=%d gqa=2", step ? "decode 2 seqs" : "prefill 70+33",
-                     HD);
+            snprintf(shape, sizeof shape, "%s hd=%d gqa=2",
+                     step ? "decode 2 seqs" : "prefill 3+70+30", HD);
             verdict("attention", "f32", shape, og, oc, (size_t)nr * NH * HD, NULL, 1e-5);
         }
         float *kg = realm_malloc(pool * 4);
@@ -524,10 +529,12 @@ static void check_fused_layer(realm_type type, bool mmq)
     realm_error err = {0};
     setenv("REALM_CUDA_NO_FUSE", "1", 1);
     setenv("REALM_CUDA_MMQ", mmq ? "1" : "0", 1);
+    setenv("REALM_CUDA_MMQ_MIN", "2", 1);
     realm_backend *plain = NULL;
     realm_status st = realm_backend_create("cuda", NULL, &plain, &err);
     unsetenv("REALM_CUDA_NO_FUSE");
     unsetenv("REALM_CUDA_MMQ");
+    unsetenv("REALM_CUDA_MMQ_MIN");
     assert_int_equal(st, REALM_OK);
     realm_backend_limits lim = {.max_rows = 80, .max_ctx = 200, .max_ne0 = 14336};
     assert_int_equal(plain->ops->reserve(plain, &lim, &err), REALM_OK);

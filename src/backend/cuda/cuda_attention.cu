@@ -16,7 +16,8 @@
  * over positions ($REALM_CUDA_ATT_SPLIT blocks, default 8), the last block
  * of each combining the splits (k_attention_split below). Passes too large
  * for a graph (prefill) take tiles of up to AT_ROWS rows of one sequence
- * instead, K/V staged in shared memory once per tile (k_attention_tile).
+ * instead, K/V staged in shared memory once per tile (k_attention_tile);
+ * short runs of rows stay one row per block.
  */
 #include <math.h>
 
@@ -64,12 +65,13 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     k_attention(const float *q, float *out, const float *kbase, const float *vbase, int32_t layer,
                 int32_t n_blocks, int32_t block_size, int32_t kv_dim, const int32_t *pos,
                 const int32_t *seq, const int32_t *tables, int32_t max_blocks, int32_t n_head,
-                int32_t group, int32_t hd, float scale)
+                int32_t group, int32_t hd, float scale, const int32_t *rows)
 {
     /* q (hd) | partial (ATT_THREADS) | red (32) | scores (max_ctx) | slots (max_ctx) */
     extern __shared__ float sh[];
     float *qs = sh, *part = sh + hd, *red = part + ATT_THREADS, *sc = red + 32;
-    const int32_t r = blockIdx.x, h = blockIdx.y, kvh = h / group;
+    const int32_t r = rows ? rows[blockIdx.x] : (int32_t)blockIdx.x, h = blockIdx.y,
+                  kvh = h / group;
     const int32_t n_pos = pos[r] + 1;
     int32_t *slots = (int32_t *)(sc + n_pos);
     const int32_t *tab = tables + (int64_t)seq[r] * max_blocks;
@@ -290,7 +292,11 @@ __global__ static void __launch_bounds__(ATT_THREADS)
  * 8 x 16 layout owns rows 4a..4a+3: their scores at positions b, b+16, ...
  * of each chunk, then head dims 4b..4b+3, 4b+64.. of their output. Each
  * shared-memory read feeds 4 (scores) or 8-16 (output) FMAs. Positions
- * past a row's own are masked, so the rows of a tile may sit anywhere. */
+ * past a row's own are masked, so the rows of a tile may sit anywhere;
+ * warps whose rows are all past the tile's only help stage K/V. Runs of
+ * fewer than $REALM_CUDA_ATT_TILE_MIN (8) rows of one sequence
+ * (decode rows batched with a prompt) stay with the one-row kernel,
+ * launched beside. */
 #define AT_ROWS 32
 #define AT_POS  64
 
@@ -309,8 +315,8 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     extern __shared__ float4 sh4[];
     float *qs = (float *)sh4, *ks = qs + AT_ROWS * LD, *vs = ks + AT_POS * LD;
     float *pt = vs + AT_POS * LD; /* weights, AT_POS x LP: position-major */
-    const int32_t r0 = tiles[2 * blockIdx.x], n_pos = tiles[2 * blockIdx.x + 1];
-    const int32_t nr = tiles[2 * blockIdx.x + 2] - r0, h = blockIdx.y, kvh = h / group;
+    const int32_t r0 = tiles[3 * blockIdx.x], nr = tiles[3 * blockIdx.x + 1];
+    const int32_t n_pos = tiles[3 * blockIdx.x + 2], h = blockIdx.y, kvh = h / group;
     const int a = threadIdx.x / 16, b = threadIdx.x % 16;
     const int64_t q_dim = (int64_t)n_head * HD;
     for (int e = threadIdx.x; e < AT_ROWS * HD / 4; e += ATT_THREADS) {
@@ -325,6 +331,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
         my_pos[r] = 4 * a + r < nr ? pos[r0 + 4 * a + r] : -1;
     const int32_t *tab = tables + (int64_t)seq[r0] * max_blocks;
     const size_t layer_base = (size_t)layer * n_blocks;
+    const bool busy = 8 * (int)(threadIdx.x / 32) < nr; /* warp-uniform */
     float m[4], l[4];
     float4 o[4][NC];
 #pragma unroll
@@ -352,6 +359,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
             *(float4 *)(vs + tt * LD + 4 * cc) = vv;
         }
         __syncthreads();
+        if (!busy) continue; /* no row of this warp's 8 is in the tile */
         float s[4][NP];
 #pragma unroll
         for (int r = 0; r < 4; r++)
@@ -443,19 +451,35 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     }
 }
 
-int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *tiles)
+int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *tab,
+                              int32_t *n_single)
 {
+    *n_single = 0;
     if (b->n_rows <= c->graph_max_rows) return 0;
-    int32_t n = 0;
-    for (int32_t r = 0; r < b->n_rows; r++) {
-        if (r == 0 || b->seq[r] != b->seq[r - 1] || r - tiles[2 * (n - 1)] == AT_ROWS) {
-            tiles[2 * n] = r;
-            tiles[2 * n + 1] = 0;
-            n++;
+    int32_t n = 0, *single = tab + 3 * (size_t)b->n_rows;
+    for (int32_t r0 = 0, r1; r0 < b->n_rows; r0 = r1) {
+        for (r1 = r0 + 1; r1 < b->n_rows && b->seq[r1] == b->seq[r0]; r1++) {
         }
-        if (b->pos[r] + 1 > tiles[2 * n - 1]) tiles[2 * n - 1] = b->pos[r] + 1;
+        /* a short run of one sequence (the decode rows of a mixed batch)
+         * goes to the one-row kernel: a tile walks all its positions at the
+         * cost of a full one, so a one-row tile did 32 rows' work serially */
+        if (r1 - r0 < c->att_tile_min) {
+            for (int32_t r = r0; r < r1; r++)
+                single[(*n_single)++] = r;
+            continue;
+        }
+        /* the run in tiles of (nearly) equal size, at most AT_ROWS rows */
+        const int32_t k = (r1 - r0 + AT_ROWS - 1) / AT_ROWS;
+        for (int32_t i = 0; i < k; i++, n++) {
+            int32_t t = r0 + (int32_t)((int64_t)(r1 - r0) * i / k);
+            int32_t end = r0 + (int32_t)((int64_t)(r1 - r0) * (i + 1) / k), np = 0;
+            for (int32_t r = t; r < end; r++)
+                np = b->pos[r] + 1 > np ? b->pos[r] + 1 : np;
+            tab[3 * n] = t;
+            tab[3 * n + 1] = end - t;
+            tab[3 * n + 2] = np;
+        }
     }
-    tiles[2 * n] = b->n_rows;
     return n;
 }
 
@@ -541,7 +565,15 @@ void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op)
     const realm_kv_pool *kv = &op->kv;
     const struct cuda_batch *b = &op->batch;
     const realm_attn_params *p = &op->ap;
-    if (attention_split(c, op) || attention_tiled(c, op)) return;
+    if (attention_split(c, op)) return;
+    /* tiled: the tiles' rows there, the rows of short runs here */
+    const int32_t *rows = NULL;
+    int32_t n_rows = b->n_rows;
+    if (attention_tiled(c, op)) {
+        rows = (const int32_t *)cuda__staging(c, b->tile_off) + 3 * (size_t)b->n_rows;
+        n_rows = b->n_single;
+        if (n_rows == 0) return;
+    }
     size_t shm = att_shared(p->head_dim, c->lim.max_ctx);
     if (shm > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -551,11 +583,12 @@ void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op)
             return;
         }
     }
-    dim3 grid((unsigned)b->n_rows, (unsigned)p->n_head);
+    dim3 grid((unsigned)n_rows, (unsigned)p->n_head);
     k_attention<<<grid, ATT_THREADS, shm, c->stream>>>(
         (const float *)op->x, (float *)op->out, kv->k, kv->v, op->i0, kv->n_blocks, kv->block_size,
         kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
-        (const int32_t *)cuda__staging(c, b->seq_off), (const int32_t *)cuda__staging(c, b->table_off),
-        b->max_blocks, p->n_head, p->n_head / p->n_head_kv, p->head_dim, p->scale);
+        (const int32_t *)cuda__staging(c, b->seq_off),
+        (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks, p->n_head,
+        p->n_head / p->n_head_kv, p->head_dim, p->scale, rows);
     CUDA_CHECK(c, cudaGetLastError());
 }

@@ -2,10 +2,10 @@
  * op recording, fusion of recorded op chains at issue time (issue_at) and
  * graph replay (see cuda.h for the contract). Knobs for A/B runs:
  * $REALM_CUDA_NO_FUSE, $REALM_CUDA_MMV_PLAIN, $REALM_CUDA_MMV_SET, $REALM_CUDA_MMS_FIT,
- * $REALM_CUDA_PDL, $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_MMV_ROWS,
- * $REALM_CUDA_GRAPH_ROWS; the
- * int8 tile kernel: $REALM_CUDA_MMQ (0: off), $REALM_CUDA_MMQ_MIN (2),
- * $REALM_CUDA_MMQ_ROWS (64), $REALM_CUDA_MMQ_WAVES (2). */
+ * $REALM_CUDA_PDL, $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_ATT_TILE_MIN, $REALM_CUDA_MMV_ROWS,
+ * $REALM_CUDA_GRAPH_ROWS, $REALM_CUDA_PROFILE; the int8 tile kernel:
+ * $REALM_CUDA_MMQ (0: off), $REALM_CUDA_MMQ_MIN (9), $REALM_CUDA_MMQ_ROWS (64),
+ * $REALM_CUDA_MMQ_WAVES (2). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,9 +390,10 @@ static struct cuda_batch stage_batch(cuda_ctx *c, const realm_kv_pool *kv, const
             memcpy(t + (size_t)s * cb.max_blocks, b->seqs[s].block_table, (size_t)nb * 4);
         }
     }
-    cb.tile_off = stage(c, NULL, (2 * (size_t)b->n_rows + 1) * sizeof(int32_t));
+    cb.tile_off = stage(c, NULL, 4 * (size_t)b->n_rows * sizeof(int32_t));
     if (c->first_status == REALM_OK)
-        cb.n_tiles = realm__cuda_att_tiles(c, b, (int32_t *)(c->staging_h + cb.tile_off));
+        cb.n_tiles =
+            realm__cuda_att_tiles(c, b, (int32_t *)(c->staging_h + cb.tile_off), &cb.n_single);
     c->last_batch = b;
     c->last_batch_pos = b->pos;
     c->last_cb = cb;
@@ -562,7 +563,7 @@ static realm_status cu_reserve(realm_backend *be, const realm_backend_limits *li
     realm__cuda_matmul_scratch(lim, &aq, &dq, &ah);
     /* token/row ids, positions, sequence ids, attention tiles, and a block
      * table (at most one block per position, plus rounding) per sequence */
-    size_t stg = 18 * 4 * ((size_t)lim->max_rows + 64) +
+    size_t stg = 20 * 4 * ((size_t)lim->max_rows + 64) +
                  4 * (size_t)lim->max_rows * ((size_t)lim->max_ctx + 2) + 65536;
     realm_status st;
     if ((st = dev_alloc(c, aq, &c->act_q, "activation scratch", err)) ||
@@ -745,14 +746,17 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->no_fuse = env_int("REALM_CUDA_NO_FUSE", 0) != 0;
     c->pdl = env_int("REALM_CUDA_PDL", 1) != 0;
     c->att_split = env_int("REALM_CUDA_ATT_SPLIT", 8);
+    c->att_tile_min = env_int("REALM_CUDA_ATT_TILE_MIN", 8);
     c->profile = env_int("REALM_CUDA_PROFILE", 0);
-    /* The tile kernel for 2..64 rows: on the H100 it took 8B Q4_K_M's
+    /* The tile kernel for 9..64 rows: on the H100 it took 8B Q4_K_M's
      * 64-stream decode from 1122 to 3365 tok/s (cuBLAS on dequantized f16
      * tiles: 2626). From 96 rows cuBLAS is faster since the dequantization
      * kernel works by groups (prefill96 4549 vs 4071, prefill128 5937 vs
-     * 5174; NOTES.md rounds 5 and 9). */
+     * 5174); up to 8 rows the mat-vec reads each weight once too and is
+     * faster (8 streams: Q8_0 892 vs 680 tok/s, Q4_K_M 931 vs 912).
+     * NOTES.md rounds 5 and 9. */
     c->mmq = env_int("REALM_CUDA_MMQ", 1) != 0;
-    c->mmq_min_rows = env_int("REALM_CUDA_MMQ_MIN", 2);
+    c->mmq_min_rows = env_int("REALM_CUDA_MMQ_MIN", 9);
     c->mmq_max_rows = env_int("REALM_CUDA_MMQ_ROWS", 64);
     c->mmq_waves = env_int("REALM_CUDA_MMQ_WAVES", 2);
     if (cudaDeviceGetAttribute(&c->n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)

@@ -39,8 +39,10 @@ enum cuda_op_kind {
 struct cuda_batch {
     int32_t n_rows, n_seqs, max_blocks;
     uint32_t pos_off, seq_off, table_off;
-    int32_t n_tiles;   /* prefill attention's row tiles (0: not tiled) */
-    uint32_t tile_off; /* their table (realm__cuda_att_tiles) */
+    /* prefill attention (realm__cuda_att_tiles): row tiles (0: not tiled)
+     * and the rows left to the one-row kernel, both tables at tile_off */
+    int32_t n_tiles, n_single;
+    uint32_t tile_off;
 };
 
 /* One recorded op. Zero-initialised before filling so records compare with
@@ -129,12 +131,13 @@ typedef struct cuda_ctx {
     bool no_fuse;           /* $REALM_CUDA_NO_FUSE: every op on its own (A/B) */
     bool pdl;               /* $REALM_CUDA_PDL (default 1): decode kernels start early (PDL) */
     int32_t att_split;      /* $REALM_CUDA_ATT_SPLIT: position splits at decode (1 = off) */
+    int32_t att_tile_min;   /* $REALM_CUDA_ATT_TILE_MIN: fewest rows the prefill tiles take */
     int profile;            /* $REALM_CUDA_PROFILE: time ops one by one (2: every pass) */
     /* the batched int8 tile kernel (cuda_mmq.cu), off with $REALM_CUDA_MMQ=0:
      * quantized matmuls of mmq_min_rows..mmq_max_rows rows take it instead of
      * the mat-vec chunks or cuBLAS */
     bool mmq;
-    int32_t mmq_min_rows, mmq_max_rows; /* $REALM_CUDA_MMQ_MIN (2), $REALM_CUDA_MMQ_ROWS (64) */
+    int32_t mmq_min_rows, mmq_max_rows; /* $REALM_CUDA_MMQ_MIN (9), $REALM_CUDA_MMQ_ROWS (64) */
     int32_t mmq_waves;      /* $REALM_CUDA_MMQ_WAVES (2): split K until blocks >= waves x SMs */
     int32_t n_sm;           /* multiprocessors of the device */
     float *mmq_part;        /* split-K partial sums, (splits, rows, ne1); NULL unless mmq */
@@ -216,11 +219,13 @@ bool realm__cuda_issue_rope_kv(cuda_ctx *c, const struct cuda_op *rq, const stru
 /* cuda_attention.cu: bytes of the split-attention partials for these limits */
 size_t realm__cuda_att_part_bytes(const realm_backend_limits *lim);
 /* cuda_attention.cu: the row tiles of b for the prefill attention kernel
- * into tiles (room for 2 * n_rows + 1 ints: first row and position count
- * per tile, then the row past the last); returns their number, 0 when b's
- * attention is not tiled (passes a graph may capture: the grid would depend
- * on the data). */
-int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *tiles);
+ * into tab (room for 4 * n_rows ints: first row, rows and position count
+ * per tile; from tab + 3 * n_rows the rows of runs too short for a tile,
+ * *n_single of them, which the one-row kernel takes); returns the number
+ * of tiles, 0 when b's attention is not tiled (passes a graph may capture:
+ * the grid would depend on the data). */
+int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *tab,
+                              int32_t *n_single);
 
 /* cuda_mmq.cu: out (+ bias, + resid) for op's n rows from the quantized
  * activations (aq, ad, as: cuda_matmul.cu's layout); false, having enqueued

@@ -20,7 +20,7 @@
  * one type and width on one input (q, k, v; gate, up) share a launch.
  * Float weights (F32, F16, BF16) dot f32 activations directly.
  *
- * Quantized weights at mmq_min_rows..mmq_max_rows rows (default 2..64) take
+ * Quantized weights at mmq_min_rows..mmq_max_rows rows (default 9..64) take
  * the int8 tensor-core tile kernel instead (cuda_mmq.cu), on the same
  * quantized activations; $REALM_CUDA_MMQ=0 turns it off.
  *
@@ -453,8 +453,9 @@ static bool mms_geometry(const realm_weight *w, size_t cap, int32_t *slab_bytes,
     const realm_type_traits *t = realm_type_traits_get(w->type);
     size_t rb = realm_type_row_size(w->type, w->ne0), bs = t->type_size;
     if (rb % 16 || ((uintptr_t)w->data) % 16 || t->block_size % 32) return false;
-    /* Q8_0 decodes faster unstaged (8B decode 216 vs 210 tok/s, measured
-     * twice on the H100; its 34-byte blocks give 272-byte staging units) */
+    /* Q8_0 decodes faster unstaged (its 34-byte blocks give 272-byte
+     * staging units): 8B decode 216 vs 210 tok/s in round 5, 221 vs 190
+     * with the one-wave slabs of round 8 (NOTES.md round 9) */
     if (w->type == REALM_TYPE_Q8_0) return false;
     size_t unit = bs;
     while (unit % 16)
