@@ -398,15 +398,14 @@ static void test_elementwise(void **state)
     assert_int_equal(n_fail, 0);
 }
 
-/* kv_store + attention: two sequences with scattered block tables, a
- * prefill batch (3 rows of sequence 1, 70 of sequence 0, 30 more of
+/* kv_store + attention on gpu: two sequences with scattered block tables,
+ * a prefill batch (3 rows of sequence 1, 70 of sequence 0, 30 more of
  * sequence 1: the tiled kernel's tiles and, for the 3-row run, the one-row
- * kernel beside it), then one decode row per sequence; GQA, two head
- * sizes. */
-static void test_attention(void **state)
+ * kernel beside it), one decode row per sequence (the split kernel), then
+ * 12 rows of sequence 0 (a pass a graph may capture: the one-row kernel);
+ * GQA, two head sizes. */
+static void check_attention(const char *tag)
 {
-    (void)state;
-    skip_without_gpu();
     const int hds[2] = {64, 128};
     for (int hi = 0; hi < 2; hi++) {
         const int HD = hds[hi], NH = 4, NKV = 2, BS = 16, NB = 24, L = 2, KVD = NKV * HD;
@@ -440,20 +439,28 @@ static void test_attention(void **state)
                      bv = gput(v, (size_t)NR * KVD * 4), bo = gput(og, (size_t)NR * NH * HD * 4);
         realm_attn_params ap = {.n_head = NH, .n_head_kv = NKV, .head_dim = HD,
                                 .scale = 1.0f / sqrtf((float)HD)};
-        for (int step = 0; step < 2; step++) {
-            /* step 0: both prompts as one batch; step 1: one decode row each */
-            int nr = step == 0 ? NR : 2;
-            int32_t dpos[2] = {P0, P1}, dsq[2] = {0, 1};
-            realm_batch b = {.n_rows = nr, .token = tok, .pos = step ? dpos : pos,
-                             .seq = step ? dsq : sq, .n_seqs = 2, .seqs = seqs};
+        int32_t dpos[2] = {P0, P1}, dsq[2] = {0, 1}, cpos[12], csq[12];
+        for (int r = 0; r < 12; r++) {
+            cpos[r] = P0 + 1 + r;
+            csq[r] = 0;
+        }
+        const int32_t nrs[3] = {NR, 2, 12}, *poss[3] = {pos, dpos, cpos}, *sqs[3] = {sq, dsq, csq};
+        const char *names[3] = {"prefill 3+70+30", "decode 2 seqs", "12 rows of seq 0"};
+        for (int step = 0; step < 3; step++) {
+            int nr = nrs[step];
+            realm_batch b = {.n_rows = nr,
+                             .token = tok,
+                             .pos = poss[step],
+                             .seq = sqs[step],
+                             .n_seqs = 2,
+                             .seqs = seqs};
             cpu->ops->kv_store(cpu, &kvc, 1, &b, k, v);
             cpu->ops->attention(cpu, &kvc, 1, &b, &ap, q, oc);
             gpu->ops->kv_store(gpu, &kvg, 1, &b, bk.data, bv.data);
             gpu->ops->attention(gpu, &kvg, 1, &b, &ap, bq.data, bo.data);
             gget(&bo, og, (size_t)nr * NH * HD * 4);
-            char shape[64];
-            snprintf(shape, sizeof shape, "%s hd=%d gqa=2",
-                     step ? "decode 2 seqs" : "prefill 3+70+30", HD);
+            char shape[80];
+            snprintf(shape, sizeof shape, "%s hd=%d gqa=2%s", names[step], HD, tag);
             verdict("attention", "f32", shape, og, oc, (size_t)nr * NH * HD, NULL, 1e-5);
         }
         float *kg = realm_malloc(pool * 4);
@@ -474,6 +481,27 @@ static void test_attention(void **state)
         realm_free(oc);
         realm_free(og);
     }
+}
+
+/* The same on a backend reserved for 40000 positions, where the one-row
+ * kernel's per-position scores no longer fit in shared memory: the tiled
+ * kernel then takes every row (one tile per row in passes a graph may
+ * capture). */
+static void test_attention(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    check_attention("");
+    realm_error err = {0};
+    realm_backend *saved = gpu, *lng = NULL;
+    realm_backend_options o = {.mem_budget_bytes = (size_t)1 << 30};
+    assert_int_equal(realm_backend_create("cuda", &o, &lng, &err), REALM_OK);
+    realm_backend_limits lim = {.max_rows = 128, .max_ctx = 40000, .max_ne0 = 512};
+    assert_int_equal(lng->ops->reserve(lng, &lim, &err), REALM_OK);
+    gpu = lng;
+    check_attention(" ctx 40000");
+    gpu = saved;
+    realm_backend_free(lng);
     assert_int_equal(n_fail, 0);
 }
 

@@ -451,11 +451,31 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     }
 }
 
+/* Shared memory of the one-row kernel (k_attention): it holds a score and
+ * a slot per position of the longest context. */
+static size_t att_shared(int32_t hd, int32_t max_ctx)
+{
+    return ((size_t)hd + ATT_THREADS + 32 + 2 * (size_t)max_ctx) * sizeof(float);
+}
+
 int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *tab,
                               int32_t *n_single)
 {
     *n_single = 0;
-    if (b->n_rows <= c->graph_max_rows) return 0;
+    /* Past ~28k positions the one-row kernel's scores no longer fit in shared
+     * memory: then the tiles take every row (at head dims 64 and 128), one
+     * tile per row where a graph may capture the pass (a shape n_rows fixes). */
+    const bool rows_fit = att_shared(128, c->lim.max_ctx) <= (size_t)c->smem_optin;
+    if (b->n_rows <= c->graph_max_rows) {
+        if (rows_fit) return 0;
+        for (int32_t r = 0; r < b->n_rows; r++) {
+            tab[3 * r] = r;
+            tab[3 * r + 1] = 1;
+            tab[3 * r + 2] = b->pos[r] + 1;
+        }
+        return b->n_rows;
+    }
+    const int32_t tile_min = rows_fit ? c->att_tile_min : 1;
     int32_t n = 0, *single = tab + 3 * (size_t)b->n_rows;
     for (int32_t r0 = 0, r1; r0 < b->n_rows; r0 = r1) {
         for (r1 = r0 + 1; r1 < b->n_rows && b->seq[r1] == b->seq[r0]; r1++) {
@@ -463,7 +483,7 @@ int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *
         /* a short run of one sequence (the decode rows of a mixed batch)
          * goes to the one-row kernel: a tile walks all its positions at the
          * cost of a full one, so a one-row tile did 32 rows' work serially */
-        if (r1 - r0 < c->att_tile_min) {
+        if (r1 - r0 < tile_min) {
             for (int32_t r = r0; r < r1; r++)
                 single[(*n_single)++] = r;
             continue;
@@ -553,11 +573,6 @@ static bool attention_split(cuda_ctx *c, const struct cuda_op *op)
                      p->n_head / p->n_head_kv, hd, p->scale);
     CUDA_CHECK(c, cudaGetLastError());
     return true;
-}
-
-static size_t att_shared(int32_t hd, int32_t max_ctx)
-{
-    return ((size_t)hd + ATT_THREADS + 32 + 2 * (size_t)max_ctx) * sizeof(float);
 }
 
 void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op)

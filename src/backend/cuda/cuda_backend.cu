@@ -761,6 +761,9 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->mmq_waves = env_int("REALM_CUDA_MMQ_WAVES", 2);
     if (cudaDeviceGetAttribute(&c->n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
         c->n_sm = 1;
+    if (cudaDeviceGetAttribute(&c->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=
+        cudaSuccess)
+        c->smem_optin = 48 * 1024;
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     size_t budget = params && params->mem_budget_bytes ? params->mem_budget_bytes : 0;

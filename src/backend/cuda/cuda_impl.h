@@ -140,6 +140,7 @@ typedef struct cuda_ctx {
     int32_t mmq_min_rows, mmq_max_rows; /* $REALM_CUDA_MMQ_MIN (9), $REALM_CUDA_MMQ_ROWS (64) */
     int32_t mmq_waves;      /* $REALM_CUDA_MMQ_WAVES (2): split K until blocks >= waves x SMs */
     int32_t n_sm;           /* multiprocessors of the device */
+    int smem_optin;         /* shared memory one block may opt in to */
     float *mmq_part;        /* split-K partial sums, (splits, rows, ne1); NULL unless mmq */
     size_t mmq_part_bytes;
     double prof_ms[CUDA_PROF_SLOTS];
