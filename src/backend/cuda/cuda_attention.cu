@@ -17,7 +17,9 @@
  * of each combining the splits (k_attention_split below). Passes too large
  * for a graph (prefill) take tiles of up to AT_ROWS rows of one sequence
  * instead, K/V staged in shared memory once per tile (k_attention_tile);
- * short runs of rows stay one row per block.
+ * short runs of rows stay one row per block. Where the one-row kernel's
+ * per-position scores cannot fit the reserved context in shared memory
+ * (past ~28.9k positions), the tiles take every row.
  */
 #include <math.h>
 

@@ -219,12 +219,13 @@ bool realm__cuda_issue_rope_kv(cuda_ctx *c, const struct cuda_op *rq, const stru
 
 /* cuda_attention.cu: bytes of the split-attention partials for these limits */
 size_t realm__cuda_att_part_bytes(const realm_backend_limits *lim);
-/* cuda_attention.cu: the row tiles of b for the prefill attention kernel
+/* cuda_attention.cu: the row tiles of b for the tiled attention kernel
  * into tab (room for 4 * n_rows ints: first row, rows and position count
  * per tile; from tab + 3 * n_rows the rows of runs too short for a tile,
  * *n_single of them, which the one-row kernel takes); returns the number
- * of tiles, 0 when b's attention is not tiled (passes a graph may capture:
- * the grid would depend on the data). */
+ * of tiles, 0 when b's attention is not tiled. A pass a graph may capture
+ * is not tiled (the grid would depend on the data) unless the context is
+ * too long for the one-row kernel: then it gets one tile per row. */
 int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *tab,
                               int32_t *n_single);
 

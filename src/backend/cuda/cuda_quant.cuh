@@ -5,10 +5,13 @@
  * comments of quant/legacy.c, kquants.c, iq4.c):
  *   dq_elem(type, row, i)       element i of a row as float, with the same
  *                               float operations as the CPU's to_float
- *                               (get_rows, the f16 tiles of the cuBLAS path);
+ *                               (get_rows);
  *   group quants for matmul     the 32 codes of one 32-element group packed
  *                               as 8 ints of 4 signed bytes, plus the
- *                               group's integer sub-scales, for dp4a.
+ *                               group's integer sub-scales, for dp4a (and,
+ *                               scaled back to floats with the same
+ *                               operations as dq_elem, the f16 tiles of the
+ *                               cuBLAS path).
  * Blocks are only 2-byte aligned in several formats (18, 22, 34, 110, 210
  * bytes), so 4-byte words are assembled from 16-bit loads there.
  */
