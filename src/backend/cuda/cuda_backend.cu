@@ -759,6 +759,7 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->mmq_min_rows = env_int("REALM_CUDA_MMQ_MIN", 9);
     c->mmq_max_rows = env_int("REALM_CUDA_MMQ_ROWS", 64);
     c->mmq_waves = env_int("REALM_CUDA_MMQ_WAVES", 2);
+    c->mmq_sb = env_int("REALM_CUDA_MMQ_SB", 1) != 0;
     if (cudaDeviceGetAttribute(&c->n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
         c->n_sm = 1;
     if (cudaDeviceGetAttribute(&c->smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) !=

@@ -139,6 +139,7 @@ typedef struct cuda_ctx {
     bool mmq;
     int32_t mmq_min_rows, mmq_max_rows; /* $REALM_CUDA_MMQ_MIN (9), $REALM_CUDA_MMQ_ROWS (64) */
     int32_t mmq_waves;      /* $REALM_CUDA_MMQ_WAVES (2): split K until blocks >= waves x SMs */
+    bool mmq_sb;            /* $REALM_CUDA_MMQ_SB (1): Q4_K/Q5_K take the super-block path */
     int32_t n_sm;           /* multiprocessors of the device */
     int smem_optin;         /* shared memory one block may opt in to */
     float *mmq_part;        /* split-K partial sums, (splits, rows, ne1); NULL unless mmq */

@@ -5,7 +5,8 @@
  * exactly as the CPU reference quantizes them (the weight type's
  * vec_dot_type: Q8_0, Q8_1 or Q8_K, same rounding), into a GPU layout per row:
  * int8 codes, one float scale per 32 elements (Q8_K's 256-element scale
- * repeated) and, for Q8_1, the binary16-rounded d·Σq per 32. A mat-vec kernel
+ * repeated) and, for Q8_1, the binary16-rounded d·Σq per 32 (for Q8_K the
+ * plain Σq per 32, which the tile kernel's super-block path reads). A mat-vec kernel
  * then gives each thread one 32-element group of a weight row at a time: its
  * codes as 8 words of 4 signed bytes, dp4a against the activation codes,
  * integer sums per (sub-)block, float across them. One warp per weight row;
@@ -102,13 +103,20 @@ __device__ __forceinline__ void quantize_group(float *v, int lane, int kind, int
     if (kind == ACT_Q8_K) {
         float d = amax / 127.0f;
         double id = d > 0.0f ? 1.0 / d : 0.0;
+        int sum = 0;
 #pragma unroll
         for (int e = 0; e < E; e++) {
             double t = (double)v[e] * id;
             t = t > 127.0 ? 127.0 : t < -127.0 ? -127.0 : t;
-            qg[lane * E + e] = (int8_t)__double2int_rn(t);
+            const int qi = __double2int_rn(t);
+            qg[lane * E + e] = (int8_t)qi;
+            sum += qi;
         }
+        /* Σ codes of each 32-element group (4 lanes): the tile kernel's mins term */
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
         if (lane < G / 32) d32[g32 + lane] = d;
+        if (lane % 4 == 0) s32[g32 + lane / 4] = (float)sum;
         return;
     }
     float d = fminf(amax / 127.0f, 65504.0f);
@@ -330,23 +338,6 @@ __global__ static void __launch_bounds__(MMV_THREADS)
  * memory. */
 #define MMS_WARPS    4
 #define MMS_SLAB_CAP 4096
-
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem)
-{
-    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
-}
-
-__device__ __forceinline__ void cp_async_commit(void)
-{
-    asm volatile("cp.async.commit_group;\n" ::);
-}
-
-template <int N>
-__device__ __forceinline__ void cp_async_wait(void)
-{
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
 
 /* One launch can serve up to MMS_SET matrices of one type and width that
  * read the same activations (q, k, v; gate, up): blocks

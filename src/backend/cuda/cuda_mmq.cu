@@ -79,6 +79,36 @@ __device__ __forceinline__ uint32_t lds32(const int8_t *p)
     return *(const uint32_t *)p;
 }
 
+/* A warp's accumulators (TM m16 × TN n8 tiles from weight row mw, activation
+ * row rn) -> part[blockIdx.z] (split K) or out (+ bias, + resid). */
+template <int TM, int TN>
+__device__ __forceinline__ void mmq_store(const float (&acc)[TM][TN][4], int64_t mw, int32_t rn,
+                                          int64_t ne1, int32_t n, const float *__restrict__ bias,
+                                          float *__restrict__ out, float *resid,
+                                          float *__restrict__ part)
+{
+    const int gq = threadIdx.x % 32 / 4, tq = threadIdx.x % 4;
+#pragma unroll
+    for (int i = 0; i < TM; i++)
+#pragma unroll
+        for (int j = 0; j < TN; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int64_t m = mw + i * 16 + gq + 8 * (e / 2);
+                const int32_t r = rn + j * 8 + tq * 2 + e % 2;
+                if (m >= ne1 || r >= n) continue;
+                float v = acc[i][j][e];
+                const int64_t oi = (int64_t)r * ne1 + m;
+                if (part) {
+                    part[(int64_t)blockIdx.z * n * ne1 + oi] = v;
+                } else {
+                    if (bias) v += bias[m];
+                    out[oi] = v;
+                    if (resid) resid[oi] += v;
+                }
+            }
+}
+
 /* Shared memory of one block (41 KB at BN = 64: under the 48 KB static limit). */
 template <int BN> struct mmq_smem {
     int8_t w[MMQ_BM * MMQ_LD];   /* weight codes, (MMQ_BM, MMQ_KG·32) */
@@ -272,25 +302,189 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
         }
     }
 
+    mmq_store<TM, TN>(acc, m0 + m_base, r0 + n_base, ne1, n, bias, out, resid, part);
+}
+
+/* ---- the super-block path (Q4_K, Q5_K) ----
+ * The same tiles, warps, fragments and K splits as k_mmq, but:
+ *   - the weights' raw bytes (and the activation codes, scales and Σq) reach
+ *     shared memory through a ring of sb_tile::S stages filled by cp.async,
+ *     one 256-element super-block per stage: no registers hold loads in
+ *     flight, so several stages are in flight per block, and a stage needs
+ *     one barrier (k_mmq: a step of register-prefetched groups, unpacked
+ *     into shared memory between two barriers);
+ *   - each warp builds its A fragments straight from the raw codes (one
+ *     word of nibbles -> 4 codes by a shift and a mask; Q5_K ORs in the
+ *     fifth bits), and decodes the sub-block scales it needs itself;
+ *   - the sub-block scale is an integer: each group's mma sum times it is
+ *     summed in integers over the super-block and scaled to float once,
+ *     d·da·Σ sc·isum, while the mins term stays per group, fm·(da·Σq) with
+ *     the Σq per 32 the Q8_K quantizer writes (cuda_matmul.cu).
+ * Activation codes sit 256 bytes per row in shared memory with their 16-byte
+ * chunks XOR-swizzled by (row % 8), so a B fragment's 32 lanes hit 32
+ * different banks; weight rows at 144 / 176 bytes are conflict-free as they
+ * are. */
+#define SB_RING_BYTES (112 * 1024) /* per block: two blocks per SM */
+
+template <int T, int BN> struct sb_tile {
+    static constexpr int SBB = T == REALM_TYPE_Q4_K ? 144 : 176; /* bytes per super-block */
+    static constexpr int QS = T == REALM_TYPE_Q4_K ? 16 : 48;    /* offset of the nibbles */
+    static constexpr int W = MMQ_BM * SBB;                       /* weight bytes per stage */
+    static constexpr int A = BN * 256;                           /* activation codes */
+    static constexpr int STAGE = W + A + BN * 16 + BN * 32;      /* + da, + Σq of 8 groups */
+    static constexpr int S0 = SB_RING_BYTES / STAGE;
+    static constexpr int S = S0 > 4 ? 4 : S0 < 2 ? 2 : S0; /* stages */
+};
+
+template <int T> __device__ __forceinline__ uint32_t sb_codes(const uint8_t *blk, int j, int off)
+{
+    constexpr int QS = sb_tile<T, 8>::QS;
+    uint32_t v =
+        (lds32((const int8_t *)blk + QS + 32 * (j / 2) + off) >> (4 * (j % 2))) & 0x0F0F0F0Fu;
+    if (T == REALM_TYPE_Q5_K)
+        v |= ((lds32((const int8_t *)blk + 16 + off) >> j) & 0x01010101u) << 4;
+    return v;
+}
+
+template <int T, int BN>
+__global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
+    k_mmq_sb(const uint8_t *__restrict__ w, size_t row_bytes, int64_t ne0, int64_t ne1,
+             const int8_t *__restrict__ aq, const float *__restrict__ ad,
+             const float *__restrict__ as, int32_t n, int32_t kt_per,
+             const float *__restrict__ bias, float *__restrict__ out, float *resid,
+             float *__restrict__ part)
+{
+    typedef sb_tile<T, BN> L;
+    constexpr int WN = BN >= 64 ? 2 : 1, WM = MMQ_THREADS / 32 / WN;
+    constexpr int TM = MMQ_BM / WM / 16, TN = BN / WN / 8;
+    extern __shared__ __align__(16) uint8_t sm[];
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+    const int gq = lane / 4, tq = lane % 4;
+    const int m_base = (warp % WM) * TM * 16, n_base = (warp / WM) * TN * 8;
+    const int32_t r0 = (int32_t)blockIdx.x * BN;
+    const int64_t m0 = (int64_t)blockIdx.y * MMQ_BM;
+    const int64_t G = ne0 / 32, nsb = ne0 / 256;
+    const int64_t kt0 = (int64_t)blockIdx.z * kt_per;
+    const int steps = (int)((kt0 + kt_per < nsb ? kt0 + kt_per : nsb) - kt0);
+
+    /* stage `slot` <- super-block sb of BM weight rows and BN activation
+     * rows (out-of-range rows copy the last valid one; never stored) */
+    auto issue = [&](int64_t sb, int slot) {
+        uint8_t *st = sm + slot * L::STAGE;
+        constexpr int WCH = MMQ_BM * L::SBB / 16;
+        for (int c = tid; c < WCH; c += MMQ_THREADS) {
+            const int r = c / (L::SBB / 16), k = c % (L::SBB / 16);
+            const int64_t m = m0 + r < ne1 ? m0 + r : ne1 - 1;
+            cp_async16(st + r * L::SBB + 16 * k, w + (size_t)m * row_bytes + sb * L::SBB + 16 * k);
+        }
+        for (int c = tid; c < BN * 16; c += MMQ_THREADS) {
+            const int col = c / 16, k = c % 16;
+            const int64_t r = r0 + col < n ? r0 + col : n - 1;
+            cp_async16(st + L::W + col * 256 + 16 * (k ^ (col % 8)),
+                       aq + r * ne0 + sb * 256 + 16 * k);
+        }
+        for (int c = tid; c < BN * 3; c += MMQ_THREADS) {
+            const int col = c / 3, k = c % 3;
+            const int64_t r = r0 + col < n ? r0 + col : n - 1;
+            if (k == 0)
+                cp_async16(st + L::W + L::A + col * 16, ad + r * G + sb * 8);
+            else
+                cp_async16(st + L::W + L::A + BN * 16 + col * 32 + 16 * (k - 1),
+                           as + r * G + sb * 8 + 4 * (k - 1));
+        }
+    };
+
+    float acc[TM][TN][4];
 #pragma unroll
     for (int i = 0; i < TM; i++)
 #pragma unroll
         for (int j = 0; j < TN; j++)
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int64_t m = m0 + m_base + i * 16 + gq + 8 * (e / 2);
-                const int32_t r = r0 + n_base + j * 8 + tq * 2 + e % 2;
-                if (m >= ne1 || r >= n) continue;
-                float v = acc[i][j][e];
-                const int64_t oi = (int64_t)r * ne1 + m;
-                if (part) {
-                    part[(int64_t)blockIdx.z * n * ne1 + oi] = v;
-                } else {
-                    if (bias) v += bias[m];
-                    out[oi] = v;
-                    if (resid) resid[oi] += v;
+            for (int e = 0; e < 4; e++)
+                acc[i][j][e] = 0.0f;
+
+#pragma unroll
+    for (int s = 0; s < L::S - 1; s++) {
+        if (s < steps) issue(kt0 + s, s);
+        cp_async_commit();
+    }
+    for (int it = 0; it < steps; it++) {
+        cp_async_wait<L::S - 2>(); /* this thread's copies of stage it have landed */
+        __syncthreads();           /* everyone's have; and everyone is done with stage it - 1 */
+        if (it + L::S - 1 < steps) issue(kt0 + it + L::S - 1, (it + L::S - 1) % L::S);
+        cp_async_commit();
+
+        const uint8_t *st = sm + (it % L::S) * L::STAGE;
+        const int8_t *sa = (const int8_t *)(st + L::W);
+        const float *sd = (const float *)(st + L::W + L::A); /* da of row c at sd[4c] */
+        const float *ss = sd + BN * 4;                       /* Σq of group j at ss[8c + j] */
+        int sacc[TM][TN][4];
+#pragma unroll
+        for (int i = 0; i < TM; i++)
+#pragma unroll
+            for (int jn = 0; jn < TN; jn++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    sacc[i][jn][e] = 0;
+#pragma unroll
+        for (int j = 0; j < 8; j++) {
+            uint32_t b[TN][2];
+            float ds[TN][2]; /* da·Σq per activation column */
+#pragma unroll
+            for (int jn = 0; jn < TN; jn++) {
+                const int8_t *pc = sa + (n_base + jn * 8 + gq) * 256 + 4 * tq;
+                b[jn][0] = lds32(pc + 16 * ((2 * j) ^ gq));
+                b[jn][1] = lds32(pc + 16 * ((2 * j + 1) ^ gq));
+#pragma unroll
+                for (int e = 0; e < 2; e++) {
+                    const int cc = n_base + jn * 8 + 2 * tq + e;
+                    ds[jn][e] = sd[4 * cc] * ss[8 * cc + j];
                 }
             }
+#pragma unroll
+            for (int i = 0; i < TM; i++) {
+                int sc[2];
+                float fm[2];
+                uint32_t a[4];
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const uint8_t *blk = st + (m_base + i * 16 + gq + 8 * h) * L::SBB;
+                    int m;
+                    k4_scale_min(blk + 4, j, &sc[h], &m);
+                    fm[h] = h2f(((const uint16_t *)blk)[1]) * (float)m;
+                    a[h] = sb_codes<T>(blk, j, 4 * tq);
+                    a[2 + h] = sb_codes<T>(blk, j, 16 + 4 * tq);
+                }
+#pragma unroll
+                for (int jn = 0; jn < TN; jn++) {
+                    int c[4] = {0, 0, 0, 0};
+                    mma_k32(c, a, b[jn][0], b[jn][1]);
+#pragma unroll
+                    for (int e = 0; e < 4; e++) {
+                        sacc[i][jn][e] += sc[e / 2] * c[e];
+                        acc[i][jn][e] = fmaf(-fm[e / 2], ds[jn][e % 2], acc[i][jn][e]);
+                    }
+                }
+            }
+        }
+        /* + d·da·Σ sc·isum, once per super-block */
+#pragma unroll
+        for (int i = 0; i < TM; i++)
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const float d =
+                    h2f(((const uint16_t *)(st + (m_base + i * 16 + gq + 8 * h) * L::SBB))[0]);
+#pragma unroll
+                for (int jn = 0; jn < TN; jn++)
+#pragma unroll
+                    for (int e = 0; e < 2; e++) {
+                        const float da = sd[4 * (n_base + jn * 8 + 2 * tq + e)];
+                        acc[i][jn][2 * h + e] =
+                            fmaf(d * da, (float)sacc[i][jn][2 * h + e], acc[i][jn][2 * h + e]);
+                    }
+            }
+    }
+    mmq_store<TM, TN>(acc, m0 + m_base, r0 + n_base, ne1, n, bias, out, resid, part);
 }
 
 /* out = Σ over splits of the partial sums (split 0 first), + bias, and into
@@ -332,13 +526,42 @@ static int32_t mmq_splits(const cuda_ctx *c, int64_t tiles, int64_t nkt, int64_t
     return (int32_t)((nkt + per - 1) / per);
 }
 
+/* Does the super-block path take this weight? Q4_K / Q5_K rows whose
+ * super-blocks start at 16-byte boundaries ($REALM_CUDA_MMQ_SB=0: never). */
+static bool takes_sb(const cuda_ctx *c, const realm_weight *w)
+{
+    return c->mmq_sb && (w->type == REALM_TYPE_Q4_K || w->type == REALM_TYPE_Q5_K) &&
+           (uintptr_t)w->data % 16 == 0;
+}
+
+template <int T, int BN>
+static void launch_sb(cuda_ctx *c, dim3 grid, const uint8_t *wd, size_t rb,
+                      const struct cuda_op *op, const int8_t *aq, const float *ad, const float *as,
+                      int32_t kt_per, const float *bias, float *out, float *resid, float *part)
+{
+    typedef sb_tile<T, BN> L;
+    const int shm = L::S * L::STAGE;
+    CUDA_CHECK(
+        c, cudaFuncSetAttribute(k_mmq_sb<T, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, shm));
+    k_mmq_sb<T, BN><<<grid, MMQ_THREADS, shm, c->stream>>>(wd, rb, op->w.ne0, op->w.ne1, aq, ad, as,
+                                                           op->n, kt_per, bias, out, resid, part);
+}
+
 template <int BN>
 static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, const float *ad,
                        const float *as, float *resid)
 {
     const realm_weight *w = &op->w;
-    const int64_t G = w->ne0 / 32, nkt = (G + MMQ_KG - 1) / MMQ_KG;
-    const int64_t row_tiles = (op->n + BN - 1) / BN, w_tiles = (w->ne1 + MMQ_BM - 1) / MMQ_BM;
+    const bool sb = takes_sb(c, w);
+    /* the super-block path's tiles stop at 32 activation rows (at 64 its
+     * integer and float accumulators spill: 470-680 bytes per thread); the
+     * two 32-row tiles of a weight tile are neighbours in the grid, so the
+     * second mostly reads the weights from L2 */
+    constexpr int BNS = BN > 32 ? 32 : BN;
+    const int bn = sb ? BNS : BN;
+    /* K steps: super-blocks (sb) or MMQ_KG groups */
+    const int64_t G = w->ne0 / 32, nkt = sb ? w->ne0 / 256 : (G + MMQ_KG - 1) / MMQ_KG;
+    const int64_t row_tiles = (op->n + bn - 1) / bn, w_tiles = (w->ne1 + MMQ_BM - 1) / MMQ_BM;
     const int64_t total = (int64_t)op->n * w->ne1;
     int32_t kt_per;
     int32_t splits = mmq_splits(c, row_tiles * w_tiles, nkt, total, &kt_per);
@@ -347,25 +570,59 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
     size_t rb = realm_type_row_size(w->type, w->ne0);
     const float *bias = (const float *)op->bias.data;
     float *out = (float *)op->out, *part = splits > 1 ? c->mmq_part : NULL;
+    if (sb) {
+        if (w->type == REALM_TYPE_Q4_K)
+            launch_sb<REALM_TYPE_Q4_K, BNS>(c, grid, wd, rb, op, aq, ad, as, kt_per, bias, out,
+                                            resid, part);
+        else
+            launch_sb<REALM_TYPE_Q5_K, BNS>(c, grid, wd, rb, op, aq, ad, as, kt_per, bias, out,
+                                            resid, part);
+    } else {
 #define M(T)                                                                                       \
     k_mmq<T, BN><<<grid, MMQ_THREADS, 0, c->stream>>>(wd, rb, w->ne0, w->ne1, aq, ad, as, op->n,  \
                                                       kt_per, bias, out, resid, part)
-    switch (w->type) {
-    case REALM_TYPE_Q4_0: M(REALM_TYPE_Q4_0); break;
-    case REALM_TYPE_Q4_1: M(REALM_TYPE_Q4_1); break;
-    case REALM_TYPE_Q5_0: M(REALM_TYPE_Q5_0); break;
-    case REALM_TYPE_Q5_1: M(REALM_TYPE_Q5_1); break;
-    case REALM_TYPE_Q8_0: M(REALM_TYPE_Q8_0); break;
-    case REALM_TYPE_Q2_K: M(REALM_TYPE_Q2_K); break;
-    case REALM_TYPE_Q3_K: M(REALM_TYPE_Q3_K); break;
-    case REALM_TYPE_Q4_K: M(REALM_TYPE_Q4_K); break;
-    case REALM_TYPE_Q5_K: M(REALM_TYPE_Q5_K); break;
-    case REALM_TYPE_Q6_K: M(REALM_TYPE_Q6_K); break;
-    case REALM_TYPE_IQ4_NL: M(REALM_TYPE_IQ4_NL); break;
-    case REALM_TYPE_IQ4_XS: M(REALM_TYPE_IQ4_XS); break;
-    default: return false;
-    }
+        switch (w->type) {
+        case REALM_TYPE_Q4_0:
+            M(REALM_TYPE_Q4_0);
+            break;
+        case REALM_TYPE_Q4_1:
+            M(REALM_TYPE_Q4_1);
+            break;
+        case REALM_TYPE_Q5_0:
+            M(REALM_TYPE_Q5_0);
+            break;
+        case REALM_TYPE_Q5_1:
+            M(REALM_TYPE_Q5_1);
+            break;
+        case REALM_TYPE_Q8_0:
+            M(REALM_TYPE_Q8_0);
+            break;
+        case REALM_TYPE_Q2_K:
+            M(REALM_TYPE_Q2_K);
+            break;
+        case REALM_TYPE_Q3_K:
+            M(REALM_TYPE_Q3_K);
+            break;
+        case REALM_TYPE_Q4_K:
+            M(REALM_TYPE_Q4_K);
+            break;
+        case REALM_TYPE_Q5_K:
+            M(REALM_TYPE_Q5_K);
+            break;
+        case REALM_TYPE_Q6_K:
+            M(REALM_TYPE_Q6_K);
+            break;
+        case REALM_TYPE_IQ4_NL:
+            M(REALM_TYPE_IQ4_NL);
+            break;
+        case REALM_TYPE_IQ4_XS:
+            M(REALM_TYPE_IQ4_XS);
+            break;
+        default:
+            return false;
+        }
 #undef M
+    }
     CUDA_CHECK(c, cudaGetLastError());
     if (part) {
         k_mmq_reduce<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(part, splits, total,

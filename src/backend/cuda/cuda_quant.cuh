@@ -316,6 +316,26 @@ __device__ __forceinline__ void load_group(const uint8_t *row, int64_t g, grp &o
     }
 }
 
+/* 16 bytes global -> shared without passing through registers (both
+ * addresses 16-byte aligned); a thread's copies since its last commit form
+ * one group, and cp_async_wait<N> returns once at most N of its groups are
+ * still in flight (other threads' copies need a barrier after it). */
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem)
+{
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+
+__device__ __forceinline__ void cp_async_commit(void)
+{
+    asm volatile("cp.async.commit_group;\n" ::);
+}
+
+template <int N> __device__ __forceinline__ void cp_async_wait(void)
+{
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
 /* Programmatic dependent launch (sm_90): a kernel launched with the
  * programmatic-serialization attribute may start before the kernel ahead of
  * it in the stream has finished; it must call pdl_wait() before it touches
