@@ -6,7 +6,7 @@
  * vec_dot_type: Q8_0, Q8_1 or Q8_K, same rounding), into a GPU layout per row:
  * int8 codes, one float scale per 32 elements (Q8_K's 256-element scale
  * repeated) and, for Q8_1, the binary16-rounded d·Σq per 32 (for Q8_K the
- * plain Σq per 32, which the tile kernel's super-block path reads). A mat-vec kernel
+ * unrounded d·Σq per 32, which the tile kernel's super-block path reads). A mat-vec kernel
  * then gives each thread one 32-element group of a weight row at a time: its
  * codes as 8 words of 4 signed bytes, dp4a against the activation codes,
  * integer sums per (sub-)block, float across them. One warp per weight row;
@@ -112,11 +112,11 @@ __device__ __forceinline__ void quantize_group(float *v, int lane, int kind, int
             qg[lane * E + e] = (int8_t)qi;
             sum += qi;
         }
-        /* Σ codes of each 32-element group (4 lanes): the tile kernel's mins term */
+        /* d·Σ codes of each 32-element group (4 lanes): the tile kernel's mins term */
         sum += __shfl_xor_sync(0xffffffffu, sum, 1);
         sum += __shfl_xor_sync(0xffffffffu, sum, 2);
         if (lane < G / 32) d32[g32 + lane] = d;
-        if (lane % 4 == 0) s32[g32 + lane / 4] = (float)sum;
+        if (lane % 4 == 0) s32[g32 + lane / 4] = d * (float)sum;
         return;
     }
     float d = fminf(amax / 127.0f, 65504.0f);

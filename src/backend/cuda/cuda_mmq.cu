@@ -305,45 +305,99 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
     mmq_store<TM, TN>(acc, m0 + m_base, r0 + n_base, ne1, n, bias, out, resid, part);
 }
 
-/* ---- the super-block path (Q4_K, Q5_K) ----
+/* ---- the super-block path (Q4_K, Q5_K, Q6_K, Q8_0) ----
  * The same tiles, warps, fragments and K splits as k_mmq, but:
- *   - the weights' raw bytes (and the activation codes, scales and Σq) reach
+ *   - the weights' raw bytes (and the activation codes and floats) reach
  *     shared memory through a ring of sb_tile::S stages filled by cp.async,
- *     one 256-element super-block per stage: no registers hold loads in
- *     flight, so several stages are in flight per block, and a stage needs
- *     one barrier (k_mmq: a step of register-prefetched groups, unpacked
- *     into shared memory between two barriers);
- *   - each warp builds its A fragments straight from the raw codes (one
- *     word of nibbles -> 4 codes by a shift and a mask; Q5_K ORs in the
- *     fifth bits), and decodes the sub-block scales it needs itself;
- *   - the sub-block scale is an integer: each group's mma sum times it is
- *     summed in integers over the super-block and scaled to float once,
- *     d·da·Σ sc·isum, while the mins term stays per group, fm·(da·Σq) with
- *     the Σq per 32 the Q8_K quantizer writes (cuda_matmul.cu).
- * Activation codes sit 256 bytes per row in shared memory with their 16-byte
- * chunks XOR-swizzled by (row % 8), so a B fragment's 32 lanes hit 32
- * different banks; weight rows at 144 / 176 bytes are conflict-free as they
- * are. */
+ *     256 elements of K per stage: no registers hold loads in flight, so
+ *     several stages are in flight per block, and a stage costs one barrier
+ *     (k_mmq: a step of register-prefetched groups, unpacked into shared
+ *     memory between two barriers);
+ *   - each warp builds its A fragments straight from the raw codes (a word
+ *     of packed codes -> 4 int8 codes by shifts and masks) and decodes the
+ *     scales it needs itself;
+ *   - the K-quants' sub-block scales are integers: each group's mma sum
+ *     times its scale is summed in integers over the super-block and scaled
+ *     to float once, d·da·Σ sc·isum (the CPU's Q8_K dot product); the mins
+ *     term of Q4_K/Q5_K stays per group, dmin·m·(da·Σq), with the da·Σq per
+ *     32 that the Q8_K quantizer writes (cuda_matmul.cu). Q8_0 folds each
+ *     group in floats, dw·da·isum.
+ * A weight row's K step is 144 (Q4_K), 176 (Q5_K), 210 (Q6_K) or 272 (8 x
+ * Q8_0) bytes. The copies need 16-byte aligned rows; a Q6_K super-block
+ * starts at any even offset, so its stage row holds the 14 aligned chunks
+ * around it and words are read as two aligned words and a funnel shift (as
+ * are the odd-aligned Q8_0 blocks). Activation codes sit 256 bytes per row
+ * with their 16-byte chunks XOR-swizzled by (row % 8), so a B fragment's 32
+ * lanes hit 32 different banks; the weight row strides (36, 44, 60, 68
+ * words) are conflict-free as they are. */
 #define SB_RING_BYTES (112 * 1024) /* per block: two blocks per SM */
 
+template <int T> struct sb_fmt {
+    static constexpr bool k4 = T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K;
+    static constexpr int BYTES = T == REALM_TYPE_Q4_K   ? 144
+                                 : T == REALM_TYPE_Q5_K ? 176
+                                 : T == REALM_TYPE_Q6_K ? 210
+                                                        : 272;        /* per K step */
+    static constexpr int CH = T == REALM_TYPE_Q6_K ? 14 : BYTES / 16; /* chunks copied per row */
+    static constexpr int LD = T == REALM_TYPE_Q6_K ? 240 : BYTES;     /* stage row stride */
+    /* activation floats per row and stage: da of the super-block (Q8_K
+     * kinds, 16 bytes), and one float per group (32 bytes): da·Σq for the
+     * mins (Q4_K, Q5_K) or da itself (Q8_0) */
+    static constexpr int FD = T == REALM_TYPE_Q8_0 ? 0 : 16;
+    static constexpr int FG = T == REALM_TYPE_Q6_K ? 0 : 32;
+};
+
 template <int T, int BN> struct sb_tile {
-    static constexpr int SBB = T == REALM_TYPE_Q4_K ? 144 : 176; /* bytes per super-block */
-    static constexpr int QS = T == REALM_TYPE_Q4_K ? 16 : 48;    /* offset of the nibbles */
-    static constexpr int W = MMQ_BM * SBB;                       /* weight bytes per stage */
-    static constexpr int A = BN * 256;                           /* activation codes */
-    static constexpr int STAGE = W + A + BN * 16 + BN * 32;      /* + da, + Σq of 8 groups */
+    typedef sb_fmt<T> F;
+    static constexpr int W = MMQ_BM * F::LD; /* weight bytes per stage */
+    static constexpr int A = BN * 256;       /* activation codes */
+    static constexpr int STAGE = W + A + BN * (F::FD + F::FG);
     static constexpr int S0 = SB_RING_BYTES / STAGE;
     static constexpr int S = S0 > 4 ? 4 : S0 < 2 ? 2 : S0; /* stages */
 };
 
-template <int T> __device__ __forceinline__ uint32_t sb_codes(const uint8_t *blk, int j, int off)
+/* the 4 bytes at p + off of a stage row, p + off only 2-byte aligned */
+__device__ __forceinline__ uint32_t lds32_a2(const uint8_t *p, int off)
 {
-    constexpr int QS = sb_tile<T, 8>::QS;
-    uint32_t v =
-        (lds32((const int8_t *)blk + QS + 32 * (j / 2) + off) >> (4 * (j % 2))) & 0x0F0F0F0Fu;
-    if (T == REALM_TYPE_Q5_K)
-        v |= ((lds32((const int8_t *)blk + 16 + off) >> j) & 0x01010101u) << 4;
-    return v;
+    const uint32_t *q = (const uint32_t *)((uintptr_t)(p + off) & ~(uintptr_t)3);
+    return __funnelshift_r(q[0], q[1], 8 * (int)((uintptr_t)(p + off) & 3));
+}
+
+/* Q4_K/Q5_K: the 8 sub-block scales and mins of a super-block's 12 bytes,
+ * one byte each: sc[0] = sc0..3, sc[1] = sc4..7 (k4_scale_min's packing) */
+__device__ __forceinline__ void k4_scales(const uint8_t *s12, uint32_t sc[2], uint32_t m[2])
+{
+    const uint32_t w0 = *(const uint32_t *)s12, w1 = *(const uint32_t *)(s12 + 4),
+                   w2 = *(const uint32_t *)(s12 + 8);
+    sc[0] = w0 & 0x3F3F3F3Fu;
+    m[0] = w1 & 0x3F3F3F3Fu;
+    sc[1] = (w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u);
+    m[1] = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u);
+}
+
+/* The A-fragment word of group j (elements off..off+3, off = 4tq or
+ * 16 + 4tq) of one weight row of a stage; blk is the row's K step (Q6_K:
+ * at an even offset delta from blk) */
+template <int T>
+__device__ __forceinline__ uint32_t sb_codes(const uint8_t *blk, int j, int off, int delta)
+{
+    if (T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K) {
+        constexpr int QS = T == REALM_TYPE_Q4_K ? 16 : 48;
+        uint32_t v =
+            (*(const uint32_t *)(blk + QS + 32 * (j / 2) + off) >> (4 * (j % 2))) & 0x0F0F0F0Fu;
+        if (T == REALM_TYPE_Q5_K)
+            v |= ((*(const uint32_t *)(blk + 16 + off) >> j) & 0x01010101u) << 4;
+        return v;
+    } else if (T == REALM_TYPE_Q6_K) {
+        const uint32_t lo = lds32_a2(blk, delta + 64 * (j / 4) + 32 * (j % 2) + off);
+        const uint32_t hi = lds32_a2(blk, delta + 128 + 32 * (j / 4) + off);
+        const uint32_t q = ((lo >> (4 * ((j % 4) / 2))) & 0x0F0F0F0Fu) |
+                           (((hi >> (2 * (j % 4))) & 0x03030303u) << 4);
+        return ((q | 0x80808080u) - 0x20202020u) ^ 0x80808080u; /* q - 32 per byte, exact */
+    } else { /* Q8_0: block j at 34j, codes from 34j + 2 */
+        const int o = 34 * j + 2 + off;
+        return (34 * j + 2) % 4 == 0 ? *(const uint32_t *)(blk + o) : lds32_a2(blk, o);
+    }
 }
 
 template <int T, int BN>
@@ -355,6 +409,7 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
              float *__restrict__ part)
 {
     typedef sb_tile<T, BN> L;
+    typedef sb_fmt<T> F;
     constexpr int WN = BN >= 64 ? 2 : 1, WM = MMQ_THREADS / 32 / WN;
     constexpr int TM = MMQ_BM / WM / 16, TN = BN / WN / 8;
     extern __shared__ __align__(16) uint8_t sm[];
@@ -367,15 +422,15 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
     const int64_t kt0 = (int64_t)blockIdx.z * kt_per;
     const int steps = (int)((kt0 + kt_per < nsb ? kt0 + kt_per : nsb) - kt0);
 
-    /* stage `slot` <- super-block sb of BM weight rows and BN activation
-     * rows (out-of-range rows copy the last valid one; never stored) */
+    /* stage `slot` <- K step sb of BM weight rows and BN activation rows
+     * (out-of-range rows copy the last valid one; never stored) */
     auto issue = [&](int64_t sb, int slot) {
         uint8_t *st = sm + slot * L::STAGE;
-        constexpr int WCH = MMQ_BM * L::SBB / 16;
-        for (int c = tid; c < WCH; c += MMQ_THREADS) {
-            const int r = c / (L::SBB / 16), k = c % (L::SBB / 16);
+        const size_t w_off = (size_t)sb * F::BYTES & ~(size_t)15;
+        for (int c = tid; c < MMQ_BM * F::CH; c += MMQ_THREADS) {
+            const int r = c / F::CH, k = c % F::CH;
             const int64_t m = m0 + r < ne1 ? m0 + r : ne1 - 1;
-            cp_async16(st + r * L::SBB + 16 * k, w + (size_t)m * row_bytes + sb * L::SBB + 16 * k);
+            cp_async16(st + r * F::LD + 16 * k, w + (size_t)m * row_bytes + w_off + 16 * k);
         }
         for (int c = tid; c < BN * 16; c += MMQ_THREADS) {
             const int col = c / 16, k = c % 16;
@@ -383,14 +438,17 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
             cp_async16(st + L::W + col * 256 + 16 * (k ^ (col % 8)),
                        aq + r * ne0 + sb * 256 + 16 * k);
         }
-        for (int c = tid; c < BN * 3; c += MMQ_THREADS) {
-            const int col = c / 3, k = c % 3;
+        constexpr int FC = (F::FD + F::FG) / 16; /* float chunks per activation row */
+        for (int c = tid; c < BN * FC; c += MMQ_THREADS) {
+            const int col = c / FC, k = c % FC;
             const int64_t r = r0 + col < n ? r0 + col : n - 1;
-            if (k == 0)
-                cp_async16(st + L::W + L::A + col * 16, ad + r * G + sb * 8);
-            else
-                cp_async16(st + L::W + L::A + BN * 16 + col * 32 + 16 * (k - 1),
-                           as + r * G + sb * 8 + 4 * (k - 1));
+            uint8_t *f = st + L::W + L::A;
+            if (F::FD && k == 0)
+                cp_async16(f + col * 16, ad + r * G + sb * 8);
+            else if (F::FG)
+                cp_async16(f + BN * F::FD + col * 32 + 16 * (k - F::FD / 16),
+                           (T == REALM_TYPE_Q8_0 ? ad : as) + r * G + sb * 8 +
+                               4 * (k - F::FD / 16));
         }
     };
 
@@ -416,8 +474,22 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
 
         const uint8_t *st = sm + (it % L::S) * L::STAGE;
         const int8_t *sa = (const int8_t *)(st + L::W);
-        const float *sd = (const float *)(st + L::W + L::A); /* da of row c at sd[4c] */
-        const float *ss = sd + BN * 4;                       /* Σq of group j at ss[8c + j] */
+        const float *fd = (const float *)(st + L::W + L::A); /* da of column c at fd[4c] */
+        const float *fg = fd + BN * F::FD / 4;               /* group j's float at fg[8c + j] */
+        const int delta = (int)((kt0 + it) * F::BYTES % 16); /* Q6_K: where the K step starts */
+        const uint8_t *rows[TM][2];
+#pragma unroll
+        for (int i = 0; i < TM; i++)
+#pragma unroll
+            for (int h = 0; h < 2; h++)
+                rows[i][h] = st + (m_base + i * 16 + gq + 8 * h) * F::LD;
+        uint32_t scw[TM][2][2], mw[TM][2][2]; /* Q4_K/Q5_K scales and mins, a byte each */
+        if (F::k4)
+#pragma unroll
+            for (int i = 0; i < TM; i++)
+#pragma unroll
+                for (int h = 0; h < 2; h++)
+                    k4_scales(rows[i][h] + 4, scw[i][h], mw[i][h]);
         int sacc[TM][TN][4];
 #pragma unroll
         for (int i = 0; i < TM; i++)
@@ -429,60 +501,85 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             uint32_t b[TN][2];
-            float ds[TN][2]; /* da·Σq per activation column */
+            float fgj[TN][2]; /* group j's activation float of this lane's columns */
 #pragma unroll
             for (int jn = 0; jn < TN; jn++) {
                 const int8_t *pc = sa + (n_base + jn * 8 + gq) * 256 + 4 * tq;
                 b[jn][0] = lds32(pc + 16 * ((2 * j) ^ gq));
                 b[jn][1] = lds32(pc + 16 * ((2 * j + 1) ^ gq));
 #pragma unroll
-                for (int e = 0; e < 2; e++) {
-                    const int cc = n_base + jn * 8 + 2 * tq + e;
-                    ds[jn][e] = sd[4 * cc] * ss[8 * cc + j];
-                }
+                for (int e = 0; e < 2; e++)
+                    fgj[jn][e] = F::FG ? fg[8 * (n_base + jn * 8 + 2 * tq + e) + j] : 0.0f;
             }
 #pragma unroll
             for (int i = 0; i < TM; i++) {
-                int sc[2];
-                float fm[2];
                 uint32_t a[4];
 #pragma unroll
                 for (int h = 0; h < 2; h++) {
-                    const uint8_t *blk = st + (m_base + i * 16 + gq + 8 * h) * L::SBB;
-                    int m;
-                    k4_scale_min(blk + 4, j, &sc[h], &m);
-                    fm[h] = h2f(((const uint16_t *)blk)[1]) * (float)m;
-                    a[h] = sb_codes<T>(blk, j, 4 * tq);
-                    a[2 + h] = sb_codes<T>(blk, j, 16 + 4 * tq);
+                    a[h] = sb_codes<T>(rows[i][h], j, 4 * tq, delta);
+                    a[2 + h] = sb_codes<T>(rows[i][h], j, 16 + 4 * tq, delta);
+                }
+                int sc0[2] = {0, 0}, sc1[2] = {0, 0};
+                float fw[2] = {0.0f, 0.0f}; /* Q4_K/Q5_K: dmin·m; Q8_0: dw */
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    const uint8_t *blk = rows[i][h];
+                    if (F::k4) {
+                        sc0[h] = (int)((scw[i][h][j / 4] >> (8 * (j % 4))) & 0xFF);
+                        fw[h] = h2f(((const uint16_t *)blk)[1]) *
+                                (float)((mw[i][h][j / 4] >> (8 * (j % 4))) & 0xFF);
+                    } else if (T == REALM_TYPE_Q6_K) {
+                        /* scales[2j], scales[2j + 1] (at 192 of the K step) */
+                        const uint32_t two = lds32_a2(blk, delta + 192 + 2 * j);
+                        sc0[h] = (int)(int8_t)(two & 0xFF);
+                        sc1[h] = (int)(int8_t)((two >> 8) & 0xFF);
+                    } else {
+                        fw[h] = h2f(*(const uint16_t *)(blk + 34 * j));
+                    }
                 }
 #pragma unroll
                 for (int jn = 0; jn < TN; jn++) {
-                    int c[4] = {0, 0, 0, 0};
-                    mma_k32(c, a, b[jn][0], b[jn][1]);
+                    int c0[4] = {0, 0, 0, 0}, c1[4] = {0, 0, 0, 0};
+                    if (T == REALM_TYPE_Q6_K) {
+                        mma_k16(c0, a[0], a[1], b[jn][0]);
+                        mma_k16(c1, a[2], a[3], b[jn][1]);
+                    } else {
+                        mma_k32(c0, a, b[jn][0], b[jn][1]);
+                    }
 #pragma unroll
                     for (int e = 0; e < 4; e++) {
-                        sacc[i][jn][e] += sc[e / 2] * c[e];
-                        acc[i][jn][e] = fmaf(-fm[e / 2], ds[jn][e % 2], acc[i][jn][e]);
+                        const int h = e / 2;
+                        float &r = acc[i][jn][e];
+                        if (F::k4) {
+                            sacc[i][jn][e] += sc0[h] * c0[e];
+                            r = fmaf(-fw[h], fgj[jn][e % 2], r);
+                        } else if (T == REALM_TYPE_Q6_K) {
+                            sacc[i][jn][e] += sc0[h] * c0[e] + sc1[h] * c1[e];
+                        } else {
+                            r = fmaf(fw[h] * fgj[jn][e % 2], (float)c0[e], r);
+                        }
                     }
                 }
             }
         }
-        /* + d·da·Σ sc·isum, once per super-block */
+        /* K-quants: + d·da·Σ sc·isum, once per super-block */
+        if (T != REALM_TYPE_Q8_0)
 #pragma unroll
-        for (int i = 0; i < TM; i++)
+            for (int i = 0; i < TM; i++)
 #pragma unroll
-            for (int h = 0; h < 2; h++) {
-                const float d =
-                    h2f(((const uint16_t *)(st + (m_base + i * 16 + gq + 8 * h) * L::SBB))[0]);
+                for (int h = 0; h < 2; h++) {
+                    const float d = T == REALM_TYPE_Q6_K
+                                        ? h2f((uint16_t)lds32_a2(rows[i][h], delta + 208))
+                                        : h2f(((const uint16_t *)rows[i][h])[0]);
 #pragma unroll
-                for (int jn = 0; jn < TN; jn++)
+                    for (int jn = 0; jn < TN; jn++)
 #pragma unroll
-                    for (int e = 0; e < 2; e++) {
-                        const float da = sd[4 * (n_base + jn * 8 + 2 * tq + e)];
-                        acc[i][jn][2 * h + e] =
-                            fmaf(d * da, (float)sacc[i][jn][2 * h + e], acc[i][jn][2 * h + e]);
-                    }
-            }
+                        for (int e = 0; e < 2; e++) {
+                            const float da = fd[4 * (n_base + jn * 8 + 2 * tq + e)];
+                            float &r = acc[i][jn][2 * h + e];
+                            r = fmaf(d * da, (float)sacc[i][jn][2 * h + e], r);
+                        }
+                }
     }
     mmq_store<TM, TN>(acc, m0 + m_base, r0 + n_base, ne1, n, bias, out, resid, part);
 }
@@ -526,11 +623,21 @@ static int32_t mmq_splits(const cuda_ctx *c, int64_t tiles, int64_t nkt, int64_t
     return (int32_t)((nkt + per - 1) / per);
 }
 
-/* Does the super-block path take this weight? Q4_K / Q5_K rows whose
- * super-blocks start at 16-byte boundaries ($REALM_CUDA_MMQ_SB=0: never). */
+/* Does the super-block path take this weight? Q4_K, Q5_K, Q6_K and Q8_0
+ * rows of whole 256-element K steps that start at 16-byte boundaries
+ * ($REALM_CUDA_MMQ_SB=0: never). */
 static bool takes_sb(const cuda_ctx *c, const realm_weight *w)
 {
-    return c->mmq_sb && (w->type == REALM_TYPE_Q4_K || w->type == REALM_TYPE_Q5_K) &&
+    switch (w->type) {
+    case REALM_TYPE_Q4_K:
+    case REALM_TYPE_Q5_K:
+    case REALM_TYPE_Q6_K:
+    case REALM_TYPE_Q8_0:
+        break;
+    default:
+        return false;
+    }
+    return c->mmq_sb && w->ne0 % 256 == 0 && realm_type_row_size(w->type, w->ne0) % 16 == 0 &&
            (uintptr_t)w->data % 16 == 0;
 }
 
@@ -571,12 +678,22 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
     const float *bias = (const float *)op->bias.data;
     float *out = (float *)op->out, *part = splits > 1 ? c->mmq_part : NULL;
     if (sb) {
-        if (w->type == REALM_TYPE_Q4_K)
-            launch_sb<REALM_TYPE_Q4_K, BNS>(c, grid, wd, rb, op, aq, ad, as, kt_per, bias, out,
-                                            resid, part);
-        else
-            launch_sb<REALM_TYPE_Q5_K, BNS>(c, grid, wd, rb, op, aq, ad, as, kt_per, bias, out,
-                                            resid, part);
+#define S(T) launch_sb<T, BNS>(c, grid, wd, rb, op, aq, ad, as, kt_per, bias, out, resid, part)
+        switch (w->type) {
+        case REALM_TYPE_Q4_K:
+            S(REALM_TYPE_Q4_K);
+            break;
+        case REALM_TYPE_Q5_K:
+            S(REALM_TYPE_Q5_K);
+            break;
+        case REALM_TYPE_Q6_K:
+            S(REALM_TYPE_Q6_K);
+            break;
+        default:
+            S(REALM_TYPE_Q8_0);
+            break;
+        }
+#undef S
     } else {
 #define M(T)                                                                                       \
     k_mmq<T, BN><<<grid, MMQ_THREADS, 0, c->stream>>>(wd, rb, w->ne0, w->ne1, aq, ad, as, op->n,  \
