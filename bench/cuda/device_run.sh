@@ -249,7 +249,7 @@ PY
     [ -f $f ] || $B/realm synth --arch $1 --type $2 -o $f > /dev/null || echo "synth $spec failed"
     ls -la $f | awk '{print "model bytes", $5, $9}'
     timeout 240 $B/realm_bench_cuda $f --device cuda --steps 64 2>&1 | tail -4 | tee $OUT/bench_default.txt
-    echo "tile kernel up to 512 rows: $(REALM_CUDA_MMQ_ROWS=512 timeout 240 $B/realm_bench_cuda $f --device cuda --steps 64 2>&1 | grep -oE 'prefill[0-9]+_tok_s=[0-9.]+' | tr '\n' ' ')"
+    echo "tile kernel up to 512 rows: $(REALM_CUDA_MMQ_ROWS=512 REALM_CUDA_MMQ_SB_ROWS=512 timeout 240 $B/realm_bench_cuda $f --device cuda --steps 64 2>&1 | grep -oE 'prefill[0-9]+_tok_s=[0-9.]+' | tr '\n' ' ')"
     [ "$PHASE" = quick ] &&
       echo "tile kernel off: $(REALM_CUDA_MMQ=0 timeout 240 $B/realm_bench_cuda $f --device cuda --steps 64 2>&1 | grep '^BENCH')"
     # where a decode step's time goes, op kind by op kind (graphs off)

@@ -259,8 +259,9 @@ static void test_matmul_model_shapes(void **state)
 }
 
 /* A second CUDA backend with the int8 tile kernel on for 2..MMQ_MAX_ROWS
- * rows ($REALM_CUDA_MMQ=1, $REALM_CUDA_MMQ_MIN, $REALM_CUDA_MMQ_ROWS, read
- * at creation; by default it serves 9..64), reserved for MMQ_MAX_ROWS rows,
+ * rows ($REALM_CUDA_MMQ=1, $REALM_CUDA_MMQ_MIN, $REALM_CUDA_MMQ_ROWS and the
+ * super-block path's _SB_MIN, _SB_ROWS, read at creation; by default they
+ * serve 9..64 and 2..96), reserved for MMQ_MAX_ROWS rows,
  * on a 4 GiB budget beside the first. */
 static realm_backend *mmq_backend(void)
 {
@@ -270,10 +271,14 @@ static realm_backend *mmq_backend(void)
     setenv("REALM_CUDA_MMQ", "1", 1);
     setenv("REALM_CUDA_MMQ_MIN", "2", 1);
     setenv("REALM_CUDA_MMQ_ROWS", "512", 1);
+    setenv("REALM_CUDA_MMQ_SB_MIN", "2", 1);
+    setenv("REALM_CUDA_MMQ_SB_ROWS", "512", 1);
     realm_status st = realm_backend_create("cuda", &o, &be, &err);
     unsetenv("REALM_CUDA_MMQ");
     unsetenv("REALM_CUDA_MMQ_MIN");
     unsetenv("REALM_CUDA_MMQ_ROWS");
+    unsetenv("REALM_CUDA_MMQ_SB_MIN");
+    unsetenv("REALM_CUDA_MMQ_SB_ROWS");
     assert_int_equal(st, REALM_OK);
     realm_backend_limits lim = {.max_rows = MMQ_MAX_ROWS, .max_ctx = 200, .max_ne0 = 14336};
     assert_int_equal(be->ops->reserve(be, &lim, &err), REALM_OK);

@@ -5,7 +5,8 @@
  * $REALM_CUDA_PDL, $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_ATT_TILE_MIN, $REALM_CUDA_MMV_ROWS,
  * $REALM_CUDA_GRAPH_ROWS, $REALM_CUDA_PROFILE; the int8 tile kernel:
  * $REALM_CUDA_MMQ (0: off), $REALM_CUDA_MMQ_MIN (9), $REALM_CUDA_MMQ_ROWS (64),
- * $REALM_CUDA_MMQ_WAVES (2). */
+ * $REALM_CUDA_MMQ_WAVES (0: K splits by rounds), $REALM_CUDA_MMQ_SB (1: the
+ * super-block path), $REALM_CUDA_MMQ_SB_MIN (2), $REALM_CUDA_MMQ_SB_ROWS (96). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -754,11 +755,17 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
      * kernel works by groups (prefill96 4549 vs 4071, prefill128 5937 vs
      * 5174); up to 8 rows the mat-vec reads each weight once too and is
      * faster (8 streams: Q8_0 892 vs 680 tok/s, Q4_K_M 931 vs 912).
-     * NOTES.md rounds 5 and 9. */
+     * NOTES.md rounds 5 and 9. The super-block path (Q4_K, Q5_K, Q6_K,
+     * Q8_0) beats the mat-vec from 2 rows (8 streams: Q4_K_M 1606 vs 937,
+     * Q8_0 1332 vs 906; 4: 845 vs 762, 702 vs 643) and cuBLAS at 96
+     * (prefill96 6639 vs 6062, Q8_0 6176 vs 5686; at 128 cuBLAS leads by
+     * 1-2%): NOTES.md round 10. */
     c->mmq = env_int("REALM_CUDA_MMQ", 1) != 0;
     c->mmq_min_rows = env_int("REALM_CUDA_MMQ_MIN", 9);
     c->mmq_max_rows = env_int("REALM_CUDA_MMQ_ROWS", 64);
-    c->mmq_waves = env_int("REALM_CUDA_MMQ_WAVES", 2);
+    c->sb_min_rows = env_int("REALM_CUDA_MMQ_SB_MIN", 2);
+    c->sb_max_rows = env_int("REALM_CUDA_MMQ_SB_ROWS", 96);
+    c->mmq_waves = env_int("REALM_CUDA_MMQ_WAVES", 0);
     c->mmq_sb = env_int("REALM_CUDA_MMQ_SB", 1) != 0;
     if (cudaDeviceGetAttribute(&c->n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
         c->n_sm = 1;

@@ -138,7 +138,9 @@ typedef struct cuda_ctx {
      * the mat-vec chunks or cuBLAS */
     bool mmq;
     int32_t mmq_min_rows, mmq_max_rows; /* $REALM_CUDA_MMQ_MIN (9), $REALM_CUDA_MMQ_ROWS (64) */
-    int32_t mmq_waves;      /* $REALM_CUDA_MMQ_WAVES (2): split K until blocks >= waves x SMs */
+    int32_t sb_min_rows,
+        sb_max_rows;   /* super-block path: $REALM_CUDA_MMQ_SB_MIN (2), _SB_ROWS (96) */
+    int32_t mmq_waves; /* $REALM_CUDA_MMQ_WAVES (0): > 0, split K until blocks >= waves x SMs */
     bool mmq_sb;            /* $REALM_CUDA_MMQ_SB (1): Q4_K/Q5_K take the super-block path */
     int32_t n_sm;           /* multiprocessors of the device */
     int smem_optin;         /* shared memory one block may opt in to */
@@ -237,6 +239,8 @@ bool realm__cuda_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, co
                      const float *as, float *resid);
 /* bytes of split-K partials the tile kernel may use */
 size_t realm__cuda_mmq_part_bytes(const realm_backend_limits *lim);
+/* Does w take the tile kernel's super-block path (Q4_K, Q5_K, Q6_K, Q8_0)? */
+bool realm__cuda_mmq_sb(const cuda_ctx *c, const realm_weight *w);
 
 /* cuda_matmul.cu: can matmul/get_rows read this type? */
 bool realm__cuda_type_ok(realm_type t);

@@ -21,9 +21,10 @@
  * one type and width on one input (q, k, v; gate, up) share a launch.
  * Float weights (F32, F16, BF16) dot f32 activations directly.
  *
- * Quantized weights at mmq_min_rows..mmq_max_rows rows (default 9..64) take
- * the int8 tensor-core tile kernel instead (cuda_mmq.cu), on the same
- * quantized activations; $REALM_CUDA_MMQ=0 turns it off.
+ * Quantized weights at mmq_min_rows..mmq_max_rows rows (default 9..64; the
+ * formats of its super-block path, Q4_K/Q5_K/Q6_K/Q8_0, at 2..96) take the
+ * int8 tensor-core tile kernel instead (cuda_mmq.cu), on the same quantized
+ * activations; $REALM_CUDA_MMQ=0 turns it off.
  *
  * Large n (prefill): W is dequantized to f16 in tiles of rows
  * (scratch bounded by DQ_TILE_BYTES; one thread per 32-element group),
@@ -602,12 +603,14 @@ static bool takes_small_path(const cuda_ctx *c, const struct cuda_op *mm)
     return mm->n <= c->mmv_max_rows;
 }
 
-/* The tile kernel (cuda_mmq.cu) for quantized weights and
- * mmq_min_rows..mmq_max_rows rows; ahead of both other paths. */
+/* The tile kernel (cuda_mmq.cu) for quantized weights, ahead of both other
+ * paths: its super-block path at sb_min_rows..sb_max_rows rows, the other
+ * formats at mmq_min_rows..mmq_max_rows. */
 static bool takes_mmq(const cuda_ctx *c, const struct cuda_op *mm)
 {
-    return c->mmq && mm->n >= c->mmq_min_rows && mm->n <= c->mmq_max_rows &&
-           act_kind_of(mm->w.type) != ACT_F32;
+    if (!c->mmq || act_kind_of(mm->w.type) == ACT_F32) return false;
+    if (realm__cuda_mmq_sb(c, &mm->w)) return mm->n >= c->sb_min_rows && mm->n <= c->sb_max_rows;
+    return mm->n >= c->mmq_min_rows && mm->n <= c->mmq_max_rows;
 }
 
 /* Will the matmul read quantized activations (so a producer may write them)? */

@@ -606,27 +606,44 @@ size_t realm__cuda_mmq_part_bytes(const realm_backend_limits *lim)
     return MMQ_PART_CAP;
 }
 
-/* How many K splits: enough blocks for mmq_waves per SM, at most one step
- * per split, within the partials scratch. */
+/* How many K splits (within the partials scratch, at least one step each):
+ * the fewest that minimise rounds x (steps per block + 2), where a round is
+ * MMQ_MIN_BLOCKS blocks on every SM and the 2 stand for a block's fixed
+ * costs (filling its pipeline, storing its tile). More splits than that only
+ * add a partly filled round: 112 weight tiles in 3 splits were 1.27 rounds
+ * of 264 blocks, and the SMs idled 30% of the kernel (ncu, NOTES round 10).
+ * $REALM_CUDA_MMQ_WAVES=W > 0: the earlier rule, splits until blocks >= W x
+ * SMs. */
 static int32_t mmq_splits(const cuda_ctx *c, int64_t tiles, int64_t nkt, int64_t out_elems,
                           int32_t *kt_per)
 {
-    int64_t target = (int64_t)c->mmq_waves * c->n_sm, s = 1;
-    if (tiles < target) s = (target + tiles - 1) / tiles;
     int64_t cap = c->mmq_part ? (int64_t)(c->mmq_part_bytes / ((size_t)out_elems * sizeof(float)))
                               : 1;
-    if (s > cap) s = cap;
-    if (s > nkt) s = nkt;
-    if (s < 1) s = 1;
-    int64_t per = (nkt + s - 1) / s;
-    *kt_per = (int32_t)per;
-    return (int32_t)((nkt + per - 1) / per);
+    if (cap > nkt) cap = nkt;
+    int64_t best = 1, best_per = nkt;
+    if (c->mmq_waves > 0) {
+        int64_t target = (int64_t)c->mmq_waves * c->n_sm;
+        best = tiles < target ? (target + tiles - 1) / tiles : 1;
+        if (best > cap) best = cap;
+        if (best < 1) best = 1;
+        best_per = (nkt + best - 1) / best;
+    } else {
+        const int64_t slots = (int64_t)MMQ_MIN_BLOCKS * c->n_sm;
+        int64_t best_t = -1;
+        for (int64_t s = 1; s <= cap; s++) {
+            const int64_t per = (nkt + s - 1) / s, blocks = tiles * ((nkt + per - 1) / per);
+            const int64_t t = (blocks + slots - 1) / slots * (per + 2);
+            if (best_t < 0 || t < best_t) best_t = t, best_per = per;
+        }
+    }
+    *kt_per = (int32_t)best_per;
+    return (int32_t)((nkt + best_per - 1) / best_per);
 }
 
 /* Does the super-block path take this weight? Q4_K, Q5_K, Q6_K and Q8_0
  * rows of whole 256-element K steps that start at 16-byte boundaries
  * ($REALM_CUDA_MMQ_SB=0: never). */
-static bool takes_sb(const cuda_ctx *c, const realm_weight *w)
+bool realm__cuda_mmq_sb(const cuda_ctx *c, const realm_weight *w)
 {
     switch (w->type) {
     case REALM_TYPE_Q4_K:
@@ -659,7 +676,7 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
                        const float *as, float *resid)
 {
     const realm_weight *w = &op->w;
-    const bool sb = takes_sb(c, w);
+    const bool sb = realm__cuda_mmq_sb(c, w);
     /* the super-block path's tiles stop at 32 activation rows (at 64 its
      * integer and float accumulators spill: 470-680 bytes per thread); the
      * two 32-row tiles of a weight tile are neighbours in the grid, so the
