@@ -306,7 +306,8 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
 }
 
 /* ---- the super-block path (Q4_K, Q5_K, Q6_K, Q8_0) ----
- * The same tiles, warps, fragments and K splits as k_mmq, but:
+ * The same weight tiles (MMQ_BM rows), fragments and K splits as k_mmq, but
+ * each warp takes 16 weight rows by all the tile's activation rows, and:
  *   - the weights' raw bytes (and the activation codes and floats) reach
  *     shared memory through a ring of sb_tile::S stages filled by cp.async,
  *     256 elements of K per stage: no registers hold loads in flight, so
@@ -410,7 +411,9 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
 {
     typedef sb_tile<T, BN> L;
     typedef sb_fmt<T> F;
-    constexpr int WN = BN >= 64 ? 2 : 1, WM = MMQ_THREADS / 32 / WN;
+    /* each warp: 16 weight rows x all BN activation rows, so that an A
+     * fragment serves BN / 8 products (k_mmq splits 64 rows over two warps) */
+    constexpr int WN = 1, WM = MMQ_THREADS / 32 / WN;
     constexpr int TM = MMQ_BM / WM / 16, TN = BN / WN / 8;
     extern __shared__ __align__(16) uint8_t sm[];
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
@@ -677,12 +680,15 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
 {
     const realm_weight *w = &op->w;
     const bool sb = realm__cuda_mmq_sb(c, w);
-    /* the super-block path's tiles stop at 32 activation rows (at 64 its
-     * integer and float accumulators spill: 470-680 bytes per thread); the
-     * two 32-row tiles of a weight tile are neighbours in the grid, so the
-     * second mostly reads the weights from L2 */
-    constexpr int BNS = BN > 32 ? 32 : BN;
-    const int bn = sb ? BNS : BN;
+    /* Q6_K's super-block tiles stop at 32 activation rows (at 64 its two
+     * k16 products per group spill 284 bytes per thread; the others 40-52);
+     * the two 32-row tiles of a weight tile are neighbours in the grid, so
+     * the second mostly reads the weights from L2. (64-row tiles against
+     * two of 32, 8B, 64 streams: Q8_0 32.0 vs 33.2 us per matmul, agg48
+     * 4275 vs 3957; Q4_K 26.6 vs 26.2 us; NOTES round 10.) */
+    constexpr int BN32 = BN > 32 ? 32 : BN;
+    const bool cap32 = w->type == REALM_TYPE_Q6_K;
+    const int bn = sb && cap32 ? BN32 : BN;
     /* K steps: super-blocks (sb) or MMQ_KG groups */
     const int64_t G = w->ne0 / 32, nkt = sb ? w->ne0 / 256 : (G + MMQ_KG - 1) / MMQ_KG;
     const int64_t row_tiles = (op->n + bn - 1) / bn, w_tiles = (w->ne1 + MMQ_BM - 1) / MMQ_BM;
@@ -695,20 +701,12 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
     const float *bias = (const float *)op->bias.data;
     float *out = (float *)op->out, *part = splits > 1 ? c->mmq_part : NULL;
     if (sb) {
-#define S(T) launch_sb<T, BNS>(c, grid, wd, rb, op, aq, ad, as, kt_per, bias, out, resid, part)
+#define S(T, B) launch_sb<T, B>(c, grid, wd, rb, op, aq, ad, as, kt_per, bias, out, resid, part)
         switch (w->type) {
-        case REALM_TYPE_Q4_K:
-            S(REALM_TYPE_Q4_K);
-            break;
-        case REALM_TYPE_Q5_K:
-            S(REALM_TYPE_Q5_K);
-            break;
-        case REALM_TYPE_Q6_K:
-            S(REALM_TYPE_Q6_K);
-            break;
-        default:
-            S(REALM_TYPE_Q8_0);
-            break;
+        case REALM_TYPE_Q4_K: cap32 ? S(REALM_TYPE_Q4_K, BN32) : S(REALM_TYPE_Q4_K, BN); break;
+        case REALM_TYPE_Q5_K: cap32 ? S(REALM_TYPE_Q5_K, BN32) : S(REALM_TYPE_Q5_K, BN); break;
+        case REALM_TYPE_Q6_K: S(REALM_TYPE_Q6_K, BN32); break;
+        default: cap32 ? S(REALM_TYPE_Q8_0, BN32) : S(REALM_TYPE_Q8_0, BN); break;
         }
 #undef S
     } else {
