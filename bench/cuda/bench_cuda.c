@@ -152,7 +152,11 @@ int main(int argc, char **argv)
     double load_s = now_s() - t0;
     const realm_hparams *hp = realm_model_hparams(m);
     if (realm_kv_cache_init(be, hp, MAX_SEQS, CTX, &kv, &err)) die(&err);
-    logits = realm_malloc((size_t)MAX_SEQS * hp->n_vocab * sizeof(float));
+    logits = realm_model_logits_alloc(m, MAX_SEQS);
+    if (!logits) {
+        fprintf(stderr, "bench: out of memory for logits\n");
+        return 1;
+    }
     if (streams > 0) {
         double t = run_decode(streams, 16, steps, NULL);
         printf("BENCH model=%s device=%s agg%d_tok_s=%.1f step_ms=%.2f\n", path, device, streams,
@@ -193,7 +197,7 @@ int main(int argc, char **argv)
         printf(" agg%d_tok_s=%.1f", ns[i], run_decode(ns[i], 16, steps, NULL)), fflush(stdout);
     printf("\n");
 done:
-    realm_free(logits);
+    realm_model_logits_free(m, logits);
     realm_kv_cache_free(kv);
     realm_model_free(m);
     realm_backend_free(be);

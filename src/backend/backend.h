@@ -135,6 +135,12 @@ typedef struct realm_backend_ops {
     void (*buffer_download)(realm_backend *be, const realm_buffer *buf, size_t offset, void *dst,
                             size_t size_bytes);
     void (*buffer_clear)(realm_backend *be, realm_buffer *buf); /* all bytes zero */
+    /* Optional (NULL: any host memory downloads as fast). Host memory that
+     * buffer_download fills fastest (page-locked on a GPU: a download into
+     * pageable memory is staged by the driver at a fraction of the link's
+     * speed), or NULL when none is left; freed with host_free. */
+    void *(*host_alloc)(realm_backend *be, size_t size_bytes);
+    void (*host_free)(realm_backend *be, void *p);
     /* Optional (NULL: weights are read as bound). A copy of matrix w in the
      * backend's own layout for matmul, in *out (free with buffer_free; the
      * caller points w->packed at out->data). out->data is NULL when the

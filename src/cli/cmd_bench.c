@@ -183,7 +183,7 @@ static int bench_threads(const char *path, realm_gguf_t *g, int n_threads, int n
     b.tokens = realm_calloc((size_t)ctx, sizeof *b.tokens);
     b.pos = realm_calloc((size_t)ctx, sizeof *b.pos);
     b.seq = realm_calloc((size_t)ctx, sizeof *b.seq);
-    b.logits = realm_calloc((size_t)hp->n_vocab, sizeof *b.logits);
+    b.logits = realm_model_logits_alloc(b.m, 1);
     if (!b.tokens || !b.pos || !b.seq || !b.logits) {
         realm_error_set(&err, REALM_E_NOMEM, "out of memory");
         goto done;
@@ -225,7 +225,7 @@ done:
     realm_free(b.tokens);
     realm_free(b.pos);
     realm_free(b.seq);
-    realm_free(b.logits);
+    realm_model_logits_free(b.m, b.logits);
     realm_kv_cache_free(b.kv);
     realm_model_free(b.m);
     realm_backend_free(be);

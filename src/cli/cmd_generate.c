@@ -257,7 +257,7 @@ static void gen_free(gen_state *s)
     realm_stop_free(&s->stop);
     realm_free(s->pos);
     realm_free(s->seq);
-    realm_free(s->logits);
+    realm_model_logits_free(s->m, s->logits);
     realm_token_vec_free(&s->prompt);
     realm_free(s->gen);
     realm_sampler_free(s->smp);
@@ -338,7 +338,7 @@ static int run(const gen_opts *o)
         goto done;
     size_t text_cap = realm_detok_max_output(s.tok);
     if (text_cap < 12) text_cap = 12;
-    s.logits = realm_calloc((size_t)hp->n_vocab, sizeof *s.logits);
+    s.logits = realm_model_logits_alloc(s.m, 1);
     s.pos = realm_calloc((size_t)max_ctx, sizeof *s.pos);
     s.seq = realm_calloc((size_t)chunk, sizeof *s.seq);
     s.text = realm_malloc(text_cap);

@@ -80,7 +80,7 @@ realm_status realm_engine_create(realm_model_t *m, const realm_engine_params *pa
     e->b_slot = realm_calloc(nr, sizeof *e->b_slot);
     e->b_chunk = realm_calloc(nr, sizeof *e->b_chunk);
     e->b_scheduled = realm_calloc(ns, sizeof *e->b_scheduled);
-    e->logits = realm_calloc(nr * (size_t)e->n_vocab, sizeof *e->logits);
+    e->logits = realm_model_logits_alloc(e->m, (int32_t)nr);
     if (!e->seqs || !e->tok_store || !e->blk_store || !e->key_store || !e->tenants || !e->running ||
         !e->scratch || !e->b_token || !e->b_pos || !e->b_seq || !e->b_want || !e->b_seqs ||
         !e->b_slot || !e->b_chunk || !e->b_scheduled || !e->logits) {
@@ -123,7 +123,7 @@ void realm_engine_free(realm_engine_t *e)
     realm_free(e->b_slot);
     realm_free(e->b_chunk);
     realm_free(e->b_scheduled);
-    realm_free(e->logits);
+    realm_model_logits_free(e->m, e->logits);
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
     realm_free(e);

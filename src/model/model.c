@@ -99,3 +99,31 @@ realm_backend *realm_model_backend(const realm_model_t *m)
 {
     return m->be;
 }
+
+/* A logits block starts LOGITS_HDR bytes into its allocation; the first byte
+ * says whose it is (1: the backend's host_alloc, 0: realm_malloc). */
+#define LOGITS_HDR 64
+
+float *realm_model_logits_alloc(realm_model_t *m, int32_t n_rows)
+{
+    if (n_rows < 1) n_rows = 1;
+    size_t bytes = (size_t)n_rows * (size_t)m->hp.n_vocab * sizeof(float);
+    const realm_backend_ops *op = m->be->ops;
+    unsigned char *p = op->host_alloc ? op->host_alloc(m->be, bytes + LOGITS_HDR) : NULL;
+    unsigned char tag = p != NULL;
+    if (!p) p = realm_malloc(bytes + LOGITS_HDR);
+    if (!p) return NULL;
+    memset(p, 0, bytes + LOGITS_HDR);
+    p[0] = tag;
+    return (float *)(p + LOGITS_HDR);
+}
+
+void realm_model_logits_free(realm_model_t *m, float *logits)
+{
+    if (!logits) return;
+    unsigned char *p = (unsigned char *)logits - LOGITS_HDR;
+    if (p[0])
+        m->be->ops->host_free(m->be, p);
+    else
+        realm_free(p);
+}

@@ -69,6 +69,13 @@ const realm_hparams *realm_model_hparams(const realm_model_t *m);
 realm_model_params realm_model_params_get(const realm_model_t *m);
 realm_backend *realm_model_backend(const realm_model_t *m);
 
+/* Room for n_rows rows of logits (n_rows x n_vocab floats) in the host memory
+ * the backend downloads into fastest (page-locked for a GPU; plain memory
+ * when the backend has none or none is left), for realm_model_forward's
+ * logits; NULL when out of memory. Free with realm_model_logits_free. */
+float *realm_model_logits_alloc(realm_model_t *m, int32_t n_rows);
+void realm_model_logits_free(realm_model_t *m, float *logits);
+
 /* Number of rows of b whose logits a forward pass returns. */
 int32_t realm_batch_n_logits(const realm_batch *b);
 

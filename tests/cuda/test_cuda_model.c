@@ -74,6 +74,7 @@ static realm_status run(const char *path, const char *backend, run_out *o, realm
     realm_backend *be = NULL;
     realm_model_t *m = NULL;
     realm_kv_cache_t *kv = NULL;
+    float *pass = NULL;
     realm_status st;
     if ((st = realm_gguf_open(path, &g, err))) return st;
     if ((st = realm_backend_create(backend, NULL, &be, err))) goto done;
@@ -83,6 +84,13 @@ static realm_status run(const char *path, const char *backend, run_out *o, realm
     if ((st = realm_kv_cache_init(be, hp, 1, PROMPT + STEPS, &kv, err))) goto done;
     o->n_vocab = hp->n_vocab;
     o->logits = realm_calloc((size_t)(PROMPT + STEPS) * hp->n_vocab, sizeof(float));
+    /* each pass downloads into the backend's host memory (page-locked on
+     * the GPU), as the engine's passes do */
+    pass = realm_model_logits_alloc(m, PROMPT);
+    if (!o->logits || !pass) {
+        st = realm_error_set(err, REALM_E_NOMEM, "out of memory for logits");
+        goto done;
+    }
     int32_t pos[PROMPT + STEPS], seq[PROMPT + STEPS] = {0};
     bool want[PROMPT];
     for (int i = 0; i < PROMPT + STEPS; i++)
@@ -98,12 +106,13 @@ static realm_status run(const char *path, const char *backend, run_out *o, realm
                                      : argmax(o->logits + (size_t)(i - 1) * hp->n_vocab, hp->n_vocab);
         realm_batch b = {.n_rows = rows, .token = o->tokens + i, .pos = pos + i, .seq = seq + i,
                          .want_logits = want, .n_seqs = 1, .seqs = realm_kv_cache_seq(kv, 0)};
-        if ((st = realm_model_forward(m, realm_kv_cache_pool(kv), &b,
-                                      o->logits + (size_t)i * hp->n_vocab, err)))
-            goto done;
+        if ((st = realm_model_forward(m, realm_kv_cache_pool(kv), &b, pass, err))) goto done;
+        memcpy(o->logits + (size_t)i * hp->n_vocab, pass,
+               (size_t)realm_batch_n_logits(&b) * hp->n_vocab * sizeof(float));
         i += rows;
     }
 done:
+    if (pass) realm_model_logits_free(m, pass);
     realm_kv_cache_free(kv);
     realm_model_free(m);
     realm_backend_free(be);

@@ -193,6 +193,60 @@ static void test_bad_batches(void **state)
     close_fixture(&f);
 }
 
+static int n_host_alloc, n_host_free;
+
+/* a backend's host_alloc that has room for one block only */
+static void *one_host_alloc(realm_backend *be, size_t size_bytes)
+{
+    (void)be;
+    return ++n_host_alloc == 1 ? malloc(size_bytes) : NULL;
+}
+
+static void count_host_free(realm_backend *be, void *p)
+{
+    (void)be;
+    n_host_free++;
+    free(p);
+}
+
+static void check_zero_then_fill(float *l, size_t n)
+{
+    assert_non_null(l);
+    for (size_t i = 0; i < n; i++)
+        assert_true(l[i] == 0.0f);
+    for (size_t i = 0; i < n; i++)
+        l[i] = (float)i;
+}
+
+/* Logits memory comes from the backend's host_alloc when it has one (and goes
+ * back through its host_free), from plain memory when it has none or none is
+ * left; zeroed, n_rows x n_vocab floats (ASan checks the bounds). */
+static void test_logits_alloc(void **state)
+{
+    (void)state;
+    fixture f = {0};
+    open_tiny(&f, 1);
+    const size_t nv = (size_t)f.n_vocab;
+    float *a = realm_model_logits_alloc(f.m, 3); /* the CPU backend has no host_alloc */
+    check_zero_then_fill(a, 3 * nv);
+    realm_model_logits_free(f.m, a);
+    realm_backend_ops ops = *f.be->ops;
+    ops.host_alloc = one_host_alloc;
+    ops.host_free = count_host_free;
+    const realm_backend_ops *saved = f.be->ops;
+    f.be->ops = &ops;
+    float *b = realm_model_logits_alloc(f.m, 2), *c = realm_model_logits_alloc(f.m, 2);
+    check_zero_then_fill(b, 2 * nv);
+    check_zero_then_fill(c, 2 * nv);
+    realm_model_logits_free(f.m, b);
+    realm_model_logits_free(f.m, c);
+    realm_model_logits_free(f.m, NULL);
+    assert_int_equal(n_host_alloc, 2);
+    assert_int_equal(n_host_free, 1); /* c came from plain memory */
+    f.be->ops = saved;
+    close_fixture(&f);
+}
+
 /* Writes a GGUF with architecture arch, llama-style keys and only the given
  * F32 tensors (ne0 x ne1, zeros). */
 static void write_partial(const char *path, const char *arch, int n_tensors, const char **names,
@@ -298,6 +352,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batched_equals_alone),
         cmocka_unit_test(test_bad_batches),
+        cmocka_unit_test(test_logits_alloc),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_load_oom),
     };

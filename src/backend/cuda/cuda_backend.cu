@@ -3,7 +3,7 @@
  * graph replay (see cuda.h for the contract). Knobs for A/B runs:
  * $REALM_CUDA_NO_FUSE, $REALM_CUDA_MMV_PLAIN, $REALM_CUDA_MMV_SET, $REALM_CUDA_MMS_FIT,
  * $REALM_CUDA_PDL, $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_ATT_TILE_MIN, $REALM_CUDA_MMV_ROWS,
- * $REALM_CUDA_GRAPH_ROWS, $REALM_CUDA_PROFILE; the int8 tile kernel:
+ * $REALM_CUDA_GRAPH_ROWS, $REALM_CUDA_PROFILE, $REALM_CUDA_HOST_ALLOC; the int8 tile kernel:
  * $REALM_CUDA_MMQ (0: off), $REALM_CUDA_MMQ_MIN (9), $REALM_CUDA_MMQ_ROWS (64),
  * $REALM_CUDA_MMQ_WAVES (0: K splits by rounds), $REALM_CUDA_MMQ_SB (1: the
  * super-block path), $REALM_CUDA_MMQ_SB_MIN (2), $REALM_CUDA_MMQ_SB_ROWS (96). */
@@ -689,6 +689,26 @@ static void cu_buffer_clear(realm_backend *be, realm_buffer *buf)
     CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
 }
 
+/* Page-locked host memory: the 64-stream decode's 33 MB of logits per step
+ * took N ms into pageable memory and M ms into this (NOTES round 10).
+ * $REALM_CUDA_HOST_ALLOC=0: none (A/B). */
+static void *cu_host_alloc(realm_backend *be, size_t size_bytes)
+{
+    cuda_ctx *c = cuda__ctx(be);
+    void *p = NULL;
+    if (!c->host_alloc || cudaHostAlloc(&p, size_bytes, cudaHostAllocDefault) != cudaSuccess) {
+        cudaGetLastError(); /* not sticky: clear it */
+        return NULL;
+    }
+    return p;
+}
+
+static void cu_host_free(realm_backend *be, void *p)
+{
+    (void)be;
+    cudaFreeHost(p);
+}
+
 static const realm_backend_ops cuda_ops = {
     .name = "cuda",
     .supports = cu_supports,
@@ -701,6 +721,8 @@ static const realm_backend_ops cuda_ops = {
     .buffer_upload = cu_buffer_upload,
     .buffer_download = cu_buffer_download,
     .buffer_clear = cu_buffer_clear,
+    .host_alloc = cu_host_alloc,
+    .host_free = cu_host_free,
     .get_rows = rec_get_rows,
     .copy_rows = rec_copy_rows,
     .rmsnorm = rec_rmsnorm,
@@ -749,6 +771,7 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->att_split = env_int("REALM_CUDA_ATT_SPLIT", 8);
     c->att_tile_min = env_int("REALM_CUDA_ATT_TILE_MIN", 8);
     c->profile = env_int("REALM_CUDA_PROFILE", 0);
+    c->host_alloc = env_int("REALM_CUDA_HOST_ALLOC", 1) != 0;
     /* The tile kernel for 9..64 rows: on the H100 it took 8B Q4_K_M's
      * 64-stream decode from 1122 to 3365 tok/s (cuBLAS on dequantized f16
      * tiles: 2626). From 96 rows cuBLAS is faster since the dequantization

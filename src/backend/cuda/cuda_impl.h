@@ -133,6 +133,7 @@ typedef struct cuda_ctx {
     int32_t att_split;      /* $REALM_CUDA_ATT_SPLIT: position splits at decode (1 = off) */
     int32_t att_tile_min;   /* $REALM_CUDA_ATT_TILE_MIN: fewest rows the prefill tiles take */
     int profile;            /* $REALM_CUDA_PROFILE: time ops one by one (2: every pass) */
+    bool host_alloc;        /* $REALM_CUDA_HOST_ALLOC (1): host_alloc gives page-locked memory */
     /* the batched int8 tile kernel (cuda_mmq.cu), off with $REALM_CUDA_MMQ=0:
      * quantized matmuls of mmq_min_rows..mmq_max_rows rows take it instead of
      * the mat-vec chunks or cuBLAS */
