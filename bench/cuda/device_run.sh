@@ -4,7 +4,7 @@
 # CPU backend (tables), then speed on synth models (Llama-3-8B shape Q4_K_M and
 # Q8_0, Llama-3.2-1B Q4_K_M) and, when a trimmed llama.cpp source tarball is
 # carried in .llama/, the same models through llama-bench for comparison.
-#   usage: bench/cuda/device_run.sh [correct|speed|all|quick|profile|ab|ops] [--no-llama]
+#   usage: bench/cuda/device_run.sh [correct|speed|all|quick|profile|ab|ops|bench] [--no-llama]
 # quick = correct + speed without llama.cpp, plus A/B decodes of the 8B
 # models with the staged mat-vec, fusion, split attention or mat-vec sets
 # off, and the int8 tile kernel off (REALM_CUDA_MMQ=0). Every speed run also
@@ -103,6 +103,31 @@ cd $SRC
 ninja -C build-cuda-dev -j $J realm test_cuda_ops test_cuda_model realm_bench_cuda > /tmp/realm-build.log 2>&1 || { grep -E "error" -A3 /tmp/realm-build.log | head -60; exit 1; }
 echo "realm build: $(( $(date +%s) - t0 )) s"
 B=build-cuda-dev
+
+# bench: no tests; realm_bench_cuda on the 8B Q4_K_M and Q8_0 with each
+# argument set of $BENCH_ARGS (';'-separated, default "--streams 64") under
+# each setting of $BENCH_ENVS (space-separated, commas join variables, "-" =
+# the defaults), $BENCH_ROUNDS (2) rounds in rotating order: a quick A/B of
+# knobs.
+if [ "$PHASE" = bench ]; then
+  mkdir -p /tmp/models
+  V=(${BENCH_ENVS:--})
+  IFS=';' read -ra ARGS <<< "${BENCH_ARGS:---streams 64}"
+  for t in q4_k_m q8_0; do
+    f=/tmp/models/llama-3-8b-$t.gguf
+    [ -f $f ] || $B/realm synth --arch llama-3-8b --type $t -o $f > /dev/null || exit 1
+    for a in "${ARGS[@]}"; do
+      for i in $(seq 1 ${BENCH_ROUNDS:-2}); do
+        for k in $(seq 0 $(( ${#V[@]} - 1 ))); do
+          v=${V[$(( (k + i) % ${#V[@]} ))]}
+          e=${v//,/ }; [ "$v" = - ] && e=REALM_CUDA_NONE=0
+          echo "$t [$a] $v $(env $e timeout 120 $B/realm_bench_cuda $f --device cuda $a 2>&1 | grep -oE '[a-z0-9_]+_(tok_s|ms)=[0-9.]+' | tr '\n' ' ')"
+        done
+      done
+    done
+  done
+  echo "total: $(( $(date +%s) - t0 )) s"; exit 0
+fi
 
 # ops: the per-op test alone, once per setting in $OPS_ENVS (space-separated;
 # commas join several variables of one setting), for bisecting a failing row.

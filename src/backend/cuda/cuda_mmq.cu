@@ -157,14 +157,7 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
     const int64_t kt0 = (int64_t)blockIdx.z * kt_per;
     const int64_t kt1 = kt0 + kt_per < nkt ? kt0 + kt_per : nkt;
 
-    float acc[TM][TN][4];
-#pragma unroll
-    for (int i = 0; i < TM; i++)
-#pragma unroll
-        for (int j = 0; j < TN; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                acc[i][j][e] = 0.0f;
+    float acc[TM][TN][4] = {};
 
     /* the step in flight: unpacked weight groups and raw activation chunks.
      * Out-of-range groups and rows load a clamped in-range address (so the
@@ -455,14 +448,7 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
         }
     };
 
-    float acc[TM][TN][4];
-#pragma unroll
-    for (int i = 0; i < TM; i++)
-#pragma unroll
-        for (int j = 0; j < TN; j++)
-#pragma unroll
-            for (int e = 0; e < 4; e++)
-                acc[i][j][e] = 0.0f;
+    float acc[TM][TN][4] = {};
 
 #pragma unroll
     for (int s = 0; s < L::S - 1; s++) {
@@ -493,14 +479,7 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
 #pragma unroll
                 for (int h = 0; h < 2; h++)
                     k4_scales(rows[i][h] + 4, scw[i][h], mw[i][h]);
-        int sacc[TM][TN][4];
-#pragma unroll
-        for (int i = 0; i < TM; i++)
-#pragma unroll
-            for (int jn = 0; jn < TN; jn++)
-#pragma unroll
-                for (int e = 0; e < 4; e++)
-                    sacc[i][jn][e] = 0;
+        int sacc[TM][TN][4] = {};
 #pragma unroll
         for (int j = 0; j < 8; j++) {
             uint32_t b[TN][2];
