@@ -12,6 +12,8 @@
  * sequences at context 512 decoding a row each beside a prompt chunk of
  * 448 - D rows (ms, median of 3); with REALM_CUDA_PROFILE=1 (2 for prefill
  * and mixed) either prints the op-by-op profile of those passes.
+ * --logits K: only the first K sequences of a decode step want logits (the
+ * LM head and the logits download shrink; to see what they cost at S).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +36,7 @@ static double now_s(void)
 #define CTX      640
 
 static realm_model_t *m;
+static int logit_rows = MAX_SEQS; /* --logits */
 static realm_kv_cache_t *kv;
 static float *logits;
 
@@ -66,7 +69,7 @@ static double run_decode(int n_seqs, int prompt, int steps, double *prefill_tok_
     }
     bool want[MAX_SEQS];
     for (int s = 0; s < n_seqs; s++)
-        want[s] = true;
+        want[s] = s < logit_rows;
     double t0 = 0;
     const int warm = 3;
     for (int step = 0; step < steps + warm; step++) {
@@ -132,13 +135,16 @@ int main(int argc, char **argv)
             prefill = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--mixed") && i + 1 < argc)
             mixed = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--logits") && i + 1 < argc)
+            logit_rows = atoi(argv[++i]);
         else path = argv[i];
     }
     if (!path || streams < 0 || streams > MAX_SEQS || prefill < 0 || prefill > 512 || mixed < 0 ||
-        mixed >= MAX_SEQS) {
+        mixed >= MAX_SEQS || logit_rows < 1) {
         fprintf(stderr,
                 "usage: realm_bench_cuda MODEL.gguf [--device cuda|cpu] [--steps N] "
-                "[--decode-only] [--streams 1..%d] [--prefill 1..512] [--mixed 1..%d]\n",
+                "[--decode-only] [--streams 1..%d] [--prefill 1..512] [--mixed 1..%d] "
+                "[--logits K]\n",
                 MAX_SEQS, MAX_SEQS - 1);
         return 2;
     }
@@ -159,8 +165,8 @@ int main(int argc, char **argv)
     }
     if (streams > 0) {
         double t = run_decode(streams, 16, steps, NULL);
-        printf("BENCH model=%s device=%s agg%d_tok_s=%.1f step_ms=%.2f\n", path, device, streams,
-               t, 1e3 * streams / t);
+        printf("BENCH model=%s device=%s agg%d_tok_s=%.1f step_ms=%.2f logit_rows=%d\n", path,
+               device, streams, t, 1e3 * streams / t, logit_rows < streams ? logit_rows : streams);
         goto done;
     }
     if (mixed > 0) {
