@@ -15,6 +15,7 @@
  * --logits K: only the first K sequences of a decode step want logits (the
  * LM head and the logits download shrink; to see what they cost at S).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,25 +123,40 @@ static double run_mixed(int n_dec, int ctx, int chunk)
     return 1e3 * (t[3] < lo ? lo : t[3] > hi ? hi : t[3]);
 }
 
+/* *out = the decimal integer s, all of it; false (and *out = -1) otherwise */
+static bool int_arg(const char *s, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    bool ok = end != s && *end == '\0' && v >= 0 && v <= 1000000;
+    *out = ok ? (int)v : -1;
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL, *device = "cuda";
     int steps = 64, decode_only = 0, streams = 0, prefill = 0, mixed = 0;
+    bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc)
+            bad |= !int_arg(argv[++i], &steps);
         else if (!strcmp(argv[i], "--decode-only")) decode_only = 1;
-        else if (!strcmp(argv[i], "--streams") && i + 1 < argc) streams = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--streams") && i + 1 < argc)
+            bad |= !int_arg(argv[++i], &streams);
         else if (!strcmp(argv[i], "--prefill") && i + 1 < argc)
-            prefill = atoi(argv[++i]);
+            bad |= !int_arg(argv[++i], &prefill);
         else if (!strcmp(argv[i], "--mixed") && i + 1 < argc)
-            mixed = atoi(argv[++i]);
+            bad |= !int_arg(argv[++i], &mixed);
         else if (!strcmp(argv[i], "--logits") && i + 1 < argc)
-            logit_rows = atoi(argv[++i]);
+            bad |= !int_arg(argv[++i], &logit_rows);
+        else if (argv[i][0] == '-')
+            bad = true;
         else path = argv[i];
     }
-    if (!path || streams < 0 || streams > MAX_SEQS || prefill < 0 || prefill > 512 || mixed < 0 ||
-        mixed >= MAX_SEQS || logit_rows < 1) {
+    if (bad || !path || streams > MAX_SEQS || prefill > 512 || mixed >= MAX_SEQS ||
+        logit_rows < 1) {
         fprintf(stderr,
                 "usage: realm_bench_cuda MODEL.gguf [--device cuda|cpu] [--steps N] "
                 "[--decode-only] [--streams 1..%d] [--prefill 1..512] [--mixed 1..%d] "
