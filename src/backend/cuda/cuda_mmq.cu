@@ -3,12 +3,17 @@
  * and 2..~512 activation rows, on the int8 tensor cores.
  *
  * Inputs are the quantized activations cuda_matmul.cu writes (int8 codes
- * row-major, one float scale per 32 elements, and for Q8_1 the rounded d·Σq
- * per 32), i.e. the CPU's vec_dot_type rounding: per 32-element group the
- * result is an exact integer dot product times float scales, as in the
- * mat-vec.
+ * row-major, one float scale per 32 elements, and the d·Σq per 32 of Q8_1
+ * (rounded) and Q8_K), i.e. the CPU's vec_dot_type rounding: per 32-element
+ * group the result is an exact integer dot product times float scales, as in
+ * the mat-vec.
  *
- * One thread block computes a tile of MMQ_BM weight rows × BN activation rows
+ * Two kernels: k_mmq (every quantized format) below, and k_mmq_sb (Q4_K,
+ * Q5_K, Q6_K, Q8_0: raw bytes staged by cp.async, integer sub-scales per
+ * super-block; its own section further down), which realm__cuda_mmq_sb
+ * picks and cuda_matmul.cu routes by row count.
+ *
+ * k_mmq: one thread block computes a tile of MMQ_BM weight rows × BN activation rows
  * and walks K in steps of MMQ_KG groups (128 elements):
  *   1. every thread unpacks MMQ_BM·MMQ_KG / MMQ_THREADS weight groups with the
  *      mat-vec's load_group (cuda_quant.cuh) into int8 codes in shared
@@ -72,6 +77,20 @@ __device__ __forceinline__ void mma_k16(int c[4], uint32_t a0, uint32_t a1, uint
         "{%0, %1, %2, %3};\n"
         : "+r"(c[0]), "+r"(c[1]), "+r"(c[2]), "+r"(c[3])
         : "r"(a0), "r"(a1), "r"(b0));
+}
+
+/* One 32-element group's integer sums from zero: the whole group (k32) in
+ * c0, or (SPLIT16) its two 16-element halves in c0 and c1 */
+template <bool SPLIT16>
+__device__ __forceinline__ void mma_group(int c0[4], int c1[4], const uint32_t a[4], uint32_t b0,
+                                          uint32_t b1)
+{
+    if (SPLIT16) {
+        mma_k16(c0, a[0], a[1], b0);
+        mma_k16(c1, a[2], a[3], b1);
+    } else {
+        mma_k32(c0, a, b0, b1);
+    }
 }
 
 __device__ __forceinline__ uint32_t lds32(const int8_t *p)
@@ -272,12 +291,7 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
 #pragma unroll
                 for (int j = 0; j < TN; j++) {
                     int c0[4] = {0, 0, 0, 0}, c1[4] = {0, 0, 0, 0};
-                    if (K::split16) {
-                        mma_k16(c0, a[0], a[1], b[j][0]);
-                        mma_k16(c1, a[2], a[3], b[j][1]);
-                    } else {
-                        mma_k32(c0, a, b[j][0], b[j][1]);
-                    }
+                    mma_group<K::split16>(c0, c1, a, b[j][0], b[j][1]);
                     /* group_dot's terms, as fused multiply-adds into acc */
 #pragma unroll
                     for (int e = 0; e < 4; e++) {
@@ -522,12 +536,7 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
 #pragma unroll
                 for (int jn = 0; jn < TN; jn++) {
                     int c0[4] = {0, 0, 0, 0}, c1[4] = {0, 0, 0, 0};
-                    if (T == REALM_TYPE_Q6_K) {
-                        mma_k16(c0, a[0], a[1], b[jn][0]);
-                        mma_k16(c1, a[2], a[3], b[jn][1]);
-                    } else {
-                        mma_k32(c0, a, b[jn][0], b[jn][1]);
-                    }
+                    mma_group<T == REALM_TYPE_Q6_K>(c0, c1, a, b[jn][0], b[jn][1]);
 #pragma unroll
                     for (int e = 0; e < 4; e++) {
                         const int h = e / 2;
