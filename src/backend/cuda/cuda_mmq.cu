@@ -362,6 +362,7 @@ template <int T, int BN> struct sb_tile {
     static constexpr int STAGE = W + A + BN * (F::FD + F::FG);
     static constexpr int S0 = SB_RING_BYTES / STAGE;
     static constexpr int S = S0 > 4 ? 4 : S0 < 2 ? 2 : S0; /* stages */
+    static_assert(S * STAGE <= SB_RING_BYTES, "the ring fits what realm__cuda_mmq_sb checks");
 };
 
 /* the 4 bytes at p + off of a stage row, p + off only 2-byte aligned */
@@ -611,13 +612,13 @@ static int32_t mmq_splits(const cuda_ctx *c, int64_t tiles, int64_t nkt, int64_t
     int64_t cap = c->mmq_part ? (int64_t)(c->mmq_part_bytes / ((size_t)out_elems * sizeof(float)))
                               : 1;
     if (cap > nkt) cap = nkt;
-    int64_t best = 1, best_per = nkt;
+    int64_t best_per = nkt;
     if (c->mmq_waves > 0) {
         int64_t target = (int64_t)c->mmq_waves * c->n_sm;
-        best = tiles < target ? (target + tiles - 1) / tiles : 1;
-        if (best > cap) best = cap;
-        if (best < 1) best = 1;
-        best_per = (nkt + best - 1) / best;
+        int64_t s = tiles < target ? (target + tiles - 1) / tiles : 1;
+        if (s > cap) s = cap;
+        if (s < 1) s = 1;
+        best_per = (nkt + s - 1) / s;
     } else {
         const int64_t slots = (int64_t)MMQ_MIN_BLOCKS * c->n_sm;
         int64_t best_t = -1;
@@ -632,21 +633,16 @@ static int32_t mmq_splits(const cuda_ctx *c, int64_t tiles, int64_t nkt, int64_t
 }
 
 /* Does the super-block path take this weight? Q4_K, Q5_K, Q6_K and Q8_0
- * rows of whole 256-element K steps that start at 16-byte boundaries
- * ($REALM_CUDA_MMQ_SB=0: never). */
+ * rows of whole 256-element K steps that start at 16-byte boundaries, on a
+ * GPU that gives a block the stage ring ($REALM_CUDA_MMQ_SB=0: never). */
 bool realm__cuda_mmq_sb(const cuda_ctx *c, const realm_weight *w)
 {
     switch (w->type) {
-    case REALM_TYPE_Q4_K:
-    case REALM_TYPE_Q5_K:
-    case REALM_TYPE_Q6_K:
-    case REALM_TYPE_Q8_0:
-        break;
-    default:
-        return false;
+    case REALM_TYPE_Q4_K: case REALM_TYPE_Q5_K: case REALM_TYPE_Q6_K: case REALM_TYPE_Q8_0: break;
+    default: return false;
     }
-    return c->mmq_sb && w->ne0 % 256 == 0 && realm_type_row_size(w->type, w->ne0) % 16 == 0 &&
-           (uintptr_t)w->data % 16 == 0;
+    return c->mmq_sb && c->smem_optin >= SB_RING_BYTES && w->ne0 % 256 == 0 &&
+           realm_type_row_size(w->type, w->ne0) % 16 == 0 && (uintptr_t)w->data % 16 == 0;
 }
 
 template <int T, int BN>
