@@ -5,8 +5,8 @@
  * $REALM_CUDA_PDL, $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_ATT_TILE_MIN, $REALM_CUDA_MMV_ROWS,
  * $REALM_CUDA_GRAPH_ROWS, $REALM_CUDA_PROFILE, $REALM_CUDA_HOST_ALLOC; the int8 tile kernel:
  * $REALM_CUDA_MMQ (0: off), $REALM_CUDA_MMQ_MIN (9), $REALM_CUDA_MMQ_ROWS (64),
- * $REALM_CUDA_MMQ_WAVES (0: K splits by rounds), $REALM_CUDA_MMQ_SB (1: the
- * super-block path), $REALM_CUDA_MMQ_SB_MIN (2), $REALM_CUDA_MMQ_SB_ROWS (96). */
+ * $REALM_CUDA_MMQ_SB (1: the super-block path), $REALM_CUDA_MMQ_SB_MIN (2),
+ * $REALM_CUDA_MMQ_SB_ROWS (96). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -789,7 +789,6 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->mmq_max_rows = env_int("REALM_CUDA_MMQ_ROWS", 64);
     c->sb_min_rows = env_int("REALM_CUDA_MMQ_SB_MIN", 2);
     c->sb_max_rows = env_int("REALM_CUDA_MMQ_SB_ROWS", 96);
-    c->mmq_waves = env_int("REALM_CUDA_MMQ_WAVES", 0);
     c->mmq_sb = env_int("REALM_CUDA_MMQ_SB", 1) != 0;
     if (cudaDeviceGetAttribute(&c->n_sm, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess)
         c->n_sm = 1;

@@ -139,9 +139,8 @@ typedef struct cuda_ctx {
      * the mat-vec chunks or cuBLAS */
     bool mmq;
     int32_t mmq_min_rows, mmq_max_rows; /* $REALM_CUDA_MMQ_MIN (9), $REALM_CUDA_MMQ_ROWS (64) */
-    int32_t sb_min_rows,
-        sb_max_rows;   /* super-block path: $REALM_CUDA_MMQ_SB_MIN (2), _SB_ROWS (96) */
-    int32_t mmq_waves; /* $REALM_CUDA_MMQ_WAVES (0): > 0, split K until blocks >= waves x SMs */
+    /* the super-block path: $REALM_CUDA_MMQ_SB_MIN (2), $REALM_CUDA_MMQ_SB_ROWS (96) */
+    int32_t sb_min_rows, sb_max_rows;
     bool mmq_sb;            /* $REALM_CUDA_MMQ_SB (1): Q4_K/Q5_K/Q6_K/Q8_0 take the super-block path */
     int32_t n_sm;           /* multiprocessors of the device */
     int smem_optin;         /* shared memory one block may opt in to */

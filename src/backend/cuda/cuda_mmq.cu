@@ -421,12 +421,12 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
     typedef sb_fmt<T> F;
     /* each warp: 16 weight rows x all BN activation rows, so that an A
      * fragment serves BN / 8 products (k_mmq splits 64 rows over two warps) */
-    constexpr int WN = 1, WM = MMQ_THREADS / 32 / WN;
-    constexpr int TM = MMQ_BM / WM / 16, TN = BN / WN / 8;
+    constexpr int TM = MMQ_BM / (MMQ_THREADS / 32) / 16, TN = BN / 8;
+    static_assert(TM == 1, "one m16 tile per warp");
     extern __shared__ __align__(16) uint8_t sm[];
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int gq = lane / 4, tq = lane % 4;
-    const int m_base = (warp % WM) * TM * 16, n_base = (warp / WM) * TN * 8;
+    const int m_base = warp * TM * 16, n_base = 0;
     const int32_t r0 = (int32_t)blockIdx.x * BN;
     const int64_t m0 = (int64_t)blockIdx.y * MMQ_BM;
     const int64_t G = ne0 / 32, nsb = ne0 / 256;
@@ -603,30 +603,21 @@ size_t realm__cuda_mmq_part_bytes(const realm_backend_limits *lim)
  * MMQ_MIN_BLOCKS blocks on every SM and the 2 stand for a block's fixed
  * costs (filling its pipeline, storing its tile). More splits than that only
  * add a partly filled round: 112 weight tiles in 3 splits were 1.27 rounds
- * of 264 blocks, and the SMs idled 30% of the kernel (ncu, NOTES round 10).
- * $REALM_CUDA_MMQ_WAVES=W > 0: the earlier rule, splits until blocks >= W x
- * SMs. */
+ * of 264 blocks, and the SMs idled 30% of the kernel (ncu, NOTES round 10;
+ * "at least 2 blocks per SM", the rule before, was 2-12% slower at 16-64
+ * streams). */
 static int32_t mmq_splits(const cuda_ctx *c, int64_t tiles, int64_t nkt, int64_t out_elems,
                           int32_t *kt_per)
 {
     int64_t cap = c->mmq_part ? (int64_t)(c->mmq_part_bytes / ((size_t)out_elems * sizeof(float)))
                               : 1;
     if (cap > nkt) cap = nkt;
-    int64_t best_per = nkt;
-    if (c->mmq_waves > 0) {
-        int64_t target = (int64_t)c->mmq_waves * c->n_sm;
-        int64_t s = tiles < target ? (target + tiles - 1) / tiles : 1;
-        if (s > cap) s = cap;
-        if (s < 1) s = 1;
-        best_per = (nkt + s - 1) / s;
-    } else {
-        const int64_t slots = (int64_t)MMQ_MIN_BLOCKS * c->n_sm;
-        int64_t best_t = -1;
-        for (int64_t s = 1; s <= cap; s++) {
-            const int64_t per = (nkt + s - 1) / s, blocks = tiles * ((nkt + per - 1) / per);
-            const int64_t t = (blocks + slots - 1) / slots * (per + 2);
-            if (best_t < 0 || t < best_t) best_t = t, best_per = per;
-        }
+    const int64_t slots = (int64_t)MMQ_MIN_BLOCKS * c->n_sm;
+    int64_t best_per = nkt, best_t = -1;
+    for (int64_t s = 1; s <= cap; s++) {
+        const int64_t per = (nkt + s - 1) / s, blocks = tiles * ((nkt + per - 1) / per);
+        const int64_t t = (blocks + slots - 1) / slots * (per + 2);
+        if (best_t < 0 || t < best_t) best_t = t, best_per = per;
     }
     *kt_per = (int32_t)best_per;
     return (int32_t)((nkt + best_per - 1) / best_per);
@@ -652,8 +643,12 @@ static void launch_sb(cuda_ctx *c, dim3 grid, const uint8_t *wd, size_t rb,
 {
     typedef sb_tile<T, BN> L;
     const int shm = L::S * L::STAGE;
-    CUDA_CHECK(
-        c, cudaFuncSetAttribute(k_mmq_sb<T, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, shm));
+    static int opted_in = -1; /* the device this instance may use shm on */
+    if (opted_in != c->device) {
+        CUDA_CHECK(c, cudaFuncSetAttribute(k_mmq_sb<T, BN>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, shm));
+        opted_in = c->device;
+    }
     k_mmq_sb<T, BN><<<grid, MMQ_THREADS, shm, c->stream>>>(wd, rb, op->w.ne0, op->w.ne1, aq, ad, as,
                                                            op->n, kt_per, bias, out, resid, part);
 }
@@ -671,8 +666,7 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
      * two of 32, 8B, 64 streams: Q8_0 32.0 vs 33.2 us per matmul, agg48
      * 4275 vs 3957; Q4_K 26.6 vs 26.2 us; NOTES round 10.) */
     constexpr int BN32 = BN > 32 ? 32 : BN;
-    const bool cap32 = w->type == REALM_TYPE_Q6_K;
-    const int bn = sb && cap32 ? BN32 : BN;
+    const int bn = sb && w->type == REALM_TYPE_Q6_K ? BN32 : BN;
     /* K steps: super-blocks (sb) or MMQ_KG groups */
     const int64_t G = w->ne0 / 32, nkt = sb ? w->ne0 / 256 : (G + MMQ_KG - 1) / MMQ_KG;
     const int64_t row_tiles = (op->n + bn - 1) / bn, w_tiles = (w->ne1 + MMQ_BM - 1) / MMQ_BM;
@@ -687,10 +681,10 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
     if (sb) {
 #define S(T, B) launch_sb<T, B>(c, grid, wd, rb, op, aq, ad, as, kt_per, bias, out, resid, part)
         switch (w->type) {
-        case REALM_TYPE_Q4_K: cap32 ? S(REALM_TYPE_Q4_K, BN32) : S(REALM_TYPE_Q4_K, BN); break;
-        case REALM_TYPE_Q5_K: cap32 ? S(REALM_TYPE_Q5_K, BN32) : S(REALM_TYPE_Q5_K, BN); break;
+        case REALM_TYPE_Q4_K: S(REALM_TYPE_Q4_K, BN); break;
+        case REALM_TYPE_Q5_K: S(REALM_TYPE_Q5_K, BN); break;
         case REALM_TYPE_Q6_K: S(REALM_TYPE_Q6_K, BN32); break;
-        default: cap32 ? S(REALM_TYPE_Q8_0, BN32) : S(REALM_TYPE_Q8_0, BN); break;
+        default: S(REALM_TYPE_Q8_0, BN); break;
         }
 #undef S
     } else {
@@ -698,44 +692,19 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
     k_mmq<T, BN><<<grid, MMQ_THREADS, 0, c->stream>>>(wd, rb, w->ne0, w->ne1, aq, ad, as, op->n,  \
                                                       kt_per, bias, out, resid, part)
         switch (w->type) {
-        case REALM_TYPE_Q4_0:
-            M(REALM_TYPE_Q4_0);
-            break;
-        case REALM_TYPE_Q4_1:
-            M(REALM_TYPE_Q4_1);
-            break;
-        case REALM_TYPE_Q5_0:
-            M(REALM_TYPE_Q5_0);
-            break;
-        case REALM_TYPE_Q5_1:
-            M(REALM_TYPE_Q5_1);
-            break;
-        case REALM_TYPE_Q8_0:
-            M(REALM_TYPE_Q8_0);
-            break;
-        case REALM_TYPE_Q2_K:
-            M(REALM_TYPE_Q2_K);
-            break;
-        case REALM_TYPE_Q3_K:
-            M(REALM_TYPE_Q3_K);
-            break;
-        case REALM_TYPE_Q4_K:
-            M(REALM_TYPE_Q4_K);
-            break;
-        case REALM_TYPE_Q5_K:
-            M(REALM_TYPE_Q5_K);
-            break;
-        case REALM_TYPE_Q6_K:
-            M(REALM_TYPE_Q6_K);
-            break;
-        case REALM_TYPE_IQ4_NL:
-            M(REALM_TYPE_IQ4_NL);
-            break;
-        case REALM_TYPE_IQ4_XS:
-            M(REALM_TYPE_IQ4_XS);
-            break;
-        default:
-            return false;
+        case REALM_TYPE_Q4_0: M(REALM_TYPE_Q4_0); break;
+        case REALM_TYPE_Q4_1: M(REALM_TYPE_Q4_1); break;
+        case REALM_TYPE_Q5_0: M(REALM_TYPE_Q5_0); break;
+        case REALM_TYPE_Q5_1: M(REALM_TYPE_Q5_1); break;
+        case REALM_TYPE_Q8_0: M(REALM_TYPE_Q8_0); break;
+        case REALM_TYPE_Q2_K: M(REALM_TYPE_Q2_K); break;
+        case REALM_TYPE_Q3_K: M(REALM_TYPE_Q3_K); break;
+        case REALM_TYPE_Q4_K: M(REALM_TYPE_Q4_K); break;
+        case REALM_TYPE_Q5_K: M(REALM_TYPE_Q5_K); break;
+        case REALM_TYPE_Q6_K: M(REALM_TYPE_Q6_K); break;
+        case REALM_TYPE_IQ4_NL: M(REALM_TYPE_IQ4_NL); break;
+        case REALM_TYPE_IQ4_XS: M(REALM_TYPE_IQ4_XS); break;
+        default: return false;
         }
 #undef M
     }
