@@ -2,7 +2,10 @@
  * backend/cuda/cuda_attention.cu — causal softmax attention over the paged KV
  * pool, for decode and prefill rows alike.
  *
- * One block per (batch row, query head). Scores: each thread takes whole
+ * Rows at head dims 64 and 128 take k_attention_rows: one block per (row,
+ * query heads sharing a K/V head), warps streaming positions with an online
+ * softmax (described there). Other head dims take k_attention:
+ * one block per (batch row, query head). Scores: each thread takes whole
  * positions t = tid, tid + 128, ... and dots its K row with q (q in shared
  * memory, K read as float4), so a block keeps up to 128 independent K rows in
  * flight instead of walking positions one warp-step at a time; the pool slot
@@ -134,6 +137,170 @@ __global__ static void __launch_bounds__(ATT_THREADS)
             out[r * q_dim + (int64_t)h * hd + ii] = acc / sum;
         }
     }
+}
+
+/* ---- many rows at head dims 64 and 128: one block per (row, query heads
+ * of one K/V head) ----
+ * k_attention above walks positions one per thread (a K row of 32 float4
+ * loads each) and then V one position per step for every head dimension:
+ * ~66 us per layer for 64 decode rows of the 8B (NOTES round 11), 5x what
+ * its K/V bytes take, and each of a K/V head's query heads read it again.
+ * Here a block takes HB query heads that share one K/V head; each warp
+ * streams positions warp*AR_U.., AR_U at a time: lane l holds head
+ * dimensions l*E..l*E+E-1 (E = HD/32) of q, K, V and the output, so each
+ * K or V row is one coalesced warp load, issued for AR_U positions before
+ * any is used. Scores are reduced across the warp, and the softmax is taken
+ * online (running max m and sum l per head; when the max grows, what was
+ * summed is rescaled by e^(m_old - m_new)). The four warps' (m, l, output)
+ * are combined in shared memory at the end. No per-position shared memory,
+ * so any context length fits. */
+#define AR_U     4
+#define AR_WARPS (ATT_THREADS / 32)
+
+template <int E> struct ar_vec;
+template <> struct ar_vec<2> {
+    typedef float2 t;
+};
+template <> struct ar_vec<4> {
+    typedef float4 t;
+};
+
+template <int E>
+__device__ __forceinline__ void ar_load(const float *p, float (&v)[E])
+{
+    typename ar_vec<E>::t x = *(const typename ar_vec<E>::t *)p;
+    const float *f = (const float *)&x;
+#pragma unroll
+    for (int e = 0; e < E; e++)
+        v[e] = f[e];
+}
+
+template <int HD, int HB>
+__global__ static void __launch_bounds__(ATT_THREADS)
+    k_attention_rows(const float *q, float *out, const float *kbase, const float *vbase,
+                     int32_t layer, int32_t n_blocks, int32_t block_size, int32_t kv_dim,
+                     const int32_t *pos, const int32_t *seq, const int32_t *tables,
+                     int32_t max_blocks, int32_t n_head, int32_t group, float scale,
+                     const int32_t *rows)
+{
+    constexpr int E = HD / 32;
+    __shared__ float sml[AR_WARPS][HB][2];
+    __shared__ float sacc[AR_WARPS][HB][HD];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int32_t r = rows ? rows[blockIdx.x] : (int32_t)blockIdx.x;
+    const int32_t h0 = (int32_t)blockIdx.y * HB, kvh = h0 / group;
+    const int32_t n_pos = pos[r] + 1;
+    const int32_t *tab = tables + (int64_t)seq[r] * max_blocks;
+    const size_t layer_base = (size_t)layer * n_blocks;
+    const int64_t q_dim = (int64_t)n_head * HD;
+    float qv[HB][E], acc[HB][E], m[HB], l[HB];
+#pragma unroll
+    for (int j = 0; j < HB; j++) {
+        ar_load<E>(q + r * q_dim + (int64_t)(h0 + j) * HD + lane * E, qv[j]);
+        m[j] = -INFINITY;
+        l[j] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < E; e++)
+            acc[j][e] = 0.0f;
+    }
+    const size_t col = (size_t)kvh * HD + (size_t)lane * E;
+    for (int32_t t0 = warp * AR_U; t0 < n_pos; t0 += AR_WARPS * AR_U) {
+        float kf[AR_U][E], vf[AR_U][E];
+#pragma unroll
+        for (int u = 0; u < AR_U; u++) {
+            const int32_t t = t0 + u;
+            if (t < n_pos) {
+                const size_t slot =
+                    (layer_base + (size_t)tab[t / block_size]) * block_size + t % block_size;
+                ar_load<E>(kbase + slot * kv_dim + col, kf[u]);
+                ar_load<E>(vbase + slot * kv_dim + col, vf[u]);
+            } else {
+#pragma unroll
+                for (int e = 0; e < E; e++)
+                    kf[u][e] = vf[u][e] = 0.0f;
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < HB; j++) {
+            float s[AR_U], mn = m[j];
+#pragma unroll
+            for (int u = 0; u < AR_U; u++) {
+                float d = 0.0f;
+#pragma unroll
+                for (int e = 0; e < E; e++)
+                    d += qv[j][e] * kf[u][e];
+                for (int o = 16; o > 0; o >>= 1)
+                    d += __shfl_xor_sync(0xffffffffu, d, o);
+                s[u] = t0 + u < n_pos ? d * scale : -INFINITY;
+                mn = fmaxf(mn, s[u]);
+            }
+            /* t0 < n_pos: mn is finite, and e^(-inf - mn) = 0 */
+            const float c = expf(m[j] - mn);
+            l[j] *= c;
+#pragma unroll
+            for (int e = 0; e < E; e++)
+                acc[j][e] *= c;
+#pragma unroll
+            for (int u = 0; u < AR_U; u++) {
+                const float p = expf(s[u] - mn);
+                l[j] += p;
+#pragma unroll
+                for (int e = 0; e < E; e++)
+                    acc[j][e] += p * vf[u][e];
+            }
+            m[j] = mn;
+        }
+    }
+#pragma unroll
+    for (int j = 0; j < HB; j++) {
+        if (lane == 0) {
+            sml[warp][j][0] = m[j];
+            sml[warp][j][1] = l[j];
+        }
+#pragma unroll
+        for (int e = 0; e < E; e++)
+            sacc[warp][j][lane * E + e] = acc[j][e];
+    }
+    __syncthreads();
+    /* warp 0 saw position 0, so the largest m is finite; a warp that saw no
+     * position has m = -inf and weighs 0 */
+    for (int i = threadIdx.x; i < HB * HD; i += ATT_THREADS) {
+        const int j = i / HD, d = i % HD;
+        float mx = sml[0][j][0];
+#pragma unroll
+        for (int w = 1; w < AR_WARPS; w++)
+            mx = fmaxf(mx, sml[w][j][0]);
+        float num = 0.0f, den = 0.0f;
+#pragma unroll
+        for (int w = 0; w < AR_WARPS; w++) {
+            const float f = expf(sml[w][j][0] - mx);
+            num += sacc[w][j][d] * f;
+            den += sml[w][j][1] * f;
+        }
+        out[r * q_dim + (int64_t)(h0 + j) * HD + d] = num / den;
+    }
+}
+
+/* k_attention_rows for p's head dim and K/V grouping, or NULL: the query
+ * heads of one K/V head go HB = 4, 3, 2 or 1 to a block (the largest that
+ * divides the group). */
+typedef void (*att_rows_fn)(const float *, float *, const float *, const float *, int32_t, int32_t,
+                            int32_t, int32_t, const int32_t *, const int32_t *, const int32_t *,
+                            int32_t, int32_t, int32_t, float, const int32_t *);
+
+static att_rows_fn att_rows_kernel(const realm_attn_params *p, const realm_kv_pool *kv, int *hb)
+{
+    const int32_t group = p->n_head / p->n_head_kv;
+    if ((p->head_dim != 64 && p->head_dim != 128) || kv->kv_dim % 4 || group < 1) return NULL;
+    *hb = group % 4 == 0 ? 4 : group % 3 == 0 ? 3 : group % 2 == 0 ? 2 : 1;
+#define R(HB) return p->head_dim == 64 ? k_attention_rows<64, HB> : k_attention_rows<128, HB>
+    switch (*hb) {
+    case 4: R(4);
+    case 3: R(3);
+    case 2: R(2);
+    default: R(1);
+    }
+#undef R
 }
 
 /* ---- decode: positions split over blocks ----
@@ -590,6 +757,19 @@ void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op)
         rows = (const int32_t *)cuda__staging(c, b->tile_off) + 3 * (size_t)b->n_rows;
         n_rows = b->n_single;
         if (n_rows == 0) return;
+    }
+    int hb = 1;
+    const att_rows_fn kr = c->att_rows ? att_rows_kernel(p, kv, &hb) : NULL;
+    if (kr) {
+        dim3 grid((unsigned)n_rows, (unsigned)(p->n_head / hb));
+        kr<<<grid, ATT_THREADS, 0, c->stream>>>(
+            (const float *)op->x, (float *)op->out, kv->k, kv->v, op->i0, kv->n_blocks,
+            kv->block_size, kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
+            (const int32_t *)cuda__staging(c, b->seq_off),
+            (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks, p->n_head,
+            p->n_head / p->n_head_kv, p->scale, rows);
+        CUDA_CHECK(c, cudaGetLastError());
+        return;
     }
     size_t shm = att_shared(p->head_dim, c->lim.max_ctx);
     if (shm > 48 * 1024) {

@@ -2,7 +2,8 @@
  * op recording, fusion of recorded op chains at issue time (issue_at) and
  * graph replay (see cuda.h for the contract). Knobs for A/B runs:
  * $REALM_CUDA_NO_FUSE, $REALM_CUDA_MMV_PLAIN, $REALM_CUDA_MMV_SET, $REALM_CUDA_MMS_FIT,
- * $REALM_CUDA_PDL, $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_ATT_TILE_MIN, $REALM_CUDA_MMV_ROWS,
+ * $REALM_CUDA_PDL, $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_ATT_TILE_MIN, $REALM_CUDA_ATT_ROWS,
+ * $REALM_CUDA_MMV_ROWS,
  * $REALM_CUDA_GRAPH_ROWS, $REALM_CUDA_PROFILE, $REALM_CUDA_HOST_ALLOC; the int8 tile kernel:
  * $REALM_CUDA_MMQ (0: off), $REALM_CUDA_MMQ_MIN (9), $REALM_CUDA_MMQ_ROWS (64),
  * $REALM_CUDA_MMQ_SB (1: the super-block path), $REALM_CUDA_MMQ_SB_MIN (2),
@@ -771,6 +772,7 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->pdl = env_int("REALM_CUDA_PDL", 1) != 0;
     c->att_split = env_int("REALM_CUDA_ATT_SPLIT", 8);
     c->att_tile_min = env_int("REALM_CUDA_ATT_TILE_MIN", 8);
+    c->att_rows = env_int("REALM_CUDA_ATT_ROWS", 1) != 0;
     c->profile = env_int("REALM_CUDA_PROFILE", 0);
     c->host_alloc = env_int("REALM_CUDA_HOST_ALLOC", 1) != 0;
     /* The tile kernel for 9..64 rows: on the H100 it took 8B Q4_K_M's

@@ -132,6 +132,7 @@ typedef struct cuda_ctx {
     bool pdl;               /* $REALM_CUDA_PDL (default 1): decode kernels start early (PDL) */
     int32_t att_split;      /* $REALM_CUDA_ATT_SPLIT: position splits at decode (1 = off) */
     int32_t att_tile_min;   /* $REALM_CUDA_ATT_TILE_MIN: fewest rows the prefill tiles take */
+    bool att_rows;          /* $REALM_CUDA_ATT_ROWS (1): k_attention_rows at head dims 64/128 */
     int profile;            /* $REALM_CUDA_PROFILE: time ops one by one (2: every pass) */
     bool host_alloc;        /* $REALM_CUDA_HOST_ALLOC (1): host_alloc gives page-locked memory */
     /* the batched int8 tile kernel (cuda_mmq.cu), off with $REALM_CUDA_MMQ=0:

@@ -256,7 +256,8 @@ __device__ __forceinline__ float group_dot(const grp &q, const int8_t *__restric
 template <int T, int NR>
 __global__ static void __launch_bounds__(MMV_THREADS)
     k_mmv_q(const uint8_t *w, size_t row_bytes, int64_t ne0, int64_t ne1, const int8_t *aq,
-            const float *ad, const float *as, int32_t n, const float *bias, float *out)
+            const float *ad, const float *as, int32_t n, const float *bias, float *out,
+            float *resid)
 {
     pdl_trigger(); /* as k_mmv_s: a mat-vec lets its follower start at once */
     pdl_wait();
@@ -284,7 +285,9 @@ __global__ static void __launch_bounds__(MMV_THREADS)
             v += __shfl_xor_sync(0xffffffffu, v, o);
         if (lane == r && r0 + r < n) {
             if (bias) v += bias[o_row];
-            out[(int64_t)(r0 + r) * ne1 + o_row] = v;
+            const int64_t oi = (int64_t)(r0 + r) * ne1 + o_row;
+            out[oi] = v;
+            if (resid) resid[oi] += v;
         }
     }
 }
@@ -546,7 +549,7 @@ static bool launch_mms(cuda_ctx *c, const struct cuda_op *ops, int n_set, const 
 
 template <int NR>
 static void launch_mmv(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, const float *ad,
-                       const float *as)
+                       const float *as, float *resid)
 {
     const realm_weight *w = &op->w;
     dim3 grid((unsigned)w->ne1, (unsigned)((op->n + NR - 1) / NR));
@@ -558,7 +561,7 @@ static void launch_mmv(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
     dim3 gridq((unsigned)((w->ne1 + MMV_THREADS / 32 - 1) / (MMV_THREADS / 32)), grid.y);
 #define Q(T)                                                                                       \
     cuda__launch_pdl(c, k_mmv_q<T, NR>, gridq, dim3(MMV_THREADS), 0, wd, rb, w->ne0, w->ne1, aq,   \
-                     ad, as, op->n, bias, out)
+                     ad, as, op->n, bias, out, resid)
 #define F(T) k_mmv_f<T, NR><<<grid, MMV_THREADS, 0, c->stream>>>(wd, w->ne0, w->ne1, x, op->n, bias, out)
     switch (w->type) {
     case REALM_TYPE_F32: F(REALM_TYPE_F32); break;
@@ -672,21 +675,20 @@ static bool launch_mms_n(cuda_ctx *c, const struct cuda_op *ops, int n_set, cons
 }
 
 /* resid (or NULL): also add the result into it (a following `add`); returns
- * false when the kernel could not, and the caller issues the add itself. */
+ * false when the kernel could not (float weights), and the caller issues the
+ * add itself. */
 static bool matmul_small(cuda_ctx *c, const struct cuda_op *op, float *resid)
 {
-    int kind = act_kind_of(op->w.type);
+    const bool quant = act_kind_of(op->w.type) != ACT_F32;
     act_view a = quantize_input(c, op);
-    bool staged = false;
-    if (kind != ACT_F32 && !c->mmv_plain) staged = launch_mms_n(c, op, 1, a, resid);
-    if (!staged) {
-        if (op->n == 1) launch_mmv<1>(c, op, a.aq, a.ad, a.as);
-        else if (op->n == 2) launch_mmv<2>(c, op, a.aq, a.ad, a.as);
-        else if (op->n <= 4) launch_mmv<4>(c, op, a.aq, a.ad, a.as);
-        else launch_mmv<8>(c, op, a.aq, a.ad, a.as);
+    if (!quant || c->mmv_plain || !launch_mms_n(c, op, 1, a, resid)) {
+        if (op->n == 1) launch_mmv<1>(c, op, a.aq, a.ad, a.as, resid);
+        else if (op->n == 2) launch_mmv<2>(c, op, a.aq, a.ad, a.as, resid);
+        else if (op->n <= 4) launch_mmv<4>(c, op, a.aq, a.ad, a.as, resid);
+        else launch_mmv<8>(c, op, a.aq, a.ad, a.as, resid);
     }
     CUDA_CHECK(c, cudaGetLastError());
-    return staged && resid;
+    return quant && resid;
 }
 
 bool realm__cuda_issue_rmsnorm_quant(cuda_ctx *c, const struct cuda_op *norm,
