@@ -151,11 +151,11 @@ __global__ static void __launch_bounds__(ATT_THREADS)
  * K or V row is one coalesced warp load, issued for AR_U positions before
  * any is used. Scores are reduced across the warp, and the softmax is taken
  * online (running max m and sum l per head; when the max grows, what was
- * summed is rescaled by e^(m_old - m_new)). The four warps' (m, l, output)
- * are combined in shared memory at the end. No per-position shared memory,
+ * summed is rescaled by e^(m_old - m_new)). The warps' (m, l, output) are
+ * combined in shared memory at the end (8 warps: agg32 +2% over 4). No per-position shared memory,
  * so any context length fits. */
 #define AR_U     4
-#define AR_WARPS (ATT_THREADS / 32)
+#define AR_WARPS 8
 
 template <int E> struct ar_vec;
 template <> struct ar_vec<2> {
@@ -176,7 +176,7 @@ __device__ __forceinline__ void ar_load(const float *p, float (&v)[E])
 }
 
 template <int HD, int HB>
-__global__ static void __launch_bounds__(ATT_THREADS)
+__global__ static void __launch_bounds__(AR_WARPS * 32)
     k_attention_rows(const float *q, float *out, const float *kbase, const float *vbase,
                      int32_t layer, int32_t n_blocks, int32_t block_size, int32_t kv_dim,
                      const int32_t *pos, const int32_t *seq, const int32_t *tables,
@@ -264,7 +264,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     __syncthreads();
     /* warp 0 saw position 0, so the largest m is finite; a warp that saw no
      * position has m = -inf and weighs 0 */
-    for (int i = threadIdx.x; i < HB * HD; i += ATT_THREADS) {
+    for (int i = threadIdx.x; i < HB * HD; i += AR_WARPS * 32) {
         const int j = i / HD, d = i % HD;
         float mx = sml[0][j][0];
 #pragma unroll
@@ -762,7 +762,7 @@ void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op)
     const att_rows_fn kr = c->att_rows ? att_rows_kernel(p, kv, &hb) : NULL;
     if (kr) {
         dim3 grid((unsigned)n_rows, (unsigned)(p->n_head / hb));
-        kr<<<grid, ATT_THREADS, 0, c->stream>>>(
+        kr<<<grid, AR_WARPS * 32, 0, c->stream>>>(
             (const float *)op->x, (float *)op->out, kv->k, kv->v, op->i0, kv->n_blocks,
             kv->block_size, kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
             (const int32_t *)cuda__staging(c, b->seq_off),

@@ -167,52 +167,57 @@ __global__ static void k_quantize_act(const float *x, const float *y, float *xou
     quantize_group<G>(v, lane, kind, q + base, d32, s32, r * (ne0 / 32) + gidx * (G / 32));
 }
 
-/* rmsnorm (k_rmsnorm's arithmetic and reduction order: same block size, same
- * sums) writing the normed row and its quantization. One block per row.
- * Launched with programmatic dependent launch: each warp first loads the
- * norm weights of its first group (constant, so before pdl_wait), then the
- * row; the kernel lets its own follower start only once the kernel before it
- * has finished (pdl_trigger after pdl_wait), so at most one kernel runs ahead. */
-template <int G>
-__global__ static void k_rmsnorm_quant(const float *x, const float *gw, int64_t d, float eps,
-                                       float *out, int kind, int8_t *q, float *d32, float *s32)
+/* rmsnorm (k_rmsnorm's arithmetic: row_sumsq, rms_inv, the same products)
+ * writing the normed row and its quantization. Block (part, row) of
+ * NORM_THREADS threads: every block sums the whole row (from L2), then each
+ * warp normalizes and quantizes norm_part<G> / 4 elements (one Q8_K group,
+ * or two groups of 32). Many small blocks instead of one of 1024 threads per
+ * row: 8B decode +4% (NOTES round 11). Launched with
+ * programmatic dependent launch: the norm weights (constant) are loaded
+ * before pdl_wait; the kernel lets its own follower start only once the
+ * kernel before it has finished (pdl_trigger after pdl_wait), so at most one
+ * kernel runs ahead. */
+template <int G> __host__ __device__ constexpr int norm_part()
 {
-    __shared__ float sh[32];
-    const int E = G / 32;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
-    const bool first = (int64_t)warp * G < d; /* this warp quantizes group `warp` first */
-    float gv[E];
+    return G == 256 ? 1024 : 256; /* elements per block */
+}
+
+template <int G>
+__global__ static void __launch_bounds__(NORM_THREADS)
+    k_rmsnorm_quant(const float *x, const float *gw, int64_t d, float eps, float *out, int kind,
+                    int8_t *q, float *d32, float *s32)
+{
+    __shared__ float sh[NORM_THREADS / 32];
+    constexpr int PW = norm_part<G>() / (NORM_THREADS / 32); /* elements per warp */
+    constexpr int E = G / 32, NG = PW / G; /* elements per lane per group, groups per warp */
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int64_t g0 = ((int64_t)blockIdx.x * norm_part<G>() + warp * PW) / G; /* first group */
+    const int32_t r = blockIdx.y;
+    float gv[NG * E];
 #pragma unroll
-    for (int e = 0; e < E; e++)
-        gv[e] = first ? __ldg(gw + (int64_t)warp * G + lane * E + e) : 0.0f;
+    for (int k = 0; k < NG; k++)
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+            const int64_t i = (g0 + k) * G + lane * E + e;
+            gv[k * E + e] = i < d ? __ldg(gw + i) : 0.0f;
+        }
     pdl_wait();
     pdl_trigger();
-    const float *xr = x + blockIdx.x * d;
-    float xv[E];
+    const float *xr = x + r * d;
+    const float inv = rms_inv(row_sumsq(xr, d, sh), d, eps);
 #pragma unroll
-    for (int e = 0; e < E; e++)
-        xv[e] = first ? xr[(int64_t)warp * G + lane * E + e] : 0.0f;
-    float ss = 0.0f;
-    for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-        ss += xr[i] * xr[i];
-    for (int o = 16; o > 0; o >>= 1)
-        ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    if (lane == 0) sh[warp] = ss;
-    __syncthreads();
-    ss = lane < n_warps ? sh[lane] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1)
-        ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    const float inv = (float)(1.0 / sqrt((double)ss / (double)d + eps));
-    for (int64_t gi = warp; gi * G < d; gi += n_warps) {
+    for (int k = 0; k < NG; k++) {
+        const int64_t gi = g0 + k;
+        if (gi * G >= d) break;
         float v[E];
 #pragma unroll
         for (int e = 0; e < E; e++) {
             const int64_t i = gi * G + lane * E + e;
-            v[e] = gi == warp ? xv[e] * inv * gv[e] : xr[i] * inv * gw[i];
-            out[blockIdx.x * d + i] = v[e];
+            v[e] = xr[i] * inv * gv[k * E + e];
+            out[r * d + i] = v[e];
         }
-        quantize_group<G>(v, lane, kind, q + blockIdx.x * d + gi * G, d32, s32,
-                          (int64_t)blockIdx.x * (d / 32) + gi * (G / 32));
+        quantize_group<G>(v, lane, kind, q + r * d + gi * G, d32, s32,
+                          (int64_t)r * (d / 32) + gi * (G / 32));
     }
 }
 
@@ -700,15 +705,16 @@ bool realm__cuda_issue_rmsnorm_quant(cuda_ctx *c, const struct cuda_op *norm,
         norm->n != mm->n || norm->out != mm->x)
         return false;
     act_view a = act_layout(c, mm->n, w->ne0);
-    int threads = w->ne0 >= 1024 ? 1024 : 256; /* as k_rmsnorm */
     const float *x = (const float *)norm->x, *g = (const float *)norm->w.data;
     float *out = (float *)norm->out;
+    const int64_t part = kind == ACT_Q8_K ? norm_part<256>() : norm_part<32>();
+    dim3 grid((unsigned)((w->ne0 + part - 1) / part), (unsigned)norm->n);
     if (kind == ACT_Q8_K)
-        cuda__launch_pdl(c, k_rmsnorm_quant<256>, dim3((unsigned)norm->n), dim3((unsigned)threads),
-                         0, x, g, w->ne0, norm->f0, out, kind, a.aq, a.ad, a.as);
+        cuda__launch_pdl(c, k_rmsnorm_quant<256>, grid, dim3(NORM_THREADS), 0, x, g, w->ne0,
+                         norm->f0, out, kind, a.aq, a.ad, a.as);
     else
-        cuda__launch_pdl(c, k_rmsnorm_quant<32>, dim3((unsigned)norm->n), dim3((unsigned)threads),
-                         0, x, g, w->ne0, norm->f0, out, kind, a.aq, a.ad, a.as);
+        cuda__launch_pdl(c, k_rmsnorm_quant<32>, grid, dim3(NORM_THREADS), 0, x, g, w->ne0,
+                         norm->f0, out, kind, a.aq, a.ad, a.as);
     CUDA_CHECK(c, cudaGetLastError());
     remember_act(c, mm->x, mm->n, w->ne0, kind);
     return true;

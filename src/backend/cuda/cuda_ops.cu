@@ -51,39 +51,22 @@ void realm__cuda_issue_copy_rows(cuda_ctx *c, const struct cuda_op *op)
     LAUNCHED(c, "copy_rows");
 }
 
-/* Sum over the block (blockDim.x a multiple of 32, at most 1024). */
-__device__ static float block_sum(float v, float *sh)
+/* One block of NORM_THREADS per row; the sum as k_rmsnorm_quant's. */
+__global__ static void __launch_bounds__(NORM_THREADS)
+    k_rmsnorm(const float *x, const float *g, int64_t d, float eps, float *out)
 {
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32, n_warps = blockDim.x / 32;
-    __syncthreads(); /* sh may still be read from an earlier call */
-    if (lane == 0) sh[warp] = v;
-    __syncthreads();
-    v = lane < n_warps ? sh[lane] : 0.0f;
-    for (int o = 16; o > 0; o >>= 1)
-        v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
-
-__global__ static void k_rmsnorm(const float *x, const float *g, int64_t d, float eps, float *out)
-{
-    __shared__ float sh[32];
+    __shared__ float sh[NORM_THREADS / 32];
     const float *xr = x + blockIdx.x * d;
-    float ss = 0.0f;
-    for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
-        ss += xr[i] * xr[i];
-    ss = block_sum(ss, sh);
-    float inv = (float)(1.0 / sqrt((double)ss / (double)d + eps));
-    for (int64_t i = threadIdx.x; i < d; i += blockDim.x)
+    const float inv = rms_inv(row_sumsq(xr, d, sh), d, eps);
+    for (int64_t i = threadIdx.x; i < d; i += NORM_THREADS)
         out[blockIdx.x * d + i] = xr[i] * inv * g[i];
 }
 
 void realm__cuda_issue_rmsnorm(cuda_ctx *c, const struct cuda_op *op)
 {
-    int threads = op->w.ne0 >= 1024 ? 1024 : 256;
-    k_rmsnorm<<<op->n, threads, 0, c->stream>>>((const float *)op->x, (const float *)op->w.data,
-                                                op->w.ne0, op->f0, (float *)op->out);
+    k_rmsnorm<<<op->n, NORM_THREADS, 0, c->stream>>>((const float *)op->x,
+                                                     (const float *)op->w.data, op->w.ne0, op->f0,
+                                                     (float *)op->out);
     LAUNCHED(c, "rmsnorm");
 }
 

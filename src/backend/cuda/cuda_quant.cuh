@@ -336,6 +336,46 @@ template <int N> __device__ __forceinline__ void cp_async_wait(void)
     asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+/* RMSNorm's Σ x² over a row of d floats for a block of NORM_THREADS
+ * threads, in one fixed order (float4 loads where the row allows, explicit
+ * fmaf), so that k_rmsnorm and k_rmsnorm_quant compute the same bits; every
+ * thread gets the sum. sh: NORM_THREADS / 32 floats of shared scratch, used
+ * once per block. */
+#define NORM_THREADS 128
+__device__ __forceinline__ float row_sumsq(const float *xr, int64_t d, float *sh)
+{
+    float ss = 0.0f;
+    if (d % 4 == 0 && (uintptr_t)xr % 16 == 0) {
+        const float4 *x4 = (const float4 *)xr;
+#pragma unroll 8
+        for (int64_t i = threadIdx.x; i < d / 4; i += NORM_THREADS) {
+            const float4 v = x4[i];
+            ss = fmaf(v.x, v.x, ss);
+            ss = fmaf(v.y, v.y, ss);
+            ss = fmaf(v.z, v.z, ss);
+            ss = fmaf(v.w, v.w, ss);
+        }
+    } else {
+        for (int64_t i = threadIdx.x; i < d; i += NORM_THREADS)
+            ss = fmaf(xr[i], xr[i], ss);
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if (threadIdx.x % 32 == 0) sh[threadIdx.x / 32] = ss;
+    __syncthreads();
+    ss = 0.0f;
+#pragma unroll
+    for (int w = 0; w < NORM_THREADS / 32; w++)
+        ss += sh[w];
+    return ss;
+}
+
+/* 1 / RMS from Σ x² (double, as the CPU) */
+__device__ __forceinline__ float rms_inv(float ss, int64_t d, float eps)
+{
+    return (float)(1.0 / sqrt((double)ss / (double)d + eps));
+}
+
 /* Programmatic dependent launch (sm_90): a kernel launched with the
  * programmatic-serialization attribute may start before the kernel ahead of
  * it in the stream has finished; it must call pdl_wait() before it touches
