@@ -105,14 +105,18 @@ __device__ __forceinline__ void quantize_group(float *v, int lane, int kind, int
         float d = amax / 127.0f;
         double id = d > 0.0f ? 1.0 / d : 0.0;
         int sum = 0;
+        uint32_t packed[(E + 3) / 4] = {};
 #pragma unroll
         for (int e = 0; e < E; e++) {
             double t = (double)v[e] * id;
             t = t > 127.0 ? 127.0 : t < -127.0 ? -127.0 : t;
             const int qi = __double2int_rn(t);
-            qg[lane * E + e] = (int8_t)qi;
+            if (E == 8) packed[e / 4] |= (uint32_t)(qi & 0xff) << (8 * (e % 4));
+            else qg[lane * E + e] = (int8_t)qi;
             sum += qi;
         }
+        /* a lane's 8 codes in one 8-byte store (groups start 256-aligned) */
+        if (E == 8) *(uint2 *)(qg + lane * E) = make_uint2(packed[0], packed[E == 8 ? 1 : 0]);
         /* d·Σ codes of each 32-element group (4 lanes): the tile kernel's mins term */
         sum += __shfl_xor_sync(0xffffffffu, sum, 1);
         sum += __shfl_xor_sync(0xffffffffu, sum, 2);
@@ -151,17 +155,37 @@ __global__ static void k_quantize_act(const float *x, const float *y, float *xou
     int64_t gidx = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
     int32_t r = blockIdx.y;
     if (gidx * G >= ne0) return;
-    const int64_t base = r * ne0 + gidx * G;
+    const int64_t base = r * ne0 + gidx * G, l0 = base + lane * E;
     float v[E];
+    /* a lane's E consecutive values as float4s where everything is aligned */
+    const uintptr_t ptrs =
+        (uintptr_t)(x + l0) | (PRE == PRE_SWIGLU ? (uintptr_t)(y + l0) | (uintptr_t)(xout + l0) : 0);
+    const bool wide = E % 4 == 0 && ptrs % 16 == 0;
+    if (wide) {
 #pragma unroll
-    for (int e = 0; e < E; e++) {
-        const int64_t i = base + lane * E + e;
-        if (PRE == PRE_SWIGLU) {
-            float gt = x[i];
-            v[e] = gt / (1.0f + expf(-gt)) * y[i]; /* k_swiglu's expression */
-            xout[i] = v[e];
-        } else {
-            v[e] = x[i];
+        for (int e = 0; e < E; e += 4) {
+            const float4 a = *(const float4 *)(x + l0 + e);
+            v[e] = a.x, v[e + 1] = a.y, v[e + 2] = a.z, v[e + 3] = a.w;
+            if (PRE == PRE_SWIGLU) {
+                const float4 b = *(const float4 *)(y + l0 + e);
+                const float u[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+                for (int k = 0; k < 4; k++) /* k_swiglu's expression */
+                    v[e + k] = v[e + k] / (1.0f + expf(-v[e + k])) * u[k];
+                *(float4 *)(xout + l0 + e) = make_float4(v[e], v[e + 1], v[e + 2], v[e + 3]);
+            }
+        }
+    } else {
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+            const int64_t i = l0 + e;
+            if (PRE == PRE_SWIGLU) {
+                float gt = x[i];
+                v[e] = gt / (1.0f + expf(-gt)) * y[i]; /* k_swiglu's expression */
+                xout[i] = v[e];
+            } else {
+                v[e] = x[i];
+            }
         }
     }
     quantize_group<G>(v, lane, kind, q + base, d32, s32, r * (ne0 / 32) + gidx * (G / 32));
@@ -210,11 +234,23 @@ __global__ static void __launch_bounds__(NORM_THREADS)
         const int64_t gi = g0 + k;
         if (gi * G >= d) break;
         float v[E];
+        const int64_t i0 = gi * G + lane * E;
+        if (E % 4 == 0 && (((uintptr_t)(xr + i0) | (uintptr_t)(out + r * d + i0)) % 16) == 0) {
 #pragma unroll
-        for (int e = 0; e < E; e++) {
-            const int64_t i = gi * G + lane * E + e;
-            v[e] = xr[i] * inv * gv[k * E + e];
-            out[r * d + i] = v[e];
+            for (int e = 0; e < E; e += 4) {
+                const float4 a = *(const float4 *)(xr + i0 + e);
+                v[e] = a.x * inv * gv[k * E + e];
+                v[e + 1] = a.y * inv * gv[k * E + e + 1];
+                v[e + 2] = a.z * inv * gv[k * E + e + 2];
+                v[e + 3] = a.w * inv * gv[k * E + e + 3];
+                *(float4 *)(out + r * d + i0 + e) = make_float4(v[e], v[e + 1], v[e + 2], v[e + 3]);
+            }
+        } else {
+#pragma unroll
+            for (int e = 0; e < E; e++) {
+                v[e] = xr[i0 + e] * inv * gv[k * E + e];
+                out[r * d + i0 + e] = v[e];
+            }
         }
         quantize_group<G>(v, lane, kind, q + r * d + gi * G, d32, s32,
                           (int64_t)r * (d / 32) + gi * (G / 32));
