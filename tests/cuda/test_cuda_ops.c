@@ -205,7 +205,8 @@ static void test_matmul(void **state)
                                 REALM_TYPE_Q2_K, REALM_TYPE_Q3_K,  REALM_TYPE_Q4_K, REALM_TYPE_Q5_K,
                                 REALM_TYPE_Q6_K, REALM_TYPE_IQ4_NL, REALM_TYPE_IQ4_XS};
     const struct { int ne0, ne1, n; } shapes[] = {
-        {256, 1, 1}, {2816, 37, 1}, {768, 301, 3}, {1280, 65, 8}, {512, 129, 13}, {1024, 96, 70}};
+        {256, 1, 1},    {2816, 37, 1},   {768, 301, 3}, {1280, 65, 8},
+        {512, 129, 13}, {1024, 96, 70}, {1056, 33, 1}}; /* 1056: 33 blocks of 32, odd */
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const realm_type_traits *t = realm_type_traits_get(types[ti]);
         assert_true(gpu->ops->supports(gpu, types[ti]));
