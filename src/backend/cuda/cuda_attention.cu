@@ -2,10 +2,11 @@
  * backend/cuda/cuda_attention.cu — causal softmax attention over the paged KV
  * pool, for decode and prefill rows alike.
  *
- * Rows at head dims 64 and 128 take k_attention_rows: one block per (row,
- * query heads sharing a K/V head), warps streaming positions with an online
- * softmax (described there). Other head dims take k_attention:
- * one block per (batch row, query head). Scores: each thread takes whole
+ * Rows that neither the decode split nor the prefill tiles (both below)
+ * take go, at head dims 64 and 128, to k_attention_rows: one block per
+ * (row, query heads sharing a K/V head), warps streaming positions with an
+ * online softmax (described there). At other head dims they take
+ * k_attention: one block per (row, query head). Scores: each thread takes whole
  * positions t = tid, tid + 128, ... and dots its K row with q (q in shared
  * memory, K read as float4), so a block keeps up to 128 independent K rows in
  * flight instead of walking positions one warp-step at a time; the pool slot
@@ -152,8 +153,9 @@ __global__ static void __launch_bounds__(ATT_THREADS)
  * any is used. Scores are reduced across the warp, and the softmax is taken
  * online (running max m and sum l per head; when the max grows, what was
  * summed is rescaled by e^(m_old - m_new)). The warps' (m, l, output) are
- * combined in shared memory at the end (8 warps: agg32 +2% over 4). No per-position shared memory,
- * so any context length fits. */
+ * combined in shared memory at the end (8 warps: agg32 +2% over 4). No
+ * per-position shared memory, so any context length fits. (At decode the
+ * split kernel below stays faster: NOTES round 11.) */
 #define AR_U     4
 #define AR_WARPS 8
 

@@ -158,8 +158,8 @@ __global__ static void k_quantize_act(const float *x, const float *y, float *xou
     const int64_t base = r * ne0 + gidx * G, l0 = base + lane * E;
     float v[E];
     /* a lane's E consecutive values as float4s where everything is aligned */
-    const uintptr_t ptrs =
-        (uintptr_t)(x + l0) | (PRE == PRE_SWIGLU ? (uintptr_t)(y + l0) | (uintptr_t)(xout + l0) : 0);
+    const uintptr_t ptrs = (uintptr_t)(x + l0) |
+                           (PRE == PRE_SWIGLU ? (uintptr_t)(y + l0) | (uintptr_t)(xout + l0) : 0);
     const bool wide = E % 4 == 0 && ptrs % 16 == 0;
     if (wide) {
 #pragma unroll
