@@ -291,6 +291,28 @@ __device__ __forceinline__ float group_dot(const grp &q, const int8_t *__restric
     return v;
 }
 
+/* A mat-vec warp's epilogue: each activation row's sum over the lanes, then
+ * lane r writes row r0 + r of weight row o_row (+ bias; added into resid
+ * too when there is one). */
+template <int NR>
+__device__ __forceinline__ void mv_store(const float (&acc)[NR], int lane, int32_t r0, int32_t n,
+                                         int64_t o_row, int64_t ne1, const float *bias, float *out,
+                                         float *resid)
+{
+#pragma unroll
+    for (int r = 0; r < NR; r++) {
+        float v = acc[r];
+        for (int o = 16; o > 0; o >>= 1)
+            v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (lane == r && r0 + r < n) {
+            if (bias) v += bias[o_row];
+            const int64_t oi = (int64_t)(r0 + r) * ne1 + o_row;
+            out[oi] = v;
+            if (resid) resid[oi] += v;
+        }
+    }
+}
+
 /* One warp per weight row, MMV_THREADS / 32 rows per block (no block-wide
  * synchronization: a warp's lanes stride over the row's groups and reduce by
  * shuffles); NR activation rows starting at blockIdx.y * NR. */
@@ -320,17 +342,7 @@ __global__ static void __launch_bounds__(MMV_THREADS)
             acc[r] += group_dot<T>(q, aq, ad, as, ne0, G, (int64_t)(r0 + r), g);
         }
     }
-    for (int r = 0; r < NR; r++) {
-        float v = acc[r];
-        for (int o = 16; o > 0; o >>= 1)
-            v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == r && r0 + r < n) {
-            if (bias) v += bias[o_row];
-            const int64_t oi = (int64_t)(r0 + r) * ne1 + o_row;
-            out[oi] = v;
-            if (resid) resid[oi] += v;
-        }
-    }
+    mv_store<NR>(acc, lane, r0, n, o_row, ne1, bias, out, resid);
 }
 
 /* Float weights against f32 activations. */
@@ -466,18 +478,7 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
         }
         __syncwarp(); /* the next copy overwrites this buffer */
     }
-#pragma unroll
-    for (int r = 0; r < NR; r++) {
-        float v = acc[r];
-        for (int o = 16; o > 0; o >>= 1)
-            v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == r && r0 + r < n) {
-            if (bias) v += bias[o_row];
-            const int64_t oi = (int64_t)(r0 + r) * ne1 + o_row;
-            out[oi] = v;
-            if (resid) resid[oi] += v;
-        }
-    }
+    mv_store<NR>(acc, lane, r0, n, o_row, ne1, bias, out, resid);
 }
 
 /* Slab geometry for the staged kernel: slabs of at most `cap` bytes (at
