@@ -105,18 +105,18 @@ __device__ __forceinline__ void quantize_group(float *v, int lane, int kind, int
         float d = amax / 127.0f;
         double id = d > 0.0f ? 1.0 / d : 0.0;
         int sum = 0;
-        uint32_t packed[(E + 3) / 4] = {};
+        uint32_t packed[2] = {}; /* a lane's 8 codes (E == 8, G = 256) */
 #pragma unroll
         for (int e = 0; e < E; e++) {
             double t = (double)v[e] * id;
             t = t > 127.0 ? 127.0 : t < -127.0 ? -127.0 : t;
             const int qi = __double2int_rn(t);
-            if (E == 8) packed[e / 4] |= (uint32_t)(qi & 0xff) << (8 * (e % 4));
+            if constexpr (E == 8) packed[e / 4] |= (uint32_t)(qi & 0xff) << (8 * (e % 4));
             else qg[lane * E + e] = (int8_t)qi;
             sum += qi;
         }
-        /* a lane's 8 codes in one 8-byte store (groups start 256-aligned) */
-        if (E == 8) *(uint2 *)(qg + lane * E) = make_uint2(packed[0], packed[E == 8 ? 1 : 0]);
+        /* in one 8-byte store (groups start 256-aligned) */
+        if constexpr (E == 8) *(uint2 *)(qg + lane * E) = make_uint2(packed[0], packed[1]);
         /* d·Σ codes of each 32-element group (4 lanes): the tile kernel's mins term */
         sum += __shfl_xor_sync(0xffffffffu, sum, 1);
         sum += __shfl_xor_sync(0xffffffffu, sum, 2);
