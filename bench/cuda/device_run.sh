@@ -183,7 +183,8 @@ if [ "$PHASE" = ab ]; then
   mkdir -p /tmp/models; f=/tmp/models/llama-3-8b-q4_k_m.gguf
   [ -f $f ] || $B/realm synth --arch llama-3-8b --type q4_k_m -o $f > /dev/null || exit 1
   R="timeout 120 $B/realm_bench_cuda $f --device cuda"
-  $R --steps 64 2>&1 | grep "^BENCH"
+  # host time per graph-launched pass against the graph's GPU time
+  for S in 1 64; do REALM_CUDA_HOST_TIME=1 $R --steps 64 --streams $S 2>&1 | grep -E "^BENCH|host time"; done
   # the A/B of the moment: the committed CUDA backend (old) against the
   # working tree (new) and the working tree under each setting of $AB_ENVS
   # (space-separated; commas join several variables of one setting), on the

@@ -151,14 +151,19 @@ static void mmw_free(struct mm_weights *m)
 }
 
 /* n random activation rows through m on both backends; the error is scaled
- * by each output's mass sum |x||w| (the CPU's F32 matmul of |x| and |w|). */
-static void mmw_check(const struct mm_weights *m, const char *op, int n, bool with_bias, double tol)
+ * by each output's mass sum |x||w| (the CPU's F32 matmul of |x| and |w|).
+ * pinned: the GPU's output is downloaded into the backend's page-locked
+ * memory (the logits' way: the download joins the pass). */
+static void mmw_check_to(const struct mm_weights *m, const char *op, int n, bool with_bias,
+                         double tol, bool pinned)
 {
     const realm_type_traits *t = realm_type_traits_get(m->type);
     const int ne0 = m->ne0, ne1 = m->ne1;
     float *x = realm_malloc((size_t)n * ne0 * 4), *xabs = realm_malloc((size_t)n * ne0 * 4);
-    float *oc = realm_malloc((size_t)n * ne1 * 4), *og = realm_malloc((size_t)n * ne1 * 4);
-    float *mass = realm_malloc((size_t)n * ne1 * 4);
+    float *oc = realm_malloc((size_t)n * ne1 * 4), *mass = realm_malloc((size_t)n * ne1 * 4);
+    float *og =
+        pinned ? gpu->ops->host_alloc(gpu, (size_t)n * ne1 * 4) : realm_malloc((size_t)n * ne1 * 4);
+    assert_non_null(og);
     for (int64_t i = 0; i < (int64_t)n * ne0; i++) {
         x[i] = frand() * (i % 7 == 0 ? 4.0f : 1.0f);
         xabs[i] = fabsf(x[i]);
@@ -181,8 +186,16 @@ static void mmw_check(const struct mm_weights *m, const char *op, int n, bool wi
     realm_free(x);
     realm_free(xabs);
     realm_free(oc);
-    realm_free(og);
+    if (pinned)
+        gpu->ops->host_free(gpu, og);
+    else
+        realm_free(og);
     realm_free(mass);
+}
+
+static void mmw_check(const struct mm_weights *m, const char *op, int n, bool with_bias, double tol)
+{
+    mmw_check_to(m, op, n, with_bias, tol, false);
 }
 
 /* One matmul of type t, (ne1 x ne0) weights, n activation rows, against the
@@ -333,6 +346,36 @@ static void test_mmq(void **state)
         }
     }
     realm_backend_free(gpu);
+    gpu = saved;
+    assert_int_equal(n_fail, 0);
+}
+
+/* The LM head's way: a matmul whose whole output is then downloaded into
+ * page-locked memory runs in column chunks, each chunk's copy beside the
+ * next chunk's matmul (cuda_backend.cu, issue_head_chunks). Against the CPU
+ * like any matmul: through a graph (<= 64 rows) and without (70 rows), on
+ * the mat-vec and the tile kernel, at 3000 outputs (a partial last chunk),
+ * below the chunking threshold (7 rows) and with a bias (not chunked: the
+ * download alone joins the pass). */
+static void test_head_download(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    const realm_type types[] = {REALM_TYPE_Q6_K, REALM_TYPE_Q8_0, REALM_TYPE_Q4_K};
+    const int rows[] = {7, 8, 33, 64, 70};
+    realm_backend *saved = gpu;
+    for (int tile = 0; tile < 2; tile++) {
+        if (tile) gpu = mmq_backend();
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            struct mm_weights m;
+            mmw_init(&m, types[ti], 1024, 3000);
+            for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++)
+                mmw_check_to(&m, tile ? "head mmq" : "head", rows[ri], ri == 2,
+                             rows[ri] <= 64 || tile ? 1e-5 : 1e-2, true);
+            mmw_free(&m);
+        }
+        if (tile) realm_backend_free(gpu);
+    }
     gpu = saved;
     assert_int_equal(n_fail, 0);
 }
@@ -521,13 +564,14 @@ static void test_attention(void **state)
  * both matmul+add+rmsnorm chains run. Checked twice: against a second CUDA
  * backend with fusion off (REALM_CUDA_NO_FUSE=1): fusion must not change a
  * bit, tolerance 0; and against the CPU, error relative to the RMS of the
- * output, tolerance 1e-2, each step starting from the CPU's x. An
+ * output, tolerance 5e-2, each step starting from the CPU's x. An
  * activation code rounded the other way (the GPU sums in another order, so
  * a value at a rounding tie may land on either side) moves an output by
- * |w|·d, d = amax/127 of its 256-group: ~1e-3 of the RMS with these
- * weights (measured: 8e-4 at one step; run from its own x, the next steps
- * compounded it to 2.5e-2). 1e-2 leaves room for a few flips, while a wrong
- * fusion errs by O(1). */
+ * |w|·d, d = amax/127 of its group: ~1e-3 of the RMS with these weights,
+ * more where it lands in the swiglu output (measured: Q4_K 8e-4; Q4_1 on
+ * the tile kernel 1.1e-2 in x and 2.3e-2 in the next q, whose input
+ * carries x's flips; fused and unfused agreed to the bit). 5e-2 leaves
+ * room for a few flips, while a wrong fusion errs by O(1). */
 enum { FD = 512, FNH = 4, FNKV = 2, FHD = 128, FFF = 768, FKVD = FNKV * FHD, FR = 3 };
 
 struct layer_w {
@@ -674,7 +718,7 @@ static void check_fused_layer(realm_type type, bool mmq)
             verdict(mmq ? "mmq-fus-un" : "fused-vs-un", t->name, shape, og, op, (size_t)n * FD,
                     NULL, 0.0);
             verdict(mmq ? "mmq-vs-cpu" : "fused-vs-cpu", t->name, shape, og, hc[bi], (size_t)n * FD,
-                    scale, 1e-2);
+                    scale, 5e-2);
         }
     }
     for (int i = 0; i < 9; i++) {
@@ -770,13 +814,10 @@ static void test_budget(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul),
-        cmocka_unit_test(test_matmul_model_shapes),
-        cmocka_unit_test(test_mmq),
-        cmocka_unit_test(test_elementwise),
-        cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_fused_layer),
-        cmocka_unit_test(test_upload_order),
+        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_matmul_model_shapes),
+        cmocka_unit_test(test_mmq),         cmocka_unit_test(test_head_download),
+        cmocka_unit_test(test_elementwise), cmocka_unit_test(test_attention),
+        cmocka_unit_test(test_fused_layer), cmocka_unit_test(test_upload_order),
         cmocka_unit_test(test_budget),
     };
     printf("| op         | type   | shape                  | max err   | tol      | ok   |\n");

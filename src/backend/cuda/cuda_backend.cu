@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend/cuda/cuda_impl.h"
 
@@ -127,6 +128,42 @@ static void dev_free(cuda_ctx *c, void *p, size_t size)
  * rope→rope→kv_store); returns how many ops it consumed. Fusion
  * never changes a value: each fused kernel does the unfused kernels'
  * arithmetic. */
+/* The LM head of many rows and the download of its logits: the matmul in
+ * column chunks (vocabulary entries), chunk j's logits copied on the copy
+ * stream while chunk j+1 computes, so most of the download hides behind the
+ * matmul (~1 ms of a 64-stream 8B step was logits: NOTES round 10). Chunk
+ * j's (n, cw) block lies at n * v0 in the device buffer; the copy puts it at
+ * column v0 of each host row. Same values as one matmul: every output is
+ * the same dot product. Returns false, having enqueued nothing, unless
+ * `dl` downloads exactly mm's output. */
+static bool issue_head_chunks(cuda_ctx *c, const struct cuda_op *mm, const struct cuda_op *dl)
+{
+    const int64_t ne1 = mm->w.ne1, n = mm->n;
+    int k = c->head_chunks < CUDA_HEAD_CHUNKS_MAX ? c->head_chunks : CUDA_HEAD_CHUNKS_MAX;
+    if (k < 2 || n < c->head_min_rows || mm->bias.data || dl->x != mm->out ||
+        dl->width != n * ne1 * (int64_t)sizeof(float))
+        return false;
+    int64_t cw = ((ne1 + k - 1) / k + 255) / 256 * 256; /* whole weight tiles */
+    if (cw >= ne1) return false;
+    const size_t row_bytes = realm_type_row_size(mm->w.type, mm->w.ne0);
+    for (int64_t v0 = 0, j = 0; v0 < ne1; v0 += cw, j++) {
+        struct cuda_op part = *mm;
+        part.w.ne1 = ne1 - v0 < cw ? ne1 - v0 : cw;
+        part.w.data = (const char *)mm->w.data + (size_t)v0 * row_bytes;
+        part.out = (float *)mm->out + n * v0;
+        realm__cuda_issue_matmul(c, &part, NULL);
+        CUDA_CHECK(c, cudaEventRecord(c->ev_fork[j], c->stream));
+        CUDA_CHECK(c, cudaStreamWaitEvent(c->copy_stream, c->ev_fork[j], 0));
+        size_t wb = (size_t)part.w.ne1 * sizeof(float);
+        CUDA_CHECK(c,
+                   cudaMemcpy2DAsync((float *)dl->out + v0, (size_t)ne1 * sizeof(float), part.out,
+                                     wb, wb, (size_t)n, cudaMemcpyDeviceToHost, c->copy_stream));
+    }
+    CUDA_CHECK(c, cudaEventRecord(c->ev_join, c->copy_stream));
+    CUDA_CHECK(c, cudaStreamWaitEvent(c->stream, c->ev_join, 0));
+    return true;
+}
+
 static int issue_at(cuda_ctx *c, const struct cuda_op *ops, int32_t i, int32_t n_ops)
 {
     const struct cuda_op *op = &ops[i];
@@ -141,6 +178,7 @@ static int issue_at(cuda_ctx *c, const struct cuda_op *ops, int32_t i, int32_t n
         realm__cuda_issue_rmsnorm(c, op);
         break;
     case CUDA_OP_MATMUL:
+        if (nx && nx->kind == CUDA_OP_DOWNLOAD && issue_head_chunks(c, op, nx)) return 2;
         if (nx && nx->kind == CUDA_OP_ADD && nx->y == op->out &&
             nx->width == (int64_t)op->n * op->w.ne1 && nx->out != op->x && nx->out != op->out) {
             if (!realm__cuda_issue_matmul(c, op, (float *)nx->out)) {
@@ -169,6 +207,10 @@ static int issue_at(cuda_ctx *c, const struct cuda_op *ops, int32_t i, int32_t n
         realm__cuda_issue_swiglu(c, op);
         break;
     case CUDA_OP_ADD: realm__cuda_issue_add(c, op); break;
+    case CUDA_OP_DOWNLOAD:
+        CUDA_CHECK(c, cudaMemcpyAsync(op->out, op->x, (size_t)op->width, cudaMemcpyDeviceToHost,
+                                      c->stream));
+        break;
     }
     return 1;
 }
@@ -224,7 +266,7 @@ static void issue_profiled(cuda_ctx *c)
 static void print_profile(const cuda_ctx *c)
 {
     static const char *const names[] = {"get_rows", "copy_rows", "rmsnorm", "matmul", "rope",
-                                        "kv_store", "attention", "swiglu", "add"};
+                                        "kv_store", "attention", "swiglu",  "add",    "download"};
     double total = 0;
     for (int i = 0; i < CUDA_PROF_SLOTS; i++)
         total += c->prof_ms[i];
@@ -243,6 +285,23 @@ static void print_profile(const cuda_ctx *c)
                     c->prof_bytes[i] / (c->prof_ms[i] * 1e-3) / 1e9);
         fprintf(stderr, "\n");
     }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void print_host_time(const cuda_ctx *c)
+{
+    if (!c->ht_n) return;
+    const double ms = 1e3 / (double)c->ht_n;
+    fprintf(stderr,
+            "cuda host time (%lld graph passes, ms per pass): between_ends_ms=%.4f "
+            "graph_gpu_ms=%.4f (from before its launch) recording_ms=%.4f launching_ms=%.4f\n",
+            c->ht_n, c->ht_wall * ms, c->ht_gpu * ms, c->ht_rec * ms, c->ht_launch * ms);
 }
 
 static bool same_pass(const cuda_ctx *c, const struct cuda_graph_entry *g)
@@ -315,7 +374,26 @@ static void flush(cuda_ctx *c)
                 if (same_pass(c, &c->graphs[i])) g = &c->graphs[i];
             if (!g) g = capture(c);
         }
-        if (g) {
+        if (g && c->host_time) {
+            g->last_use = ++c->tick;
+            double t0 = now_s();
+            CUDA_CHECK(c, cudaEventRecord(c->ht_ev[0], c->stream));
+            CUDA_CHECK(c, cudaGraphLaunch(g->exec, c->stream));
+            CUDA_CHECK(c, cudaEventRecord(c->ht_ev[1], c->stream));
+            double t1 = now_s();
+            CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
+            float ms = 0;
+            CUDA_CHECK(c, cudaEventElapsedTime(&ms, c->ht_ev[0], c->ht_ev[1]));
+            double t2 = now_s();
+            if (c->ht_last_exit > 0) {
+                c->ht_n++;
+                c->ht_rec += t0 - c->ht_first_rec;
+                c->ht_launch += t1 - t0;
+                c->ht_gpu += ms * 1e-3;
+                c->ht_wall += t2 - c->ht_last_exit;
+            }
+            c->ht_last_exit = t2;
+        } else if (g) {
             g->last_use = ++c->tick;
             CUDA_CHECK(c, cudaGraphLaunch(g->exec, c->stream));
         } else if (c->profile && (c->graph_ok || c->profile > 1) && c->first_status == REALM_OK) {
@@ -344,6 +422,7 @@ static struct cuda_op *record(cuda_ctx *c, int kind, int32_t n)
         c->ops = (struct cuda_op *)p;
         c->cap_ops = cap;
     }
+    if (c->n_ops == 0 && c->host_time) c->ht_first_rec = now_s();
     struct cuda_op *op = &c->ops[c->n_ops++];
     memset(op, 0, sizeof *op);
     op->kind = kind;
@@ -540,6 +619,13 @@ static void cu_destroy(realm_backend *be)
     cuda_ctx *c = cuda__ctx(be);
     flush(c);
     if (c->profile) print_profile(c);
+    print_host_time(c);
+    for (int i = 0; i < 2; i++)
+        if (c->ht_ev[i]) cudaEventDestroy(c->ht_ev[i]);
+    for (int i = 0; i < CUDA_HEAD_CHUNKS_MAX; i++)
+        if (c->ev_fork[i]) cudaEventDestroy(c->ev_fork[i]);
+    if (c->ev_join) cudaEventDestroy(c->ev_join);
+    if (c->copy_stream) cudaStreamDestroy(c->copy_stream);
     for (int i = 0; i < CUDA_GRAPH_CACHE; i++) {
         if (c->graphs[i].exec) cudaGraphExecDestroy(c->graphs[i].exec);
         realm_free(c->graphs[i].ops);
@@ -674,10 +760,26 @@ static void cu_buffer_upload(realm_backend *be, realm_buffer *buf, size_t offset
     copy_sync(c, (char *)buf->data + offset, src, size_bytes, cudaMemcpyHostToDevice);
 }
 
+/* After a recorded pass into page-locked memory (the logits), the copy is
+ * the pass's last op: in its graph, waited for once, and the LM head's
+ * download overlaps its matmul (issue_head_chunks). */
 static void cu_buffer_download(realm_backend *be, const realm_buffer *buf, size_t offset, void *dst,
                                size_t size_bytes)
 {
     cuda_ctx *c = cuda__ctx(be);
+    cudaPointerAttributes pa;
+    if (c->n_ops > 0 && cudaPointerGetAttributes(&pa, dst) == cudaSuccess &&
+        pa.type == cudaMemoryTypeHost) {
+        struct cuda_op *op = record(c, CUDA_OP_DOWNLOAD, 1);
+        if (op) {
+            op->x = (const char *)buf->data + offset;
+            op->out = dst;
+            op->width = (int64_t)size_bytes;
+        }
+        flush(c);
+        return;
+    }
+    (void)cudaGetLastError(); /* cudaPointerGetAttributes of pageable memory: not sticky */
     flush(c);
     copy_sync(c, dst, (const char *)buf->data + offset, size_bytes, cudaMemcpyDeviceToHost);
 }
@@ -775,6 +877,9 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->att_rows = env_int("REALM_CUDA_ATT_ROWS", 1) != 0;
     c->profile = env_int("REALM_CUDA_PROFILE", 0);
     c->host_alloc = env_int("REALM_CUDA_HOST_ALLOC", 1) != 0;
+    c->host_time = env_int("REALM_CUDA_HOST_TIME", 0) != 0;
+    c->head_chunks = env_int("REALM_CUDA_HEAD_CHUNKS", 8);
+    c->head_min_rows = env_int("REALM_CUDA_HEAD_ROWS", 8);
     /* The tile kernel for 9..64 rows: on the H100 it took 8B Q4_K_M's
      * 64-stream decode from 1122 to 3365 tok/s (cuBLAS on dequantized f16
      * tiles: 2626). From 96 rows cuBLAS is faster since the dequantization
@@ -825,6 +930,22 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->n_free = 1;
     if ((e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking)) != cudaSuccess) {
         st = realm_error_set(err, REALM_E_INTERNAL, "cuda backend: stream: %s",
+                             cudaGetErrorString(e));
+        goto fail;
+    }
+    if ((e = cudaStreamCreateWithFlags(&c->copy_stream, cudaStreamNonBlocking)) != cudaSuccess) {
+        c->copy_stream = NULL;
+        st = realm_error_set(err, REALM_E_INTERNAL, "cuda backend: copy stream: %s",
+                             cudaGetErrorString(e));
+        goto fail;
+    }
+    for (int i = 0; i < CUDA_HEAD_CHUNKS_MAX && e == cudaSuccess; i++)
+        e = cudaEventCreateWithFlags(&c->ev_fork[i], cudaEventDisableTiming);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->ev_join, cudaEventDisableTiming);
+    for (int i = 0; i < 2 && e == cudaSuccess; i++)
+        e = cudaEventCreate(&c->ht_ev[i]); /* timed: $REALM_CUDA_HOST_TIME reads them */
+    if (e != cudaSuccess) {
+        st = realm_error_set(err, REALM_E_INTERNAL, "cuda backend: event: %s",
                              cudaGetErrorString(e));
         goto fail;
     }

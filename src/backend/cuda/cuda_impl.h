@@ -32,6 +32,7 @@ enum cuda_op_kind {
     CUDA_OP_ATTENTION,
     CUDA_OP_SWIGLU,
     CUDA_OP_ADD,
+    CUDA_OP_DOWNLOAD, /* x (device) -> out (page-locked host), width bytes */
 };
 
 /* The batch as the device sees it: offsets (bytes) into the device copy of
@@ -70,6 +71,7 @@ struct cuda_graph_entry {
 };
 
 #define CUDA_GRAPH_CACHE 16
+#define CUDA_HEAD_CHUNKS_MAX 16
 
 /* profile slots: one per op kind, then one per weight type for matmuls */
 #define CUDA_PROF_MATMUL 16
@@ -134,6 +136,18 @@ typedef struct cuda_ctx {
     int32_t att_tile_min;   /* $REALM_CUDA_ATT_TILE_MIN: fewest rows the prefill tiles take */
     bool att_rows;          /* $REALM_CUDA_ATT_ROWS (1): k_attention_rows at head dims 64/128 */
     int profile;            /* $REALM_CUDA_PROFILE: time ops one by one (2: every pass) */
+    /* $REALM_CUDA_HOST_TIME=1: per graph-launched pass, host time recording
+     * and launching against the graph's GPU time (printed when freed) */
+    bool host_time;
+    double ht_first_rec, ht_last_exit, ht_rec, ht_launch, ht_wall, ht_gpu;
+    long long ht_n;
+    cudaEvent_t ht_ev[2];
+    /* the LM head of >= head_min_rows rows ($REALM_CUDA_HEAD_ROWS, 8) in
+     * head_chunks ($REALM_CUDA_HEAD_CHUNKS, 8; < 2: off) column chunks, each
+     * chunk's download on copy_stream beside the next chunk's matmul */
+    int32_t head_chunks, head_min_rows;
+    cudaStream_t copy_stream;
+    cudaEvent_t ev_fork[CUDA_HEAD_CHUNKS_MAX], ev_join;
     bool host_alloc;        /* $REALM_CUDA_HOST_ALLOC (1): host_alloc gives page-locked memory */
     /* the batched int8 tile kernel (cuda_mmq.cu), off with $REALM_CUDA_MMQ=0:
      * quantized matmuls of mmq_min_rows..mmq_max_rows rows take it instead of
