@@ -34,10 +34,13 @@ static int setup(void **state)
     (void)state;
     realm_error err = {0};
     /* the default backend: mat-vec up to 64 rows (the tile kernel is tested
-     * on its own backend below) */
+     * on its own backend below); a pass's ops go to the GPU in two launches
+     * from 8 ops on (test_fused_layer's layer: 10 and 8) */
     setenv("REALM_CUDA_MMQ", "0", 1);
+    setenv("REALM_CUDA_EARLY_OPS", "8", 1);
     realm_status created = realm_backend_create("cuda", NULL, &gpu, &err);
     unsetenv("REALM_CUDA_MMQ");
+    unsetenv("REALM_CUDA_EARLY_OPS");
     if (created) {
         fprintf(stderr, "SKIP: %s\n", err.message);
         gpu = NULL;
@@ -561,17 +564,19 @@ static void test_attention(void **state)
  * in one pass, so the CUDA backend's fused kernels run (rmsnorm and swiglu
  * writing the next matmul's quantized input, matmul+add, rope+rope+kv_store)
  * and split attention at few rows; then the next layer's rmsnorm and q, so
- * both matmul+add+rmsnorm chains run. Checked twice: against a second CUDA
- * backend with fusion off (REALM_CUDA_NO_FUSE=1): fusion must not change a
- * bit, tolerance 0; and against the CPU, error relative to the RMS of the
- * output, tolerance 5e-2, each step starting from the CPU's x. An
- * activation code rounded the other way (the GPU sums in another order, so
- * a value at a rounding tie may land on either side) moves an output by
- * |w|·d, d = amax/127 of its group: ~1e-3 of the RMS with these weights,
- * more where it lands in the swiglu output (measured: Q4_K 8e-4; Q4_1 on
- * the tile kernel 1.1e-2 in x and 2.3e-2 in the next q, whose input
- * carries x's flips; fused and unfused agreed to the bit). 5e-2 leaves
- * room for a few flips, while a wrong fusion errs by O(1). */
+ * both matmul+add+rmsnorm chains run. On `gpu` the pass goes to the GPU in two
+ * launches (the ops up to the second rmsnorm while the host records the rest:
+ * REALM_CUDA_EARLY_OPS=8). Checked twice: against a second CUDA backend with
+ * fusion off (REALM_CUDA_NO_FUSE=1) and the pass in one launch: neither may
+ * change a bit, tolerance 0; and against the CPU, error relative to the RMS of
+ * the output, tolerance 5e-2, each step starting from the CPU's x. An
+ * activation code rounded the other way (the GPU sums in another order, so a
+ * value at a rounding tie may land on either side) moves an output by |w|·d, d
+ * = amax/127 of its group: ~1e-3 of the RMS with these weights, more where it
+ * lands in the swiglu output (measured: Q4_K 8e-4; Q4_1 on the tile kernel
+ * 1.1e-2 in x and 2.3e-2 in the next q, whose input carries x's flips; fused
+ * and unfused agreed to the bit). 5e-2 leaves room for a few flips, while a
+ * wrong fusion errs by O(1). */
 enum { FD = 512, FNH = 4, FNKV = 2, FHD = 128, FFF = 768, FKVD = FNKV * FHD, FR = 3 };
 
 struct layer_w {

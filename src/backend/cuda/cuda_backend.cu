@@ -215,19 +215,32 @@ static int issue_at(cuda_ctx *c, const struct cuda_op *ops, int32_t i, int32_t n
     return 1;
 }
 
+/* The segment: the ops recorded since the last launch, and the staging
+ * bytes written since (an op only reads staging written before it). */
+static const struct cuda_op *seg_ops(const cuda_ctx *c)
+{
+    return c->ops + c->seg_start;
+}
+
+static int32_t seg_n(const cuda_ctx *c)
+{
+    return c->n_ops - c->seg_start;
+}
+
 static void upload_staging(cuda_ctx *c)
 {
     c->aq_x = NULL;
-    if (c->staging_used)
-        CUDA_CHECK(c, cudaMemcpyAsync(c->staging_d, c->staging_h, c->staging_used,
-                                      cudaMemcpyHostToDevice, c->stream));
+    if (c->staging_used > c->staging_sent)
+        CUDA_CHECK(c, cudaMemcpyAsync(
+                          c->staging_d + c->staging_sent, c->staging_h + c->staging_sent,
+                          c->staging_used - c->staging_sent, cudaMemcpyHostToDevice, c->stream));
 }
 
 static void issue_all(cuda_ctx *c)
 {
     upload_staging(c);
-    for (int32_t i = 0; i < c->n_ops;)
-        i += issue_at(c, c->ops, i, c->n_ops);
+    for (int32_t i = 0, n = seg_n(c); i < n;)
+        i += issue_at(c, seg_ops(c), i, n);
 }
 
 /* $REALM_CUDA_PROFILE=1: passes of at most 64 rows run op by op between
@@ -245,11 +258,11 @@ static void issue_profiled(cuda_ctx *c)
         return;
     }
     upload_staging(c);
-    for (int32_t i = 0; i < c->n_ops;) {
-        const struct cuda_op *op = &c->ops[i];
+    for (int32_t i = 0, n = seg_n(c); i < n;) {
+        const struct cuda_op *op = &seg_ops(c)[i];
         int slot = op->kind == CUDA_OP_MATMUL ? CUDA_PROF_MATMUL + (int)op->w.type : op->kind;
         CUDA_CHECK(c, cudaEventRecord(e[0], c->stream));
-        i += issue_at(c, c->ops, i, c->n_ops);
+        i += issue_at(c, seg_ops(c), i, n);
         CUDA_CHECK(c, cudaEventRecord(e[1], c->stream));
         float ms = 0.0f;
         CUDA_CHECK(c, cudaEventSynchronize(e[1]));
@@ -299,25 +312,28 @@ static void print_host_time(const cuda_ctx *c)
     if (!c->ht_n) return;
     const double ms = 1e3 / (double)c->ht_n;
     fprintf(stderr,
-            "cuda host time (%lld graph passes, ms per pass): between_ends_ms=%.4f "
-            "graph_gpu_ms=%.4f (from before its launch) recording_ms=%.4f launching_ms=%.4f\n",
+            "cuda host time (%lld passes, ms per pass): between_ends_ms=%.4f gpu_ms=%.4f (from "
+            "before the first launch) recording_ms=%.4f (until it) launching_ms=%.4f (from it "
+            "to the last)\n",
             c->ht_n, c->ht_wall * ms, c->ht_gpu * ms, c->ht_rec * ms, c->ht_launch * ms);
 }
 
-static bool same_pass(const cuda_ctx *c, const struct cuda_graph_entry *g)
+static bool same_segment(const cuda_ctx *c, const struct cuda_graph_entry *g)
 {
-    return g->exec && g->n_ops == c->n_ops && g->staging_bytes == c->staging_used &&
-           memcmp(g->ops, c->ops, (size_t)c->n_ops * sizeof *c->ops) == 0;
+    return g->exec && g->n_ops == seg_n(c) && g->staging_from == c->staging_sent &&
+           g->staging_bytes == c->staging_used &&
+           memcmp(g->ops, seg_ops(c), (size_t)seg_n(c) * sizeof *c->ops) == 0;
 }
 
-/* Capture the pass into a graph and keep it: update the least recently used
- * entry in place when CUDA allows (same topology), else instantiate anew. */
+/* Capture the segment into a graph and keep it: update the least recently
+ * used entry in place when CUDA allows (same topology), else instantiate
+ * anew. (An entry launched earlier in this pass is the most recently used.) */
 static struct cuda_graph_entry *capture(cuda_ctx *c)
 {
     struct cuda_graph_entry *slot = &c->graphs[0];
     for (int i = 1; i < CUDA_GRAPH_CACHE; i++)
         if (c->graphs[i].last_use < slot->last_use) slot = &c->graphs[i];
-    struct cuda_op *copy = (struct cuda_op *)realm_malloc((size_t)c->n_ops * sizeof *copy);
+    struct cuda_op *copy = (struct cuda_op *)realm_malloc((size_t)seg_n(c) * sizeof *copy);
     if (!copy) return NULL;
     cudaGraph_t graph = NULL;
     cudaError_t e = cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeThreadLocal);
@@ -355,45 +371,32 @@ static struct cuda_graph_entry *capture(cuda_ctx *c)
         }
     }
     cudaGraphDestroy(graph);
-    memcpy(copy, c->ops, (size_t)c->n_ops * sizeof *copy);
+    memcpy(copy, seg_ops(c), (size_t)seg_n(c) * sizeof *copy);
     realm_free(slot->ops);
     slot->ops = copy;
-    slot->n_ops = c->n_ops;
+    slot->n_ops = seg_n(c);
+    slot->staging_from = c->staging_sent;
     slot->staging_bytes = c->staging_used;
     return slot;
 }
 
-/* Run everything recorded, then wait for it: every caller of flush needs the
- * results (or the staging area free) next. */
-static void flush(cuda_ctx *c)
+/* Issue the segment without waiting: replay its graph (captured on first
+ * sight) when its ops are small enough, else op by op. */
+static void launch(cuda_ctx *c)
 {
-    if (c->n_ops > 0 && c->first_status == REALM_OK) {
+    if (seg_n(c) > 0 && c->first_status == REALM_OK) {
+        if (c->host_time && c->seg_start == 0) {
+            c->ht_launch0 = now_s();
+            c->ht_rec += c->ht_launch0 - c->ht_first_rec;
+            CUDA_CHECK(c, cudaEventRecord(c->ht_ev[0], c->stream));
+        }
         struct cuda_graph_entry *g = NULL;
         if (c->graph_ok && c->graph_max_rows > 0 && !c->profile) {
             for (int i = 0; i < CUDA_GRAPH_CACHE && !g; i++)
-                if (same_pass(c, &c->graphs[i])) g = &c->graphs[i];
+                if (same_segment(c, &c->graphs[i])) g = &c->graphs[i];
             if (!g) g = capture(c);
         }
-        if (g && c->host_time) {
-            g->last_use = ++c->tick;
-            double t0 = now_s();
-            CUDA_CHECK(c, cudaEventRecord(c->ht_ev[0], c->stream));
-            CUDA_CHECK(c, cudaGraphLaunch(g->exec, c->stream));
-            CUDA_CHECK(c, cudaEventRecord(c->ht_ev[1], c->stream));
-            double t1 = now_s();
-            CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
-            float ms = 0;
-            CUDA_CHECK(c, cudaEventElapsedTime(&ms, c->ht_ev[0], c->ht_ev[1]));
-            double t2 = now_s();
-            if (c->ht_last_exit > 0) {
-                c->ht_n++;
-                c->ht_rec += t0 - c->ht_first_rec;
-                c->ht_launch += t1 - t0;
-                c->ht_gpu += ms * 1e-3;
-                c->ht_wall += t2 - c->ht_last_exit;
-            }
-            c->ht_last_exit = t2;
-        } else if (g) {
+        if (g) {
             g->last_use = ++c->tick;
             CUDA_CHECK(c, cudaGraphLaunch(g->exec, c->stream));
         } else if (c->profile && (c->graph_ok || c->profile > 1) && c->first_status == REALM_OK) {
@@ -402,12 +405,38 @@ static void flush(cuda_ctx *c)
             issue_all(c);
         }
     }
-    c->n_ops = 0;
-    c->staging_used = 0;
+    c->seg_start = c->n_ops;
+    c->staging_sent = c->staging_used;
     c->graph_ok = true;
+}
+
+/* Run everything recorded, then wait for it: every caller of flush needs the
+ * results (or the staging area free) next. */
+static void flush(cuda_ctx *c)
+{
+    const bool timed = c->host_time && c->n_ops > 0 && c->first_status == REALM_OK;
+    launch(c);
+    double t1 = now_s();
+    if (timed) CUDA_CHECK(c, cudaEventRecord(c->ht_ev[1], c->stream));
+    c->n_ops = c->seg_start = 0;
+    c->staging_used = c->staging_sent = 0;
     c->last_batch = NULL;
     c->last_batch_pos = NULL;
     CUDA_CHECK(c, cudaStreamSynchronize(c->stream));
+    if (timed) {
+        float ms = 0;
+        CUDA_CHECK(c, cudaEventElapsedTime(&ms, c->ht_ev[0], c->ht_ev[1]));
+        double t2 = now_s();
+        if (c->ht_last_exit > 0) {
+            c->ht_n++;
+            c->ht_launch += t1 - c->ht_launch0;
+            c->ht_gpu += ms * 1e-3;
+            c->ht_wall += t2 - c->ht_last_exit;
+        } else {
+            c->ht_rec = 0; /* the first pass only starts the clock */
+        }
+        c->ht_last_exit = t2;
+    }
 }
 
 static struct cuda_op *record(cuda_ctx *c, int kind, int32_t n)
@@ -423,6 +452,11 @@ static struct cuda_op *record(cuda_ctx *c, int kind, int32_t n)
         c->cap_ops = cap;
     }
     if (c->n_ops == 0 && c->host_time) c->ht_first_rec = now_s();
+    /* The pass so far goes to the GPU while the host records the rest
+     * (before an rmsnorm, so no fused chain is cut). */
+    if (kind == CUDA_OP_RMSNORM && c->seg_start == 0 && c->early_ops > 0 &&
+        c->n_ops >= c->early_ops && !c->profile)
+        launch(c);
     struct cuda_op *op = &c->ops[c->n_ops++];
     memset(op, 0, sizeof *op);
     op->kind = kind;
@@ -880,6 +914,7 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->host_time = env_int("REALM_CUDA_HOST_TIME", 0) != 0;
     c->head_chunks = env_int("REALM_CUDA_HEAD_CHUNKS", 8);
     c->head_min_rows = env_int("REALM_CUDA_HEAD_ROWS", 8);
+    c->early_ops = env_int("REALM_CUDA_EARLY_OPS", 32);
     /* The tile kernel for 9..64 rows: on the H100 it took 8B Q4_K_M's
      * 64-stream decode from 1122 to 3365 tok/s (cuBLAS on dequantized f16
      * tiles: 2626). From 96 rows cuBLAS is faster since the dequantization

@@ -66,11 +66,11 @@ struct cuda_graph_entry {
     cudaGraphExec_t exec;
     struct cuda_op *ops; /* the records the graph was captured from */
     int32_t n_ops;
-    uint32_t staging_bytes;
+    uint32_t staging_from, staging_bytes; /* the staging range it uploads */
     uint64_t last_use;
 };
 
-#define CUDA_GRAPH_CACHE 16
+#define CUDA_GRAPH_CACHE     32
 #define CUDA_HEAD_CHUNKS_MAX 16
 
 /* profile slots: one per op kind, then one per weight type for matmuls */
@@ -112,13 +112,17 @@ typedef struct cuda_ctx {
     float *att_part; /* split attention partials: (ATT_SPLIT_ROWS, ATT_SPLIT, ...) */
     size_t att_part_bytes;
 
-    /* the recorded pass */
+    /* the recorded pass: ops[0..seg_start) and staging_h[0..staging_sent)
+     * are launched already (a pass's first ops go to the GPU once
+     * early_ops are recorded, $REALM_CUDA_EARLY_OPS (32, 0: off), so
+     * the GPU works while the host records the rest); the segment after is
+     * launched at flush */
     struct cuda_op *ops;
-    int32_t n_ops, cap_ops;
-    bool graph_ok;       /* every op small enough to be worth a graph */
+    int32_t n_ops, cap_ops, seg_start, early_ops;
+    bool graph_ok;       /* every op of the segment small enough to be worth a graph */
     char *staging_h;     /* pinned host staging for index arrays */
     char *staging_d;     /* its device mirror */
-    uint32_t staging_used, staging_cap;
+    uint32_t staging_used, staging_sent, staging_cap;
     const realm_batch *last_batch; /* batch uploaded in this pass (reused by later ops) */
     const int32_t *last_batch_pos;
     struct cuda_batch last_cb;
@@ -139,7 +143,7 @@ typedef struct cuda_ctx {
     /* $REALM_CUDA_HOST_TIME=1: per graph-launched pass, host time recording
      * and launching against the graph's GPU time (printed when freed) */
     bool host_time;
-    double ht_first_rec, ht_last_exit, ht_rec, ht_launch, ht_wall, ht_gpu;
+    double ht_first_rec, ht_launch0, ht_last_exit, ht_rec, ht_launch, ht_wall, ht_gpu;
     long long ht_n;
     cudaEvent_t ht_ev[2];
     /* the LM head of >= head_min_rows rows ($REALM_CUDA_HEAD_ROWS, 8) in
