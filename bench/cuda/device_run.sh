@@ -161,9 +161,11 @@ if [ "$PHASE" = profile ]; then
     python3 $ROOT/bench/cuda/ncu_steps.py $OUT/ncu_decode.csv $wall || tail -5 /tmp/ncu.err
   fi
   # stall sections of one kernel: PROF_KERNEL (default the staged mat-vec at
-  # batch 1; k_mmq with PROF_STREAMS=64 for the tile kernel)
-  timeout 120 ncu --clock-control none -k regex:${PROF_KERNEL:-k_mmv_s} --launch-skip ${PROF_SKIP:-200} \
-    --launch-count 2 --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+  # batch 1; k_mmq with PROF_STREAMS=64 for the tile kernel), PROF_COUNT
+  # launches after PROF_SKIP; PROF_NAME_BASE=demangled matches template
+  # arguments too (PROF_KERNEL='k_mmv_s<14': the Q6_K staged mat-vec)
+  timeout 240 ncu --clock-control none --kernel-name-base ${PROF_NAME_BASE:-function} \
+    -k regex:${PROF_KERNEL:-k_mmv_s} --launch-skip ${PROF_SKIP:-200} --launch-count ${PROF_COUNT:-2} --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
     $B/realm_bench_cuda $f --device cuda ${PROF_ARGS:---steps 2 --streams ${PROF_STREAMS:-1}} 2>&1 |
     grep -vE "^==PROF==|^BENCH" > $OUT/ncu_kernel.txt
   grep -E "k_mm|k_att|Duration|Throughput|Registers|Achieved Occ|Block Size|Grid Size|Waves|Theoretical Occ|Warp Cycles|Shared Memory|Block Limit|stalled" $OUT/ncu_kernel.txt | cut -c1-400 | head -40

@@ -937,7 +937,12 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
     /* on failure the quantized input stays cached for the single launches */
     if (!launch_mms_n(c, ops, k, a, NULL)) return 0;
     CUDA_CHECK(c, cudaGetLastError());
-    c->aq_x = NULL; /* conservative: an output may be a later op's input */
+    /* The quantized input is still valid (no member wrote it), but a
+     * matmul of another type on it (Q4_K_M: q and k, then a Q6_K v) is
+     * better off quantizing it again: 8B Q4_K_M decode1 337.4 with the
+     * copy kept vs 340.6 (NOTES round 12); likely two mat-vecs back to back,
+     * both starting their followers early, then compete for the SMs. */
+    c->aq_x = NULL;
     return k;
 }
 

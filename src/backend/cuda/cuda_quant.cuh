@@ -44,6 +44,15 @@ __device__ __forceinline__ uint32_t ld4_a4(const uint8_t *p)
     return *(const uint32_t *)p;
 }
 
+/* x - c per byte for bytes x in 0..127 and c <= 128: with each byte's top
+ * bit set first no borrow crosses a byte, and flipping it back leaves the
+ * two's complement difference. Exact where __vsubss4 (emulated on sm_90,
+ * ~10 instructions) would not saturate; three instructions. */
+__device__ __forceinline__ uint32_t sub_bytes(uint32_t x, uint32_t c)
+{
+    return ((x | 0x80808080u) - c) ^ 0x80808080u;
+}
+
 __constant__ static const int8_t kv_iq4[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
                                                1,    13,   25,  38,  53,  69,  89,  113};
 
@@ -201,8 +210,8 @@ __device__ __forceinline__ void load_group(const uint8_t *row, int64_t g, grp &o
             uint32_t v = ld4_a2(b->qs + 4 * k);
             uint32_t lo = v & 0x0F0F0F0Fu, hi = (v >> 4) & 0x0F0F0F0Fu;
             if (T == REALM_TYPE_Q4_0) {
-                o.w[k] = (int)__vsubss4(lo, 0x08080808u);
-                o.w[k + 4] = (int)__vsubss4(hi, 0x08080808u);
+                o.w[k] = (int)sub_bytes(lo, 0x08080808u);
+                o.w[k + 4] = (int)sub_bytes(hi, 0x08080808u);
             } else {
                 o.w[k] = (int)iq4_lookup4(lo);
                 o.w[k + 4] = (int)iq4_lookup4(hi);
@@ -225,8 +234,8 @@ __device__ __forceinline__ void load_group(const uint8_t *row, int64_t g, grp &o
             uint32_t v = ld4_a2(b->qs + 4 * k);
             uint32_t lo = (v & 0x0F0F0F0Fu) | spread4((qh >> (4 * k)) & 15);
             uint32_t hi = ((v >> 4) & 0x0F0F0F0Fu) | spread4((qh >> (16 + 4 * k)) & 15);
-            o.w[k] = (int)__vsubss4(lo, 0x10101010u);
-            o.w[k + 4] = (int)__vsubss4(hi, 0x10101010u);
+            o.w[k] = (int)sub_bytes(lo, 0x10101010u);
+            o.w[k + 4] = (int)sub_bytes(hi, 0x10101010u);
         }
         o.fa0 = o.fa1 = h2f(b->d);
     } else if (T == REALM_TYPE_Q5_1) {
@@ -283,7 +292,7 @@ __device__ __forceinline__ void load_group(const uint8_t *row, int64_t g, grp &o
         for (int k = 0; k < 8; k++) {
             uint32_t lo = (ld4_a2(b->qs + 32 * (j / 4) + 4 * k) >> sh) & 0x03030303u;
             uint32_t hi = ((ld4_a2(b->hmask + 4 * k) >> j) & 0x01010101u) << 2;
-            o.w[k] = (int)__vsubss4(lo | hi, 0x04040404u);
+            o.w[k] = (int)sub_bytes(lo | hi, 0x04040404u);
         }
         float d = h2f(b->d);
         o.fa0 = d * (float)q3k_scale(b->scales, 2 * j);
@@ -315,10 +324,21 @@ __device__ __forceinline__ void load_group(const uint8_t *row, int64_t g, grp &o
         const uint8_t *ql = b->ql + 64 * (j / 4) + 32 * (j % 2);
         const uint8_t *qh = b->qh + 32 * (j / 4);
         int sl = 4 * ((j % 4) / 2), shh = 2 * (j % 4);
+        /* 210-byte blocks: ql and qh sit at 2 mod 4 in every other block.
+         * The aligned words around them, funnel-shifted by the offset (nine
+         * loads for eight words; the ninth stays inside the block, and
+         * what precedes an unaligned block is the block before it). */
+        const uint32_t sh = 8 * (uint32_t)((uintptr_t)ql & 3);
+        const uint32_t *wl = (const uint32_t *)((uintptr_t)ql & ~(uintptr_t)3);
+        const uint32_t *wh = (const uint32_t *)((uintptr_t)qh & ~(uintptr_t)3);
+        uint32_t pl = wl[0], ph = wh[0];
         for (int k = 0; k < 8; k++) {
-            uint32_t lo = (ld4_a2(ql + 4 * k) >> sl) & 0x0F0F0F0Fu;
-            uint32_t hi = ((ld4_a2(qh + 4 * k) >> shh) & 0x03030303u) << 4;
-            o.w[k] = (int)__vsubss4(lo | hi, 0x20202020u);
+            const uint32_t nl = wl[k + 1], nh = wh[k + 1];
+            uint32_t lo = (__funnelshift_r(pl, nl, sh) >> sl) & 0x0F0F0F0Fu;
+            uint32_t hi = ((__funnelshift_r(ph, nh, sh) >> shh) & 0x03030303u) << 4;
+            o.w[k] = (int)sub_bytes(lo | hi, 0x20202020u);
+            pl = nl;
+            ph = nh;
         }
         float d = h2f(b->d);
         o.fa0 = d * (float)b->scales[2 * j];
