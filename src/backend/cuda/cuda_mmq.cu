@@ -433,9 +433,10 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
     const int64_t kt0 = (int64_t)blockIdx.z * kt_per;
     const int steps = (int)((kt0 + kt_per < nsb ? kt0 + kt_per : nsb) - kt0);
 
-    /* stage `slot` <- K step sb of BM weight rows and BN activation rows
-     * (out-of-range rows copy the last valid one; never stored) */
-    auto issue = [&](int64_t sb, int slot) {
+    /* stage `slot` <- K step sb of BM weight rows (issue_w) and BN
+     * activation rows (issue_a); out-of-range rows copy the last valid one
+     * and are never stored */
+    auto issue_w = [&](int64_t sb, int slot) {
         uint8_t *st = sm + slot * L::STAGE;
         const size_t w_off = (size_t)sb * F::BYTES & ~(size_t)15;
         for (int c = tid; c < MMQ_BM * F::CH; c += MMQ_THREADS) {
@@ -443,6 +444,9 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
             const int64_t m = m0 + r < ne1 ? m0 + r : ne1 - 1;
             cp_async16(st + r * F::LD + 16 * k, w + (size_t)m * row_bytes + w_off + 16 * k);
         }
+    };
+    auto issue_a = [&](int64_t sb, int slot) {
+        uint8_t *st = sm + slot * L::STAGE;
         for (int c = tid; c < BN * 16; c += MMQ_THREADS) {
             const int col = c / 16, k = c % 16;
             const int64_t r = r0 + col < n ? r0 + col : n - 1;
@@ -465,15 +469,26 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
 
     float acc[TM][TN][4] = {};
 
+    /* The first stages' weights (constant) are on their way while the kernel
+     * before finishes (launched with PDL); the activations are its output.
+     * Commit group s then holds stage s's activations (group 0 also every
+     * early weight copy), so waiting for group s still covers stage s. */
+#pragma unroll
+    for (int s = 0; s < L::S - 1; s++)
+        if (s < steps) issue_w(kt0 + s, s);
+    pdl_wait();
 #pragma unroll
     for (int s = 0; s < L::S - 1; s++) {
-        if (s < steps) issue(kt0 + s, s);
+        if (s < steps) issue_a(kt0 + s, s);
         cp_async_commit();
     }
     for (int it = 0; it < steps; it++) {
         cp_async_wait<L::S - 2>(); /* this thread's copies of stage it have landed */
         __syncthreads();           /* everyone's have; and everyone is done with stage it - 1 */
-        if (it + L::S - 1 < steps) issue(kt0 + it + L::S - 1, (it + L::S - 1) % L::S);
+        if (it + L::S - 1 < steps) {
+            issue_w(kt0 + it + L::S - 1, (it + L::S - 1) % L::S);
+            issue_a(kt0 + it + L::S - 1, (it + L::S - 1) % L::S);
+        }
         cp_async_commit();
 
         const uint8_t *st = sm + (it % L::S) * L::STAGE;
@@ -573,6 +588,10 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
                         }
                 }
     }
+    /* the follower may be scheduled once every block is past its main loop:
+     * its weight copies overlap this kernel's tail (not earlier: its
+     * blocks would wait in the SM slots this kernel's blocks need) */
+    pdl_trigger();
     mmq_store<TM, TN>(acc, m0 + m_base, r0 + n_base, ne1, n, bias, out, resid, part);
 }
 
@@ -649,8 +668,8 @@ static void launch_sb(cuda_ctx *c, dim3 grid, const uint8_t *wd, size_t rb,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, shm));
         opted_in = c->device;
     }
-    k_mmq_sb<T, BN><<<grid, MMQ_THREADS, shm, c->stream>>>(wd, rb, op->w.ne0, op->w.ne1, aq, ad, as,
-                                                           op->n, kt_per, bias, out, resid, part);
+    cuda__launch_pdl(c, k_mmq_sb<T, BN>, grid, dim3(MMQ_THREADS), shm, wd, rb, op->w.ne0, op->w.ne1,
+                     aq, ad, as, op->n, kt_per, bias, out, resid, part);
 }
 
 template <int BN>

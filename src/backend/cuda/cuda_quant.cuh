@@ -425,8 +425,9 @@ __device__ __forceinline__ float rms_inv(float ss, int64_t d, float eps)
  * completed and its writes are visible; without the attribute it returns at
  * once). pdl_trigger() lets such a follower be scheduled now: mat-vecs call
  * it first thing (their follower's weight copies then overlap their tail),
- * small kernels launched with the attribute right after their pdl_wait()
- * (cuda__launch_pdl in cuda_impl.h), so that at most one kernel runs ahead. */
+ * the tile kernel k_mmq_sb after its main loop, small kernels launched with
+ * the attribute right after their pdl_wait() (cuda__launch_pdl in
+ * cuda_impl.h), so that at most one kernel runs ahead. */
 __device__ __forceinline__ void pdl_wait(void)
 {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
