@@ -4,7 +4,8 @@
  * $REALM_CUDA_NO_FUSE, $REALM_CUDA_MMV_PLAIN, $REALM_CUDA_MMV_SET, $REALM_CUDA_MMS_FIT,
  * $REALM_CUDA_PDL, $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_ATT_TILE_MIN, $REALM_CUDA_ATT_ROWS,
  * $REALM_CUDA_MMV_ROWS,
- * $REALM_CUDA_GRAPH_ROWS, $REALM_CUDA_PROFILE, $REALM_CUDA_HOST_ALLOC; the int8 tile kernel:
+ * $REALM_CUDA_GRAPH_ROWS, $REALM_CUDA_PROFILE, $REALM_CUDA_HOST_ALLOC, $REALM_CUDA_HOST_TIME,
+ * $REALM_CUDA_EARLY_OPS, $REALM_CUDA_HEAD_CHUNKS, $REALM_CUDA_HEAD_ROWS; the int8 tile kernel:
  * $REALM_CUDA_MMQ (0: off), $REALM_CUDA_MMQ_MIN (9), $REALM_CUDA_MMQ_ROWS (64),
  * $REALM_CUDA_MMQ_SB (1: the super-block path), $REALM_CUDA_MMQ_SB_MIN (2),
  * $REALM_CUDA_MMQ_SB_ROWS (96). */
@@ -122,20 +123,16 @@ static void dev_free(cuda_ctx *c, void *p, size_t size)
 
 /* ---- flushing the recorded pass ---- */
 
-/* Enqueue ops[i], fused with the ops after it where a pattern fits (the
- * decode step's per-layer chain: rmsnorm→matmul, swiglu→matmul,
- * matmul→add, matmuls on one input (q, k, v; gate, up) as one launch,
- * rope→rope→kv_store); returns how many ops it consumed. Fusion
- * never changes a value: each fused kernel does the unfused kernels'
- * arithmetic. */
 /* The LM head of many rows and the download of its logits: the matmul in
  * column chunks (vocabulary entries), chunk j's logits copied on the copy
  * stream while chunk j+1 computes, so most of the download hides behind the
  * matmul (~1 ms of a 64-stream 8B step was logits: NOTES round 10). Chunk
  * j's (n, cw) block lies at n * v0 in the device buffer; the copy puts it at
- * column v0 of each host row. Same values as one matmul: every output is
- * the same dot product. Returns false, having enqueued nothing, unless
- * `dl` downloads exactly mm's output. */
+ * column v0 of each host row. Every output is the same dot product as in
+ * one launch, though the tile kernel may split K differently for a chunk
+ * (last-bit differences; the per-op test's `head` rows hold it to the
+ * matmul's tolerance against the CPU). Returns false, having enqueued
+ * nothing, unless `dl` downloads exactly mm's output. */
 static bool issue_head_chunks(cuda_ctx *c, const struct cuda_op *mm, const struct cuda_op *dl)
 {
     const int64_t ne1 = mm->w.ne1, n = mm->n;
@@ -164,6 +161,13 @@ static bool issue_head_chunks(cuda_ctx *c, const struct cuda_op *mm, const struc
     return true;
 }
 
+/* Enqueue ops[i], fused with the ops after it where a pattern fits (the
+ * decode step's per-layer chain: rmsnorm→matmul, swiglu→matmul,
+ * matmul→add, matmuls on one input (q, k, v; gate, up) as one launch,
+ * rope→rope→kv_store; and matmul→download, issue_head_chunks); returns
+ * how many ops it consumed. Fusion
+ * never changes a value: each fused kernel does the unfused kernels'
+ * arithmetic. */
 static int issue_at(cuda_ctx *c, const struct cuda_op *ops, int32_t i, int32_t n_ops)
 {
     const struct cuda_op *op = &ops[i];

@@ -3,8 +3,9 @@
  *
  * Ops are recorded as `cuda_op` values (arguments by value; host index arrays
  * copied into the pinned staging area at a per-pass offset) and issued on the
- * stream at flush: directly, or captured once into a CUDA graph that later
- * passes with byte-equal records replay. The issue functions (cuda_ops.cu,
+ * stream in segments (a pass's first ops once early_ops are recorded, the
+ * rest at flush): directly, or captured once into a CUDA graph that later
+ * segments with byte-equal records replay. The issue functions (cuda_ops.cu,
  * cuda_matmul.cu, cuda_attention.cu) only enqueue kernels; they record the
  * first CUDA error in the context and never synchronize.
  */
