@@ -88,7 +88,16 @@ static void gfree(realm_buffer *b)
     gpu->ops->buffer_free(gpu, b);
 }
 
+/* rows failed in the running test (each test starts from 0, so one failing
+ * row fails its own test only) */
 static int n_fail;
+
+static int reset_fails(void **state)
+{
+    (void)state;
+    n_fail = 0;
+    return 0;
+}
 
 /* max |a - b| / scale against tol; prints the row and counts failures. */
 static void verdict(const char *op, const char *type, const char *shape, const float *a,
@@ -819,11 +828,15 @@ static void test_budget(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul),      cmocka_unit_test(test_matmul_model_shapes),
-        cmocka_unit_test(test_mmq),         cmocka_unit_test(test_head_download),
-        cmocka_unit_test(test_elementwise), cmocka_unit_test(test_attention),
-        cmocka_unit_test(test_fused_layer), cmocka_unit_test(test_upload_order),
-        cmocka_unit_test(test_budget),
+        cmocka_unit_test_setup(test_matmul, reset_fails),
+        cmocka_unit_test_setup(test_matmul_model_shapes, reset_fails),
+        cmocka_unit_test_setup(test_mmq, reset_fails),
+        cmocka_unit_test_setup(test_head_download, reset_fails),
+        cmocka_unit_test_setup(test_elementwise, reset_fails),
+        cmocka_unit_test_setup(test_attention, reset_fails),
+        cmocka_unit_test_setup(test_fused_layer, reset_fails),
+        cmocka_unit_test_setup(test_upload_order, reset_fails),
+        cmocka_unit_test_setup(test_budget, reset_fails),
     };
     printf("| op         | type   | shape                  | max err   | tol      | ok   |\n");
     return cmocka_run_group_tests(tests, setup, teardown);
