@@ -163,7 +163,8 @@ if [ "$PHASE" = profile ]; then
   # stall sections of one kernel: PROF_KERNEL (default the staged mat-vec at
   # batch 1; k_mmq with PROF_STREAMS=64 for the tile kernel), PROF_COUNT
   # launches after PROF_SKIP; PROF_NAME_BASE=demangled matches template
-  # arguments too (PROF_KERNEL='k_mmv_s<14': the Q6_K staged mat-vec)
+  # arguments too, spelled as in 'k_mmv_s<(int)14, (int)1>' (PROF_KERNEL=
+  # 'k_mmv_s<\(int\)14': the Q6_K staged mat-vec)
   timeout 240 ncu --clock-control none --kernel-name-base ${PROF_NAME_BASE:-function} \
     -k regex:${PROF_KERNEL:-k_mmv_s} --launch-skip ${PROF_SKIP:-200} --launch-count ${PROF_COUNT:-2} --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
     $B/realm_bench_cuda $f --device cuda ${PROF_ARGS:---steps 2 --streams ${PROF_STREAMS:-1}} 2>&1 |

@@ -420,8 +420,11 @@ static void flush(cuda_ctx *c)
 {
     const bool timed = c->host_time && c->n_ops > 0 && c->first_status == REALM_OK;
     launch(c);
-    double t1 = now_s();
-    if (timed) CUDA_CHECK(c, cudaEventRecord(c->ht_ev[1], c->stream));
+    double t1 = 0;
+    if (timed) {
+        t1 = now_s();
+        CUDA_CHECK(c, cudaEventRecord(c->ht_ev[1], c->stream));
+    }
     c->n_ops = c->seg_start = 0;
     c->staging_used = c->staging_sent = 0;
     c->last_batch = NULL;

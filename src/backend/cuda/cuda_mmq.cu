@@ -402,7 +402,7 @@ __device__ __forceinline__ uint32_t sb_codes(const uint8_t *blk, int j, int off,
         const uint32_t hi = lds32_a2(blk, delta + 128 + 32 * (j / 4) + off);
         const uint32_t q = ((lo >> (4 * ((j % 4) / 2))) & 0x0F0F0F0Fu) |
                            (((hi >> (2 * (j % 4))) & 0x03030303u) << 4);
-        return ((q | 0x80808080u) - 0x20202020u) ^ 0x80808080u; /* q - 32 per byte, exact */
+        return sub_bytes(q, 0x20202020u); /* q - 32 per byte */
     } else { /* Q8_0: block j at 34j, codes from 34j + 2 */
         const int o = 34 * j + 2 + off;
         return (34 * j + 2) % 4 == 0 ? *(const uint32_t *)(blk + o) : lds32_a2(blk, o);
