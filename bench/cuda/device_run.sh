@@ -12,7 +12,7 @@
 # profiles the Q4_K_M models op by op at 1 and 64 streams. correct/quick also
 # run the whole-model test with the tile kernel off.
 # profile = build, then ncu times every kernel of a batch-1 decode step of the
-# 8B Q4_K_M (no launch gaps: bench/cuda/ncu_steps.py sums them by kernel) and
+# 8B Q4_K_M (PROF_TYPE=q8_0: the Q8_0; no launch gaps: bench/cuda/ncu_steps.py sums them by kernel) and
 # reads one kernel's stall sections ($PROF_KERNEL, default the staged mat-vec);
 # PROF_PREFILL=P first does the same for the kernels of a P-row prefill pass
 # (PROF_DECODE=0 skips the decode step; PROF_ARGS replaces the bench
@@ -141,8 +141,8 @@ $n}"
 fi
 
 if [ "$PHASE" = profile ]; then
-  mkdir -p /tmp/models; f=/tmp/models/llama-3-8b-q4_k_m.gguf
-  [ -f $f ] || $B/realm synth --arch llama-3-8b --type q4_k_m -o $f > /dev/null || exit 1
+  t=${PROF_TYPE:-q4_k_m}; mkdir -p /tmp/models; f=/tmp/models/llama-3-8b-$t.gguf
+  [ -f $f ] || $B/realm synth --arch llama-3-8b --type $t -o $f > /dev/null || exit 1
   if [ -n "${PROF_PREFILL:-}" ]; then
     # the kernels of one PROF_PREFILL-row prefill pass (the warm-up pass:
     # first-call costs are host time, not kernel time)

@@ -623,7 +623,8 @@ static void run_layer(realm_backend *be, const struct layer_w *L, const realm_kv
 
 /* mmq: both CUDA backends with the tile kernel on (the 3-row step then runs
  * it, split over K, fed by the fused quantizing producers and adding into
- * the residual); gpu is then the MMQ backend. */
+ * the residual, q/k/v and gate/up as sets of one launch on its super-block
+ * path, Q4_K and Q6_K); gpu is then the MMQ backend. */
 static void check_fused_layer(realm_type type, bool mmq)
 {
     const realm_type_traits *t = realm_type_traits_get(type);

@@ -252,11 +252,13 @@ size_t realm__cuda_att_part_bytes(const realm_backend_limits *lim);
 int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *tab,
                               int32_t *n_single);
 
-/* cuda_mmq.cu: out (+ bias, + resid) for op's n rows from the quantized
- * activations (aq, ad, as: cuda_matmul.cu's layout); false, having enqueued
- * nothing, for a type the tile kernel does not read */
-bool realm__cuda_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, const float *ad,
-                     const float *as, float *resid);
+/* cuda_mmq.cu: out (+ bias, + resid) for the n rows of ops[0 .. n_set) from
+ * the quantized activations (aq, ad, as: cuda_matmul.cu's layout), in one
+ * launch; a set (n_set 2..3: matmuls of one type and width on one input,
+ * no resid) only on the super-block path. False, having enqueued nothing,
+ * for a type or set the tile kernel does not take. */
+bool realm__cuda_mmq(cuda_ctx *c, const struct cuda_op *ops, int n_set, const int8_t *aq,
+                     const float *ad, const float *as, float *resid);
 /* bytes of split-K partials the tile kernel may use */
 size_t realm__cuda_mmq_part_bytes(const realm_backend_limits *lim);
 /* Does w take the tile kernel's super-block path (Q4_K, Q5_K, Q6_K, Q8_0)? */

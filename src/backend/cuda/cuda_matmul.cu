@@ -18,7 +18,8 @@
  * issued before the kernel waits for the one ahead of it (programmatic
  * dependent launch), so weight traffic overlaps the previous op's tail.
  * A following `add` can be fused into the epilogue (resid), and matmuls of
- * one type and width on one input (q, k, v; gate, up) share a launch.
+ * one type and width on one input (q, k, v; gate, up) share a launch (here,
+ * or on the tile kernel's super-block path).
  * Float weights (F32, F16, BF16) dot f32 activations directly.
  *
  * Quantized weights at mmq_min_rows..mmq_max_rows rows (default 9..64; the
@@ -919,8 +920,11 @@ static void matmul_big(cuda_ctx *c, const struct cuda_op *op)
 int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_ops)
 {
     const struct cuda_op *op = &ops[0];
-    if (!c->mmv_set || c->mmv_plain || !takes_small_path(c, op) || takes_mmq(c, op) ||
-        act_kind_of(op->w.type) == ACT_F32)
+    /* the tile kernel's super-block path (q, k, v at 9..96 rows) or the
+     * staged mat-vec */
+    const bool mmq = takes_mmq(c, op);
+    if (!c->mmv_set || act_kind_of(op->w.type) == ACT_F32 ||
+        (mmq ? !realm__cuda_mmq_sb(c, &op->w) : c->mmv_plain || !takes_small_path(c, op)))
         return 0;
     int k = 1;
     while (k < n_ops && k < MMS_SET) {
@@ -934,6 +938,8 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
     for (int i = 0; i < k; i++) /* no member may overwrite the input the others read */
         if (ops[i].out == op->x) return 0;
     act_view a = quantize_input(c, op);
+    if (mmq) /* the input stays cached: the tile kernel's sets are not mat-vecs */
+        return realm__cuda_mmq(c, ops, k, a.aq, a.ad, a.as, NULL) ? k : 0;
     /* on failure the quantized input stays cached for the single launches */
     if (!launch_mms_n(c, ops, k, a, NULL)) return 0;
     CUDA_CHECK(c, cudaGetLastError());
@@ -951,7 +957,8 @@ bool realm__cuda_issue_matmul(cuda_ctx *c, const struct cuda_op *op, float *resi
     bool added = false;
     if (takes_mmq(c, op)) {
         act_view a = quantize_input(c, op);
-        if (realm__cuda_mmq(c, op, a.aq, a.ad, a.as, resid)) added = resid != NULL;
+        if (realm__cuda_mmq(c, op, 1, a.aq, a.ad, a.as, resid))
+            added = resid != NULL;
         else matmul_big(c, op);
     } else if (takes_small_path(c, op)) {
         added = matmul_small(c, op, resid);

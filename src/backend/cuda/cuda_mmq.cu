@@ -11,7 +11,10 @@
  * Two kernels: k_mmq (every quantized format) below, and k_mmq_sb (Q4_K,
  * Q5_K, Q6_K, Q8_0: raw bytes staged by cp.async, integer sub-scales per
  * super-block; its own section further down), which realm__cuda_mmq_sb
- * picks and cuda_matmul.cu routes by row count.
+ * picks and cuda_matmul.cu routes by row count. One k_mmq_sb launch can
+ * take a set of matrices on the same input (q, k, v; gate, up), each with
+ * the K splits it would have alone, so a set computes the same bits as its
+ * members one by one (mmq_set).
  *
  * k_mmq: one thread block computes a tile of MMQ_BM weight rows × BN activation rows
  * and walks K in steps of MMQ_KG groups (128 elements):
@@ -99,33 +102,38 @@ __device__ __forceinline__ uint32_t lds32(const int8_t *p)
 }
 
 /* A warp's accumulators (TM m16 × TN n8 tiles from weight row mw, activation
- * row rn) -> part[blockIdx.z] (split K) or out (+ bias, + resid). */
+ * row rn) -> part[split z] (split K) or out (+ bias, + resid). Blocks that
+ * run few K steps (many splits) spend a good part of their time here, so
+ * the choices are made once and each value costs an address and a store. */
 template <int TM, int TN>
 __device__ __forceinline__ void mmq_store(const float (&acc)[TM][TN][4], int64_t mw, int32_t rn,
                                           int64_t ne1, int32_t n, const float *__restrict__ bias,
                                           float *__restrict__ out, float *resid,
-                                          float *__restrict__ part)
+                                          float *__restrict__ part, int32_t z)
 {
     const int gq = threadIdx.x % 32 / 4, tq = threadIdx.x % 4;
+    float *__restrict__ dst = part ? part + (int64_t)z * n * ne1 : out;
+    if (part) bias = NULL, resid = NULL; /* the reduction adds them */
 #pragma unroll
     for (int i = 0; i < TM; i++)
 #pragma unroll
-        for (int j = 0; j < TN; j++)
+        for (int h = 0; h < 2; h++) {
+            const int64_t m = mw + i * 16 + gq + 8 * h;
+            if (m >= ne1) continue;
+            const float b = bias ? bias[m] : 0.0f;
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int64_t m = mw + i * 16 + gq + 8 * (e / 2);
-                const int32_t r = rn + j * 8 + tq * 2 + e % 2;
-                if (m >= ne1 || r >= n) continue;
-                float v = acc[i][j][e];
-                const int64_t oi = (int64_t)r * ne1 + m;
-                if (part) {
-                    part[(int64_t)blockIdx.z * n * ne1 + oi] = v;
-                } else {
-                    if (bias) v += bias[m];
-                    out[oi] = v;
-                    if (resid) resid[oi] += v;
+            for (int j = 0; j < TN; j++)
+#pragma unroll
+                for (int x = 0; x < 2; x++) {
+                    const int32_t r = rn + j * 8 + tq * 2 + x;
+                    if (r >= n) continue;
+                    const int64_t o = (int64_t)r * ne1 + m;
+                    float v = acc[i][j][2 * h + x];
+                    if (bias) v += b;
+                    dst[o] = v;
+                    if (resid) resid[o] += v;
                 }
-            }
+        }
 }
 
 /* Shared memory of one block (41 KB at BN = 64: under the 48 KB static limit). */
@@ -309,7 +317,8 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
         }
     }
 
-    mmq_store<TM, TN>(acc, m0 + m_base, r0 + n_base, ne1, n, bias, out, resid, part);
+    mmq_store<TM, TN>(acc, m0 + m_base, r0 + n_base, ne1, n, bias, out, resid, part,
+                      (int32_t)blockIdx.z);
 }
 
 /* ---- the super-block path (Q4_K, Q5_K, Q6_K, Q8_0) ----
@@ -339,6 +348,29 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
  * lanes hit 32 different banks; the weight row strides (36, 44, 60, 68
  * words) are conflict-free as they are. */
 #define SB_RING_BYTES (112 * 1024) /* per block: two blocks per SM */
+
+/* The matrices of one launch: one, or up to MMQ_SET of one type and width
+ * that read the same activations (q, k, v; gate, up). Each keeps the K
+ * splits it would have alone (so a set computes the same bits as its
+ * members one by one) and its own partials; blocks [blk_end[i - 1],
+ * blk_end[i]) of the 1-D grid are matrix i's, in the order of a 3-D grid
+ * (activation-row tile fastest, then weight tile, then split). For the
+ * reduction, matrix i's outputs are columns [row0[i], row0[i] + ne1[i]) of
+ * the set's (unused entries: row0 past every column). */
+#define MMQ_SET 3
+struct mmq_set {
+    const uint8_t *w[MMQ_SET];
+    const float *bias[MMQ_SET];
+    float *out[MMQ_SET];
+    float *part[MMQ_SET]; /* split-K partials, (splits, n, ne1); NULL: one split */
+    int64_t ne1[MMQ_SET], row0[MMQ_SET];
+    uint32_t blk_end[MMQ_SET];
+    int32_t kt_per[MMQ_SET], splits[MMQ_SET];
+};
+
+/* set.f[mi] with constant indices (a dynamic index into a kernel parameter
+ * copies the whole struct to local memory: cuda_matmul.cu's MMS_PICK) */
+#define MMQ_PICK(f, mi) ((mi) == 0 ? set.f[0] : (mi) == 1 ? set.f[1] : set.f[2])
 
 template <int T> struct sb_fmt {
     static constexpr bool k4 = T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K;
@@ -409,13 +441,33 @@ __device__ __forceinline__ uint32_t sb_codes(const uint8_t *blk, int j, int off,
     }
 }
 
+/* where block blockIdx.x of a set's launch works: matrix mi, split z, weight
+ * rows from m0, activation rows from r0 */
+struct sb_where {
+    int mi;
+    int32_t z, r0;
+    int64_t m0;
+};
+
+__device__ __forceinline__ sb_where sb_locate(const mmq_set &set, uint32_t row_tiles, int bn)
+{
+    sb_where a;
+    const unsigned bx = blockIdx.x;
+    a.mi = bx < set.blk_end[0] ? 0 : bx < set.blk_end[1] ? 1 : 2;
+    const int mi = a.mi;
+    const unsigned lb = bx - (mi == 0 ? 0u : MMQ_PICK(blk_end, mi - 1));
+    const unsigned per_split = row_tiles * (unsigned)((MMQ_PICK(ne1, mi) + MMQ_BM - 1) / MMQ_BM);
+    a.z = (int32_t)(lb / per_split);
+    a.r0 = (int32_t)(lb % per_split % row_tiles) * bn;
+    a.m0 = (int64_t)(lb % per_split / row_tiles) * MMQ_BM;
+    return a;
+}
+
 template <int T, int BN>
 __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
-    k_mmq_sb(const uint8_t *__restrict__ w, size_t row_bytes, int64_t ne0, int64_t ne1,
+    k_mmq_sb(const mmq_set set, size_t row_bytes, int64_t ne0, uint32_t row_tiles,
              const int8_t *__restrict__ aq, const float *__restrict__ ad,
-             const float *__restrict__ as, int32_t n, int32_t kt_per,
-             const float *__restrict__ bias, float *__restrict__ out, float *resid,
-             float *__restrict__ part)
+             const float *__restrict__ as, int32_t n, float *resid)
 {
     typedef sb_tile<T, BN> L;
     typedef sb_fmt<T> F;
@@ -427,10 +479,15 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
     const int gq = lane / 4, tq = lane % 4;
     const int m_base = warp * TM * 16, n_base = 0;
-    const int32_t r0 = (int32_t)blockIdx.x * BN;
-    const int64_t m0 = (int64_t)blockIdx.y * MMQ_BM;
+    const sb_where at = sb_locate(set, row_tiles, BN);
+    const int32_t r0 = at.r0;
+    /* the tile's first weight row, and how many of its rows are in range */
+    const uint8_t *__restrict__ wt = MMQ_PICK(w, at.mi) + (size_t)at.m0 * row_bytes;
+    const int rows =
+        (int)(MMQ_PICK(ne1, at.mi) - at.m0 < MMQ_BM ? MMQ_PICK(ne1, at.mi) - at.m0 : MMQ_BM);
     const int64_t G = ne0 / 32, nsb = ne0 / 256;
-    const int64_t kt0 = (int64_t)blockIdx.z * kt_per;
+    const int32_t kt_per = MMQ_PICK(kt_per, at.mi);
+    const int64_t kt0 = (int64_t)at.z * kt_per;
     const int steps = (int)((kt0 + kt_per < nsb ? kt0 + kt_per : nsb) - kt0);
 
     /* stage `slot` <- K step sb of BM weight rows (issue_w) and BN
@@ -439,14 +496,18 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
     auto issue_w = [&](int64_t sb, int slot) {
         uint8_t *st = sm + slot * L::STAGE;
         const size_t w_off = (size_t)sb * F::BYTES & ~(size_t)15;
+        /* not unrolled: unrolled, the compiler keeps every chunk's address
+         * across the main loop (Q8_0: 9 of them) and spills */
+#pragma unroll 1
         for (int c = tid; c < MMQ_BM * F::CH; c += MMQ_THREADS) {
             const int r = c / F::CH, k = c % F::CH;
-            const int64_t m = m0 + r < ne1 ? m0 + r : ne1 - 1;
-            cp_async16(st + r * F::LD + 16 * k, w + (size_t)m * row_bytes + w_off + 16 * k);
+            const int rr = r < rows ? r : rows - 1;
+            cp_async16(st + r * F::LD + 16 * k, wt + (size_t)rr * row_bytes + w_off + 16 * k);
         }
     };
     auto issue_a = [&](int64_t sb, int slot) {
         uint8_t *st = sm + slot * L::STAGE;
+#pragma unroll 1
         for (int c = tid; c < BN * 16; c += MMQ_THREADS) {
             const int col = c / 16, k = c % 16;
             const int64_t r = r0 + col < n ? r0 + col : n - 1;
@@ -592,23 +653,31 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
      * its weight copies overlap this kernel's tail (not earlier: its
      * blocks would wait in the SM slots this kernel's blocks need) */
     pdl_trigger();
-    mmq_store<TM, TN>(acc, m0 + m_base, r0 + n_base, ne1, n, bias, out, resid, part);
+    const sb_where e = sb_locate(set, row_tiles, BN); /* recomputed: fewer live registers */
+    mmq_store<TM, TN>(acc, e.m0 + m_base, e.r0 + n_base, MMQ_PICK(ne1, e.mi), n,
+                      MMQ_PICK(bias, e.mi), MMQ_PICK(out, e.mi), resid, MMQ_PICK(part, e.mi), e.z);
 }
 
 /* out = Σ over splits of the partial sums (split 0 first), + bias, and into
- * resid when fused with an add. */
-__global__ static void k_mmq_reduce(const float *__restrict__ part, int32_t splits, int64_t total,
-                                    int64_t ne1, const float *__restrict__ bias,
-                                    float *__restrict__ out, float *resid)
+ * resid when fused with an add (a set of one), for the set's matrices with
+ * partials. Block (x, r): columns blockIdx.x·256.. of activation row r. */
+__global__ static void k_mmq_reduce(const mmq_set set, int32_t n, int64_t ne_all, float *resid)
 {
-    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= total) return;
-    float v = part[i];
+    const int64_t mg = (int64_t)blockIdx.x * blockDim.x + threadIdx.x, r = blockIdx.y;
+    if (mg >= ne_all) return;
+    const int mi = mg < set.row0[1] ? 0 : mg < set.row0[2] ? 1 : 2;
+    const float *__restrict__ part = MMQ_PICK(part, mi);
+    if (!part) return; /* one split: the tile kernel wrote out itself */
+    const int64_t m = mg - MMQ_PICK(row0, mi), ne1 = MMQ_PICK(ne1, mi);
+    const float *bias = MMQ_PICK(bias, mi);
+    const int64_t total = (int64_t)n * ne1, o = r * ne1 + m;
+    const int32_t splits = MMQ_PICK(splits, mi);
+    float v = part[o];
     for (int32_t s = 1; s < splits; s++)
-        v += part[(int64_t)s * total + i];
-    if (bias) v += bias[i % ne1];
-    out[i] = v;
-    if (resid) resid[i] += v;
+        v += part[(int64_t)s * total + o];
+    if (bias) v += bias[m];
+    MMQ_PICK(out, mi)[o] = v;
+    if (resid) resid[o] += v;
 }
 
 size_t realm__cuda_mmq_part_bytes(const realm_backend_limits *lim)
@@ -656,9 +725,9 @@ bool realm__cuda_mmq_sb(const cuda_ctx *c, const realm_weight *w)
 }
 
 template <int T, int BN>
-static void launch_sb(cuda_ctx *c, dim3 grid, const uint8_t *wd, size_t rb,
-                      const struct cuda_op *op, const int8_t *aq, const float *ad, const float *as,
-                      int32_t kt_per, const float *bias, float *out, float *resid, float *part)
+static void launch_sb(cuda_ctx *c, const mmq_set &set, int n_set, size_t rb, int64_t ne0,
+                      uint32_t row_tiles, const int8_t *aq, const float *ad, const float *as,
+                      int32_t n, float *resid)
 {
     typedef sb_tile<T, BN> L;
     const int shm = L::S * L::STAGE;
@@ -668,16 +737,19 @@ static void launch_sb(cuda_ctx *c, dim3 grid, const uint8_t *wd, size_t rb,
                                            cudaFuncAttributeMaxDynamicSharedMemorySize, shm));
         opted_in = c->device;
     }
-    cuda__launch_pdl(c, k_mmq_sb<T, BN>, grid, dim3(MMQ_THREADS), shm, wd, rb, op->w.ne0, op->w.ne1,
-                     aq, ad, as, op->n, kt_per, bias, out, resid, part);
+    cuda__launch_pdl(c, k_mmq_sb<T, BN>, dim3(set.blk_end[n_set - 1]), dim3(MMQ_THREADS), shm, set,
+                     rb, ne0, row_tiles, aq, ad, as, n, resid);
 }
 
+/* ops[0 .. n_set): see realm__cuda_mmq */
 template <int BN>
-static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, const float *ad,
-                       const float *as, float *resid)
+static bool launch_mmq(cuda_ctx *c, const struct cuda_op *ops, int n_set, const int8_t *aq,
+                       const float *ad, const float *as, float *resid)
 {
+    const struct cuda_op *op = &ops[0];
     const realm_weight *w = &op->w;
     const bool sb = realm__cuda_mmq_sb(c, w);
+    if (n_set > MMQ_SET || (n_set > 1 && (!sb || resid))) return false;
     /* Q6_K's super-block tiles stop at 32 activation rows (at 64 its two
      * k16 products per group spill 284 bytes per thread; the others 40-52);
      * the two 32-row tiles of a weight tile are neighbours in the grid, so
@@ -688,17 +760,40 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
     const int bn = sb && w->type == REALM_TYPE_Q6_K ? BN32 : BN;
     /* K steps: super-blocks (sb) or MMQ_KG groups */
     const int64_t G = w->ne0 / 32, nkt = sb ? w->ne0 / 256 : (G + MMQ_KG - 1) / MMQ_KG;
-    const int64_t row_tiles = (op->n + bn - 1) / bn, w_tiles = (w->ne1 + MMQ_BM - 1) / MMQ_BM;
-    const int64_t total = (int64_t)op->n * w->ne1;
-    int32_t kt_per;
-    int32_t splits = mmq_splits(c, row_tiles * w_tiles, nkt, total, &kt_per);
-    dim3 grid((unsigned)row_tiles, (unsigned)w_tiles, (unsigned)splits);
+    const uint32_t row_tiles = (uint32_t)((op->n + bn - 1) / bn);
+    /* each matrix's splits as it would have alone, its partials after the
+     * previous ones' */
+    mmq_set set = {};
+    uint32_t blocks = 0;
+    int64_t ne_all = 0;
+    size_t part_used = 0;
+    for (int i = 0; i < MMQ_SET; i++) {
+        const struct cuda_op *o = &ops[i < n_set ? i : n_set - 1];
+        const int64_t tiles = (o->w.ne1 + MMQ_BM - 1) / MMQ_BM, elems = (int64_t)op->n * o->w.ne1;
+        set.w[i] = (const uint8_t *)o->w.data;
+        set.bias[i] = (const float *)o->bias.data;
+        set.out[i] = (float *)o->out;
+        set.ne1[i] = o->w.ne1;
+        set.splits[i] = mmq_splits(c, row_tiles * tiles, nkt, elems, &set.kt_per[i]);
+        if (i >= n_set) { /* never picked: past every block and column */
+            set.row0[i] = INT64_MAX;
+            set.blk_end[i] = blocks;
+            continue;
+        }
+        if (set.splits[i] > 1) {
+            set.part[i] = c->mmq_part + part_used / sizeof(float);
+            part_used += (size_t)set.splits[i] * elems * sizeof(float);
+            if (part_used > c->mmq_part_bytes) return false; /* a set: the caller goes one by one */
+        }
+        set.row0[i] = ne_all;
+        ne_all += o->w.ne1;
+        blocks += row_tiles * (uint32_t)tiles * (uint32_t)set.splits[i];
+        set.blk_end[i] = blocks;
+    }
     const uint8_t *wd = (const uint8_t *)w->data;
     size_t rb = realm_type_row_size(w->type, w->ne0);
-    const float *bias = (const float *)op->bias.data;
-    float *out = (float *)op->out, *part = splits > 1 ? c->mmq_part : NULL;
     if (sb) {
-#define S(T, B) launch_sb<T, B>(c, grid, wd, rb, op, aq, ad, as, kt_per, bias, out, resid, part)
+#define S(T, B) launch_sb<T, B>(c, set, n_set, rb, w->ne0, row_tiles, aq, ad, as, op->n, resid)
         switch (w->type) {
         case REALM_TYPE_Q4_K: S(REALM_TYPE_Q4_K, BN); break;
         case REALM_TYPE_Q5_K: S(REALM_TYPE_Q5_K, BN); break;
@@ -707,9 +802,12 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
         }
 #undef S
     } else {
+        dim3 grid(row_tiles, set.blk_end[0] / row_tiles / (uint32_t)set.splits[0],
+                  (unsigned)set.splits[0]);
 #define M(T)                                                                                       \
-    k_mmq<T, BN><<<grid, MMQ_THREADS, 0, c->stream>>>(wd, rb, w->ne0, w->ne1, aq, ad, as, op->n,  \
-                                                      kt_per, bias, out, resid, part)
+    k_mmq<T, BN><<<grid, MMQ_THREADS, 0, c->stream>>>(wd, rb, w->ne0, w->ne1, aq, ad, as, op->n,   \
+                                                      set.kt_per[0], set.bias[0], set.out[0],      \
+                                                      resid, set.part[0])
         switch (w->type) {
         case REALM_TYPE_Q4_0: M(REALM_TYPE_Q4_0); break;
         case REALM_TYPE_Q4_1: M(REALM_TYPE_Q4_1); break;
@@ -728,19 +826,20 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, 
 #undef M
     }
     CUDA_CHECK(c, cudaGetLastError());
-    if (part) {
-        k_mmq_reduce<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(part, splits, total,
-                                                                           w->ne1, bias, out, resid);
+    if (part_used) {
+        dim3 rg((unsigned)((ne_all + 255) / 256), (unsigned)op->n);
+        k_mmq_reduce<<<rg, 256, 0, c->stream>>>(set, op->n, ne_all, resid);
         CUDA_CHECK(c, cudaGetLastError());
     }
     return true;
 }
 
-bool realm__cuda_mmq(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, const float *ad,
-                     const float *as, float *resid)
+bool realm__cuda_mmq(cuda_ctx *c, const struct cuda_op *ops, int n_set, const int8_t *aq,
+                     const float *ad, const float *as, float *resid)
 {
-    if (op->n <= 8) return launch_mmq<8>(c, op, aq, ad, as, resid);
-    if (op->n <= 16) return launch_mmq<16>(c, op, aq, ad, as, resid);
-    if (op->n <= 32) return launch_mmq<32>(c, op, aq, ad, as, resid);
-    return launch_mmq<64>(c, op, aq, ad, as, resid);
+    const int32_t n = ops[0].n;
+    if (n <= 8) return launch_mmq<8>(c, ops, n_set, aq, ad, as, resid);
+    if (n <= 16) return launch_mmq<16>(c, ops, n_set, aq, ad, as, resid);
+    if (n <= 32) return launch_mmq<32>(c, ops, n_set, aq, ad, as, resid);
+    return launch_mmq<64>(c, ops, n_set, aq, ad, as, resid);
 }
