@@ -397,11 +397,14 @@ template <int T, int BN> struct sb_tile {
     static_assert(S * STAGE <= SB_RING_BYTES, "the ring fits what realm__cuda_mmq_sb checks");
 };
 
-/* the 4 bytes at p + off of a stage row, p + off only 2-byte aligned */
+/* the 4 bytes at p + off of a stage row, p 4-byte aligned, off only even.
+ * The word address is p plus an offset (not a masked integer), so the
+ * compiler still knows it is shared memory: masking the address made these
+ * generic loads with 64-bit addresses (164 of them in the Q6_K kernels). */
 __device__ __forceinline__ uint32_t lds32_a2(const uint8_t *p, int off)
 {
-    const uint32_t *q = (const uint32_t *)((uintptr_t)(p + off) & ~(uintptr_t)3);
-    return __funnelshift_r(q[0], q[1], 8 * (int)((uintptr_t)(p + off) & 3));
+    const uint32_t *q = (const uint32_t *)(p + (off & ~3));
+    return __funnelshift_r(q[0], q[1], 8 * (off & 3));
 }
 
 /* Q4_K/Q5_K: the 8 sub-block scales and mins of a super-block's 12 bytes,

@@ -327,10 +327,14 @@ __device__ __forceinline__ void load_group(const uint8_t *row, int64_t g, grp &o
         /* 210-byte blocks: ql and qh sit at 2 mod 4 in every other block.
          * The aligned words around them, funnel-shifted by the offset (nine
          * loads for eight words; the ninth stays inside the block, and
-         * what precedes an unaligned block is the block before it). */
-        const uint32_t sh = 8 * (uint32_t)((uintptr_t)ql & 3);
-        const uint32_t *wl = (const uint32_t *)((uintptr_t)ql & ~(uintptr_t)3);
-        const uint32_t *wh = (const uint32_t *)((uintptr_t)qh & ~(uintptr_t)3);
+         * what precedes an unaligned block is the block before it). The
+         * word addresses step back from ql/qh (masking the address as an
+         * integer would hide that staged rows are in shared memory: 54
+         * generic loads with 64-bit addresses in k_mmv_s<Q6_K>). */
+        const int mis = (int)((uintptr_t)ql & 3); /* qh's too: 128 + 32k bytes on */
+        const uint32_t sh = 8 * (uint32_t)mis;
+        const uint32_t *wl = (const uint32_t *)(ql - mis);
+        const uint32_t *wh = (const uint32_t *)(qh - mis);
         uint32_t pl = wl[0], ph = wh[0];
         for (int k = 0; k < 8; k++) {
             const uint32_t nl = wl[k + 1], nh = wh[k + 1];
