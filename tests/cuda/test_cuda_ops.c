@@ -287,28 +287,38 @@ static void test_matmul_model_shapes(void **state)
 /* A second CUDA backend with the int8 tile kernel on for 2..MMQ_MAX_ROWS
  * rows ($REALM_CUDA_MMQ=1, $REALM_CUDA_MMQ_MIN, $REALM_CUDA_MMQ_ROWS and the
  * super-block path's _SB_MIN, _SB_ROWS, read at creation; by default they
- * serve 9..64 and 2..96), reserved for MMQ_MAX_ROWS rows,
- * on a 4 GiB budget beside the first. */
-static realm_backend *mmq_backend(void)
+ * serve 9..64 and 2..96), reserved for MMQ_MAX_ROWS rows, on a budget of
+ * `gib` GiB beside the first; no_fuse: fusion off ($REALM_CUDA_NO_FUSE). */
+static realm_backend *mmq_backend_of(size_t gib, bool no_fuse)
 {
     realm_error err = {0};
     realm_backend *be = NULL;
-    realm_backend_options o = {.mem_budget_bytes = (size_t)4 << 30};
+    realm_backend_options o = {.mem_budget_bytes = gib << 30};
+    if (no_fuse) setenv("REALM_CUDA_NO_FUSE", "1", 1);
     setenv("REALM_CUDA_MMQ", "1", 1);
     setenv("REALM_CUDA_MMQ_MIN", "2", 1);
     setenv("REALM_CUDA_MMQ_ROWS", "512", 1);
     setenv("REALM_CUDA_MMQ_SB_MIN", "2", 1);
     setenv("REALM_CUDA_MMQ_SB_ROWS", "512", 1);
     realm_status st = realm_backend_create("cuda", &o, &be, &err);
+    unsetenv("REALM_CUDA_NO_FUSE");
     unsetenv("REALM_CUDA_MMQ");
     unsetenv("REALM_CUDA_MMQ_MIN");
     unsetenv("REALM_CUDA_MMQ_ROWS");
     unsetenv("REALM_CUDA_MMQ_SB_MIN");
     unsetenv("REALM_CUDA_MMQ_SB_ROWS");
+    if (st) fprintf(stderr, "mmq backend: %s\n", err.message);
     assert_int_equal(st, REALM_OK);
     realm_backend_limits lim = {.max_rows = MMQ_MAX_ROWS, .max_ctx = 200, .max_ne0 = 14336};
-    assert_int_equal(be->ops->reserve(be, &lim, &err), REALM_OK);
+    st = be->ops->reserve(be, &lim, &err);
+    if (st) fprintf(stderr, "mmq backend reserve: %s\n", err.message);
+    assert_int_equal(st, REALM_OK);
     return be;
+}
+
+static realm_backend *mmq_backend(void)
+{
+    return mmq_backend_of(4, false);
 }
 
 /* The tile kernel (cuda_mmq.cu) against the CPU. It reads the same int8
@@ -358,6 +368,114 @@ static void test_mmq(void **state)
         }
     }
     realm_backend_free(gpu);
+    gpu = saved;
+    assert_int_equal(n_fail, 0);
+}
+
+/* Matmuls recorded back to back on one input (q, k, v; gate, up) run as one
+ * launch of the tile kernel's super-block path, each member with the K
+ * splits it would have alone: the set must give the bits of the same
+ * matmuls one by one (a second backend with fusion off). The widths make the
+ * members split K differently (at 1024 columns on an H100: 25600 rows in one
+ * split, 128 and 576 rows in four), at the 64-row and the 8-row tile height;
+ * the first member is also checked against the CPU. */
+static void set_upload(realm_backend *be, const void *host, size_t bytes, realm_buffer *b)
+{
+    realm_error err = {0};
+    assert_int_equal(be->ops->buffer_alloc(be, bytes, b, &err), REALM_OK);
+    be->ops->buffer_upload(be, b, 0, host, bytes);
+}
+
+static void test_matmul_sets(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    realm_backend *saved = gpu;
+    /* two beside the default backend: 2 GiB each (test_mmq's one takes 4) */
+    realm_backend *one = mmq_backend_of(2, true), *set = mmq_backend_of(2, false);
+    gpu = set;
+    realm_backend *be[2] = {set, one};
+    enum { NE0 = 1024, NM = 3 };
+    const int ne1s[NM] = {25600, 128, 576}, rows[] = {33, 5};
+    const realm_type types[] = {REALM_TYPE_Q4_K, REALM_TYPE_Q8_0, REALM_TYPE_Q6_K};
+    realm_error err = {0};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const realm_type_traits *t = realm_type_traits_get(types[ti]);
+        const size_t rb = realm_type_row_size(types[ti], NE0);
+        void *wq[NM];
+        realm_buffer gw[2][NM];
+        for (int m = 0; m < NM; m++) {
+            float *wf = realm_malloc((size_t)NE0 * ne1s[m] * 4);
+            for (size_t i = 0; i < (size_t)NE0 * ne1s[m]; i++)
+                wf[i] = frand();
+            wq[m] = realm_malloc(rb * ne1s[m]);
+            t->from_float(wf, wq[m], (int64_t)NE0 * ne1s[m]);
+            realm_free(wf);
+            for (int b = 0; b < 2; b++)
+                set_upload(be[b], wq[m], rb * ne1s[m], &gw[b][m]);
+        }
+        for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
+            const int n = rows[ri];
+            float *x = realm_malloc((size_t)n * NE0 * 4), *o[2][NM];
+            for (int i = 0; i < n * NE0; i++)
+                x[i] = frand();
+            realm_buffer gx[2], go[2][NM];
+            for (int b = 0; b < 2; b++) {
+                set_upload(be[b], x, (size_t)n * NE0 * 4, &gx[b]);
+                for (int m = 0; m < NM; m++) {
+                    o[b][m] = realm_malloc((size_t)n * ne1s[m] * 4);
+                    assert_int_equal(
+                        be[b]->ops->buffer_alloc(be[b], (size_t)n * ne1s[m] * 4, &go[b][m], &err),
+                        REALM_OK);
+                }
+                for (int m = 0; m < NM; m++) {
+                    realm_weight w = {
+                        .type = types[ti], .ne0 = NE0, .ne1 = ne1s[m], .data = gw[b][m].data};
+                    be[b]->ops->matmul(be[b], &w, NULL, gx[b].data, n, go[b][m].data);
+                }
+                for (int m = 0; m < NM; m++)
+                    be[b]->ops->buffer_download(be[b], &go[b][m], 0, o[b][m],
+                                                (size_t)n * ne1s[m] * 4);
+                assert_int_equal(be[b]->ops->synchronize(be[b], &err), REALM_OK);
+            }
+            for (int m = 0; m < NM; m++) {
+                char shape[48];
+                snprintf(shape, sizeof shape, "%dx%d n=%d of 3", ne1s[m], NE0, n);
+                verdict("mm-set-one", t->name, shape, o[0][m], o[1][m], (size_t)n * ne1s[m], NULL,
+                        0.0);
+            }
+            /* the first member against the CPU, scaled by the output's RMS */
+            float *oc = realm_malloc((size_t)n * ne1s[0] * 4),
+                  *sc = realm_malloc((size_t)n * ne1s[0] * 4);
+            realm_weight wc = {.type = types[ti], .ne0 = NE0, .ne1 = ne1s[0], .data = wq[0]};
+            cpu->ops->matmul(cpu, &wc, NULL, x, n, oc);
+            double ss = 0;
+            for (int i = 0; i < n * ne1s[0]; i++)
+                ss += (double)oc[i] * oc[i];
+            for (int i = 0; i < n * ne1s[0]; i++)
+                sc[i] = (float)sqrt(ss / ((double)n * ne1s[0]));
+            char shape[48];
+            snprintf(shape, sizeof shape, "%dx%d n=%d of 3", ne1s[0], NE0, n);
+            verdict("mm-set-cpu", t->name, shape, o[0][0], oc, (size_t)n * ne1s[0], sc, 1e-4);
+            realm_free(oc);
+            realm_free(sc);
+            for (int b = 0; b < 2; b++) {
+                be[b]->ops->buffer_free(be[b], &gx[b]);
+                for (int m = 0; m < NM; m++) {
+                    be[b]->ops->buffer_free(be[b], &go[b][m]);
+                    realm_free(o[b][m]);
+                }
+            }
+            realm_free(x);
+        }
+        for (int m = 0; m < NM; m++) {
+            for (int b = 0; b < 2; b++)
+                be[b]->ops->buffer_free(be[b], &gw[b][m]);
+            realm_free(wq[m]);
+        }
+    }
+    realm_backend_free(gpu);
+    realm_backend_free(one);
     gpu = saved;
     assert_int_equal(n_fail, 0);
 }
@@ -832,6 +950,7 @@ int main(void)
         cmocka_unit_test_setup(test_matmul, reset_fails),
         cmocka_unit_test_setup(test_matmul_model_shapes, reset_fails),
         cmocka_unit_test_setup(test_mmq, reset_fails),
+        cmocka_unit_test_setup(test_matmul_sets, reset_fails),
         cmocka_unit_test_setup(test_head_download, reset_fails),
         cmocka_unit_test_setup(test_elementwise, reset_fails),
         cmocka_unit_test_setup(test_attention, reset_fails),
