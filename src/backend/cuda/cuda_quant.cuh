@@ -331,7 +331,8 @@ __device__ __forceinline__ void load_group(const uint8_t *row, int64_t g, grp &o
          * word addresses step back from ql/qh (masking the address as an
          * integer would hide that staged rows are in shared memory: 54
          * generic loads with 64-bit addresses in k_mmv_s<Q6_K>). */
-        const int mis = (int)((uintptr_t)ql & 3); /* qh's too: 128 + 32k bytes on */
+        /* qh is as misaligned: both sit a multiple of 4 bytes into the block */
+        const int mis = (int)((uintptr_t)ql & 3);
         const uint32_t sh = 8 * (uint32_t)mis;
         const uint32_t *wl = (const uint32_t *)(ql - mis);
         const uint32_t *wh = (const uint32_t *)(qh - mis);
