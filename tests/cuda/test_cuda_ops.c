@@ -115,6 +115,16 @@ static void verdict(const char *op, const char *type, const char *shape, const f
     n_fail += !ok;
 }
 
+/* scale[i] = the RMS of ref[0 .. n): an error relative to the output's size */
+static void rms_scale(const float *ref, size_t n, float *scale)
+{
+    double ss = 0;
+    for (size_t i = 0; i < n; i++)
+        ss += (double)ref[i] * ref[i];
+    for (size_t i = 0; i < n; i++)
+        scale[i] = (float)sqrt(ss / (double)n);
+}
+
 static void skip_without_gpu(void)
 {
     if (!gpu) skip();
@@ -449,11 +459,7 @@ static void test_matmul_sets(void **state)
                   *sc = realm_malloc((size_t)n * ne1s[0] * 4);
             realm_weight wc = {.type = types[ti], .ne0 = NE0, .ne1 = ne1s[0], .data = wq[0]};
             cpu->ops->matmul(cpu, &wc, NULL, x, n, oc);
-            double ss = 0;
-            for (int i = 0; i < n * ne1s[0]; i++)
-                ss += (double)oc[i] * oc[i];
-            for (int i = 0; i < n * ne1s[0]; i++)
-                sc[i] = (float)sqrt(ss / ((double)n * ne1s[0]));
+            rms_scale(oc, (size_t)n * ne1s[0], sc);
             char shape[48];
             snprintf(shape, sizeof shape, "%dx%d n=%d of 3", ne1s[0], NE0, n);
             verdict("mm-set-cpu", t->name, shape, o[0][0], oc, (size_t)n * ne1s[0], sc, 1e-4);
@@ -841,11 +847,7 @@ static void check_fused_layer(realm_type type, bool mmq)
             gget(&ga[bi], og, sizeof og);
             plain->ops->buffer_download(plain, &pa[bi], 0, op, sizeof op);
             assert_int_equal(plain->ops->synchronize(plain, &err), REALM_OK);
-            double ss = 0;
-            for (int i = 0; i < n * FD; i++)
-                ss += (double)hc[bi][i] * hc[bi][i];
-            for (int i = 0; i < n * FD; i++)
-                scale[i] = (float)sqrt(ss / (n * FD));
+            rms_scale(hc[bi], (size_t)n * FD, scale);
             char shape[48];
             snprintf(shape, sizeof shape, "%s step %d (%d rows)", bi ? "next q" : "layer", step, n);
             verdict(mmq ? "mmq-fus-un" : "fused-vs-un", t->name, shape, og, op, (size_t)n * FD,

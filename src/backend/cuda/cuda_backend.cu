@@ -984,8 +984,8 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     for (int i = 0; i < CUDA_HEAD_CHUNKS_MAX && e == cudaSuccess; i++)
         e = cudaEventCreateWithFlags(&c->ev_fork[i], cudaEventDisableTiming);
     if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->ev_join, cudaEventDisableTiming);
-    for (int i = 0; i < 2 && e == cudaSuccess; i++)
-        e = cudaEventCreate(&c->ht_ev[i]); /* timed: $REALM_CUDA_HOST_TIME reads them */
+    for (int i = 0; i < 2 && c->host_time && e == cudaSuccess; i++)
+        e = cudaEventCreate(&c->ht_ev[i]); /* timed, for $REALM_CUDA_HOST_TIME alone */
     if (e != cudaSuccess) {
         st = realm_error_set(err, REALM_E_INTERNAL, "cuda backend: event: %s",
                              cudaGetErrorString(e));

@@ -770,19 +770,14 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *ops, int n_set, const 
     uint32_t blocks = 0;
     int64_t ne_all = 0;
     size_t part_used = 0;
-    for (int i = 0; i < MMQ_SET; i++) {
-        const struct cuda_op *o = &ops[i < n_set ? i : n_set - 1];
+    for (int i = 0; i < n_set; i++) {
+        const struct cuda_op *o = &ops[i];
         const int64_t tiles = (o->w.ne1 + MMQ_BM - 1) / MMQ_BM, elems = (int64_t)op->n * o->w.ne1;
         set.w[i] = (const uint8_t *)o->w.data;
         set.bias[i] = (const float *)o->bias.data;
         set.out[i] = (float *)o->out;
         set.ne1[i] = o->w.ne1;
         set.splits[i] = mmq_splits(c, row_tiles * tiles, nkt, elems, &set.kt_per[i]);
-        if (i >= n_set) { /* never picked: past every block and column */
-            set.row0[i] = INT64_MAX;
-            set.blk_end[i] = blocks;
-            continue;
-        }
         if (set.splits[i] > 1) {
             set.part[i] = c->mmq_part + part_used / sizeof(float);
             part_used += (size_t)set.splits[i] * elems * sizeof(float);
@@ -791,6 +786,10 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *ops, int n_set, const 
         set.row0[i] = ne_all;
         ne_all += o->w.ne1;
         blocks += row_tiles * (uint32_t)tiles * (uint32_t)set.splits[i];
+        set.blk_end[i] = blocks;
+    }
+    for (int i = n_set; i < MMQ_SET; i++) { /* never picked: past every block and column */
+        set.row0[i] = INT64_MAX;
         set.blk_end[i] = blocks;
     }
     const uint8_t *wd = (const uint8_t *)w->data;
@@ -805,8 +804,7 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *ops, int n_set, const 
         }
 #undef S
     } else {
-        dim3 grid(row_tiles, set.blk_end[0] / row_tiles / (uint32_t)set.splits[0],
-                  (unsigned)set.splits[0]);
+        dim3 grid(row_tiles, (unsigned)((w->ne1 + MMQ_BM - 1) / MMQ_BM), (unsigned)set.splits[0]);
 #define M(T)                                                                                       \
     k_mmq<T, BN><<<grid, MMQ_THREADS, 0, c->stream>>>(wd, rb, w->ne0, w->ne1, aq, ad, as, op->n,   \
                                                       set.kt_per[0], set.bias[0], set.out[0],      \
