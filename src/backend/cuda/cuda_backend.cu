@@ -243,8 +243,18 @@ static void upload_staging(cuda_ctx *c)
 static void issue_all(cuda_ctx *c)
 {
     upload_staging(c);
-    for (int32_t i = 0, n = seg_n(c); i < n;)
-        i += issue_at(c, seg_ops(c), i, n);
+    const struct cuda_op *ops = seg_ops(c);
+    for (int32_t i = 0, n = seg_n(c); i < n;) {
+        const int k = issue_at(c, ops, i, n);
+        if (c->l2pf_bytes > 0 && ops[i].kind == CUDA_OP_MATMUL && ops[i].n <= c->l2pf_max_rows)
+            realm__cuda_issue_l2_prefetch(c, ops + i + k, n - i - k);
+        i += k;
+    }
+    if (c->l2pf_forked) { /* a captured fork must join the capturing stream */
+        CUDA_CHECK(c, cudaEventRecord(c->ev_pf, c->copy_stream));
+        CUDA_CHECK(c, cudaStreamWaitEvent(c->stream, c->ev_pf, 0));
+        c->l2pf_forked = false;
+    }
 }
 
 /* $REALM_CUDA_PROFILE=1: passes of at most 64 rows run op by op between
@@ -666,6 +676,7 @@ static void cu_destroy(realm_backend *be)
     for (int i = 0; i < CUDA_HEAD_CHUNKS_MAX; i++)
         if (c->ev_fork[i]) cudaEventDestroy(c->ev_fork[i]);
     if (c->ev_join) cudaEventDestroy(c->ev_join);
+    if (c->ev_pf) cudaEventDestroy(c->ev_pf);
     if (c->copy_stream) cudaStreamDestroy(c->copy_stream);
     for (int i = 0; i < CUDA_GRAPH_CACHE; i++) {
         if (c->graphs[i].exec) cudaGraphExecDestroy(c->graphs[i].exec);
@@ -921,6 +932,8 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->host_time = env_int("REALM_CUDA_HOST_TIME", 0) != 0;
     c->head_chunks = env_int("REALM_CUDA_HEAD_CHUNKS", 8);
     c->head_min_rows = env_int("REALM_CUDA_HEAD_ROWS", 8);
+    c->l2pf_bytes = (int64_t)env_int("REALM_CUDA_L2PF_KB", 4096) << 10;
+    c->l2pf_max_rows = env_int("REALM_CUDA_L2PF_ROWS", 64);
     c->early_ops = env_int("REALM_CUDA_EARLY_OPS", 32);
     /* The tile kernel for 9..64 rows: on the H100 it took 8B Q4_K_M's
      * 64-stream decode from 1122 to 3365 tok/s (cuBLAS on dequantized f16
@@ -984,6 +997,7 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     for (int i = 0; i < CUDA_HEAD_CHUNKS_MAX && e == cudaSuccess; i++)
         e = cudaEventCreateWithFlags(&c->ev_fork[i], cudaEventDisableTiming);
     if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->ev_join, cudaEventDisableTiming);
+    if (e == cudaSuccess) e = cudaEventCreateWithFlags(&c->ev_pf, cudaEventDisableTiming);
     for (int i = 0; i < 2 && c->host_time && e == cudaSuccess; i++)
         e = cudaEventCreate(&c->ht_ev[i]); /* timed, for $REALM_CUDA_HOST_TIME alone */
     if (e != cudaSuccess) {

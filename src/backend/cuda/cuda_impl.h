@@ -154,6 +154,15 @@ typedef struct cuda_ctx {
     cudaStream_t copy_stream;
     cudaEvent_t ev_fork[CUDA_HEAD_CHUNKS_MAX], ev_join;
     bool host_alloc;        /* $REALM_CUDA_HOST_ALLOC (1): host_alloc gives page-locked memory */
+    /* L2 prefetch of the next matmul's weights: after a matmul of at most
+     * l2pf_max_rows rows ($REALM_CUDA_L2PF_ROWS, 64), a kernel on copy_stream
+     * asks L2 for the first l2pf_bytes ($REALM_CUDA_L2PF_KB, 4096; 0: off) of the
+     * next matmul's (or matmul set's) weights while the small kernels between
+     * the two run; joined back into the stream at the end of the issued ops */
+    int64_t l2pf_bytes;
+    int32_t l2pf_max_rows;
+    bool l2pf_forked;
+    cudaEvent_t ev_pf;
     /* the batched int8 tile kernel (cuda_mmq.cu), off with $REALM_CUDA_MMQ=0:
      * quantized matmuls of mmq_min_rows..mmq_max_rows rows take it instead of
      * the mat-vec chunks or cuBLAS */
@@ -220,6 +229,7 @@ void realm__cuda_issue_rope(cuda_ctx *c, const struct cuda_op *op);
 void realm__cuda_issue_kv_store(cuda_ctx *c, const struct cuda_op *op);
 void realm__cuda_issue_swiglu(cuda_ctx *c, const struct cuda_op *op);
 void realm__cuda_issue_add(cuda_ctx *c, const struct cuda_op *op);
+bool realm__cuda_issue_l2_prefetch(cuda_ctx *c, const struct cuda_op *ops, int32_t n);
 /* resid: also add the product into resid (a fused `add`); returns whether it
  * did (false: the caller issues the add) */
 bool realm__cuda_issue_matmul(cuda_ctx *c, const struct cuda_op *op, float *resid);
