@@ -366,7 +366,27 @@ struct mmq_set {
     int64_t ne1[MMQ_SET], row0[MMQ_SET];
     uint32_t blk_end[MMQ_SET];
     int32_t kt_per[MMQ_SET], splits[MMQ_SET];
+    /* the super-block kernel's block -> tile map (sb_locate): blocks per
+     * split of each matrix and the reciprocals (div_inv) of those and of
+     * the row tile count */
+    uint32_t per_split[MMQ_SET];
+    uint64_t ps_inv[MMQ_SET], rt_inv;
 };
+
+/* n / d for any n, d < 2^32 as the high half of n * div_inv(d): with
+ * inv = ceil(2^64 / d) the product overshoots n / d by less than
+ * n / 2^64 < 1 / d, so the floor is exact (Lemire, Kaser and Kurz, "Faster
+ * remainder by direct computation", 2019). The grid's runtime divisors
+ * would otherwise take the emulated 32-bit division, twice per block. */
+static uint64_t div_inv(uint32_t d)
+{
+    return d <= 1 ? 0 : UINT64_MAX / d + 1;
+}
+
+__device__ __forceinline__ uint32_t div_by(uint32_t n, uint32_t d, uint64_t inv)
+{
+    return d == 1 ? n : (uint32_t)__umul64hi((uint64_t)n, inv);
+}
 
 /* set.f[mi] with constant indices (a dynamic index into a kernel parameter
  * copies the whole struct to local memory: cuda_matmul.cu's MMS_PICK) */
@@ -458,11 +478,13 @@ __device__ __forceinline__ sb_where sb_locate(const mmq_set &set, uint32_t row_t
     const unsigned bx = blockIdx.x;
     a.mi = bx < set.blk_end[0] ? 0 : bx < set.blk_end[1] ? 1 : 2;
     const int mi = a.mi;
-    const unsigned lb = bx - (mi == 0 ? 0u : MMQ_PICK(blk_end, mi - 1));
-    const unsigned per_split = row_tiles * (unsigned)((MMQ_PICK(ne1, mi) + MMQ_BM - 1) / MMQ_BM);
-    a.z = (int32_t)(lb / per_split);
-    a.r0 = (int32_t)(lb % per_split % row_tiles) * bn;
-    a.m0 = (int64_t)(lb % per_split / row_tiles) * MMQ_BM;
+    const uint32_t lb = bx - (mi == 0 ? 0u : MMQ_PICK(blk_end, mi - 1));
+    const uint32_t per_split = MMQ_PICK(per_split, mi);
+    const uint32_t z = div_by(lb, per_split, MMQ_PICK(ps_inv, mi)), in = lb - z * per_split;
+    const uint32_t mt = div_by(in, row_tiles, set.rt_inv);
+    a.z = (int32_t)z;
+    a.r0 = (int32_t)(in - mt * row_tiles) * bn;
+    a.m0 = (int64_t)mt * MMQ_BM;
     return a;
 }
 
@@ -785,9 +807,12 @@ static bool launch_mmq(cuda_ctx *c, const struct cuda_op *ops, int n_set, const 
         }
         set.row0[i] = ne_all;
         ne_all += o->w.ne1;
-        blocks += row_tiles * (uint32_t)tiles * (uint32_t)set.splits[i];
+        set.per_split[i] = row_tiles * (uint32_t)tiles;
+        set.ps_inv[i] = div_inv(set.per_split[i]);
+        blocks += set.per_split[i] * (uint32_t)set.splits[i];
         set.blk_end[i] = blocks;
     }
+    set.rt_inv = div_inv(row_tiles);
     for (int i = n_set; i < MMQ_SET; i++) { /* never picked: past every block and column */
         set.row0[i] = INT64_MAX;
         set.blk_end[i] = blocks;
