@@ -12,7 +12,8 @@
 # profiles the Q4_K_M models op by op at 1 and 64 streams. correct/quick also
 # run the whole-model test with the tile kernel off.
 # profile = build, then ncu times every kernel of a batch-1 decode step of the
-# 8B Q4_K_M (PROF_TYPE=q8_0: the Q8_0; no launch gaps: bench/cuda/ncu_steps.py sums them by kernel) and
+# 8B Q4_K_M (PROF_TYPE=q8_0: the Q8_0, or both; PROF_LAYERS=N: an N-layer
+# model of that shape; no launch gaps: bench/cuda/ncu_steps.py sums them by kernel) and
 # reads one kernel's stall sections ($PROF_KERNEL, default the staged mat-vec);
 # PROF_PREFILL=P first does the same for the kernels of a P-row prefill pass
 # (PROF_DECODE=0 skips the decode step; PROF_ARGS replaces the bench
@@ -141,8 +142,12 @@ $n}"
 fi
 
 if [ "$PHASE" = profile ]; then
-  t=${PROF_TYPE:-q4_k_m}; mkdir -p /tmp/models; f=/tmp/models/llama-3-8b-$t.gguf
-  [ -f $f ] || $B/realm synth --arch llama-3-8b --type $t -o $f > /dev/null || exit 1
+ # PROF_TYPE may name several files ("q4_k_m q8_0"); PROF_LAYERS=N profiles
+ # an N-layer model of the 8B shape (ncu's replay saves and restores what a
+ # kernel may write: the full 8B's 5 GB timed it out)
+ for t in ${PROF_TYPE:-q4_k_m}; do
+  mkdir -p /tmp/models; f=/tmp/models/llama-3-8b-$t${PROF_LAYERS:+-L$PROF_LAYERS}.gguf
+  [ -f $f ] || $B/realm synth --arch llama-3-8b --type $t ${PROF_LAYERS:+--layers $PROF_LAYERS} -o $f > /dev/null || exit 1
   if [ -n "${PROF_PREFILL:-}" ]; then
     # the kernels of one PROF_PREFILL-row prefill pass (the warm-up pass:
     # first-call costs are host time, not kernel time)
@@ -165,11 +170,20 @@ if [ "$PHASE" = profile ]; then
   # launches after PROF_SKIP; PROF_NAME_BASE=demangled matches template
   # arguments too, spelled as in 'k_mmv_s<(int)14, (int)1>' (PROF_KERNEL=
   # 'k_mmv_s<\(int\)14': the Q6_K staged mat-vec)
-  timeout 240 ncu --clock-control none --kernel-name-base ${PROF_NAME_BASE:-function} \
-    -k regex:${PROF_KERNEL:-k_mmv_s} --launch-skip ${PROF_SKIP:-200} --launch-count ${PROF_COUNT:-2} --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
-    $B/realm_bench_cuda $f --device cuda ${PROF_ARGS:---steps 2 --streams ${PROF_STREAMS:-1}} 2>&1 |
-    grep -vE "^==PROF==|^BENCH" > $OUT/ncu_kernel.txt
-  grep -E "k_mm|k_att|Duration|Throughput|Registers|Achieved Occ|Block Size|Grid Size|Waves|Theoretical Occ|Warp Cycles|Shared Memory|Block Limit|stalled" $OUT/ncu_kernel.txt | cut -c1-400 | head -40
+  # PROF_SECTIONS replaces the sections; PROF_CSV=1 writes every metric of
+  # every launch to $OUT/ncu_kernel_$t.csv (bench/cuda/ncu_table.py reads it)
+  ext=txt; [ -n "${PROF_CSV:-}" ] && ext=csv
+  secs=""; for s in ${PROF_SECTIONS:-SpeedOfLight Occupancy WarpStateStats LaunchStats}; do secs="$secs --section $s"; done
+  timeout ${PROF_TIMEOUT:-240} ncu --clock-control none --kernel-name-base ${PROF_NAME_BASE:-function} \
+    -k regex:${PROF_KERNEL:-k_mmv_s} --launch-skip ${PROF_SKIP:-200} --launch-count ${PROF_COUNT:-2} $secs \
+    ${PROF_CSV:+--csv --page raw} $B/realm_bench_cuda $f --device cuda ${PROF_ARGS:---steps 2 --streams ${PROF_STREAMS:-1}} 2>&1 |
+    grep -vE "^==PROF==|^BENCH" > $OUT/ncu_kernel_$t.$ext
+  if [ -n "${PROF_CSV:-}" ]; then
+    python3 $ROOT/bench/cuda/ncu_table.py $OUT/ncu_kernel_$t.csv
+  else
+    grep -E "k_mm|k_att|Duration|Throughput|Registers|Achieved Occ|Block Size|Grid Size|Waves|Theoretical Occ|Warp Cycles|Shared Memory|Block Limit|stalled" $OUT/ncu_kernel_$t.txt | cut -c1-400 | head -40
+  fi
+ done
   echo "total: $(( $(date +%s) - t0 )) s"; exit 0
 fi
 
