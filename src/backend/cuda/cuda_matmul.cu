@@ -314,23 +314,48 @@ __device__ __forceinline__ void mv_store(const float (&acc)[NR], int lane, int32
     }
 }
 
-/* One warp per weight row, MMV_THREADS / 32 rows per block (no block-wide
+/* One mat-vec launch can serve up to MMS_SET matrices of one type and
+ * width that read the same activations (q, k, v; gate, up): blocks
+ * [blk_end[i - 1], blk_end[i]) compute matrix i, MMS_WARPS rows each. */
+#define MMS_WARPS 4
+#define MMS_SET   3
+struct mms_set {
+    const uint8_t *w[MMS_SET];
+    const float *bias[MMS_SET];
+    float *out[MMS_SET];
+    int64_t ne1[MMS_SET];
+    uint32_t blk_end[MMS_SET];
+};
+
+/* set.f[mi] with constant indices: a dynamic index into a kernel parameter
+ * makes every thread copy the whole struct to local memory (measured: 8B
+ * decode 256 -> 199 tok/s) */
+#define MMS_PICK(f, mi) ((mi) == 0 ? set.f[0] : (mi) == 1 ? set.f[1] : set.f[2])
+
+/* One warp per weight row, MMS_WARPS rows per block (no block-wide
  * synchronization: a warp's lanes stride over the row's groups and reduce by
- * shuffles); NR activation rows starting at blockIdx.y * NR. */
+ * shuffles); NR activation rows starting at blockIdx.y * NR; the blocks of a
+ * set as in k_mmv_s (Q8_0's q/k/v and gate/up in one launch each: 8B decode
+ * 277.9 vs 253.2 tok/s one by one, NOTES round 14). */
 template <int T, int NR>
-__global__ static void __launch_bounds__(MMV_THREADS)
-    k_mmv_q(const uint8_t *w, size_t row_bytes, int64_t ne0, int64_t ne1, const int8_t *aq,
-            const float *ad, const float *as, int32_t n, const float *bias, float *out,
-            float *resid)
+__global__ static void __launch_bounds__(MMS_WARPS * 32)
+    k_mmv_q(const mms_set set, size_t row_bytes, int64_t ne0, const int8_t *aq, const float *ad,
+            const float *as, int32_t n, float *resid)
 {
     pdl_trigger(); /* as k_mmv_s: a mat-vec lets its follower start at once */
     pdl_wait();
     const int64_t G = ne0 / 32;
     const int lane = threadIdx.x % 32;
-    const int64_t o_row = (int64_t)blockIdx.x * (MMV_THREADS / 32) + threadIdx.x / 32;
+    const unsigned bx = blockIdx.x;
+    const int mi = bx < set.blk_end[0] ? 0 : bx < set.blk_end[1] ? 1 : 2;
+    const float *bias = MMS_PICK(bias, mi);
+    float *out = MMS_PICK(out, mi);
+    const int64_t ne1 = MMS_PICK(ne1, mi);
+    const unsigned b0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
+    const int64_t o_row = (int64_t)(bx - b0) * MMS_WARPS + threadIdx.x / 32;
     const int32_t r0 = blockIdx.y * NR;
     if (o_row >= ne1) return;
-    const uint8_t *wr = w + (size_t)o_row * row_bytes;
+    const uint8_t *wr = MMS_PICK(w, mi) + (size_t)o_row * row_bytes;
     float acc[NR];
     for (int r = 0; r < NR; r++)
         acc[r] = 0.0f;
@@ -394,25 +419,7 @@ __global__ static void __launch_bounds__(MMV_THREADS)
  * number of "units", the smallest run of blocks whose bytes are a multiple
  * of 16, so every block keeps its global alignment modulo 16 in shared
  * memory. */
-#define MMS_WARPS    4
 #define MMS_SLAB_CAP 4096
-
-/* One launch can serve up to MMS_SET matrices of one type and width that
- * read the same activations (q, k, v; gate, up): blocks
- * [blk_end[i - 1], blk_end[i]) compute matrix i. */
-#define MMS_SET 3
-struct mms_set {
-    const uint8_t *w[MMS_SET];
-    const float *bias[MMS_SET];
-    float *out[MMS_SET];
-    int64_t ne1[MMS_SET];
-    uint32_t blk_end[MMS_SET];
-};
-
-/* set.f[mi] with constant indices: a dynamic index into a kernel parameter
- * makes every thread copy the whole struct to local memory (measured: 8B
- * decode 256 -> 199 tok/s) */
-#define MMS_PICK(f, mi) ((mi) == 0 ? set.f[0] : (mi) == 1 ? set.f[1] : set.f[2])
 
 template <int T, int NR>
 __global__ static void __launch_bounds__(MMS_WARPS * 32)
@@ -480,6 +487,24 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
         __syncwarp(); /* the next copy overwrites this buffer */
     }
     mv_store<NR>(acc, lane, r0, n, o_row, ne1, bias, out, resid);
+}
+
+/* The set of ops[0 .. n_set) (entries past n_set repeat the last member
+ * with no blocks of their own). */
+static mms_set mms_set_of(const struct cuda_op *ops, int n_set)
+{
+    mms_set set = {};
+    uint32_t blocks = 0;
+    for (int i = 0; i < MMS_SET; i++) {
+        const struct cuda_op *o = &ops[i < n_set ? i : n_set - 1];
+        if (i < n_set) blocks += (uint32_t)((o->w.ne1 + MMS_WARPS - 1) / MMS_WARPS);
+        set.w[i] = (const uint8_t *)o->w.data;
+        set.bias[i] = (const float *)o->bias.data;
+        set.out[i] = (float *)o->out;
+        set.ne1[i] = o->w.ne1;
+        set.blk_end[i] = blocks;
+    }
+    return set;
 }
 
 /* Slab geometry for the staged kernel: slabs of at most `cap` bytes (at
@@ -550,18 +575,8 @@ static bool launch_mms_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, cons
     const realm_weight *w = &ops[0].w;
     int32_t sb, sg, ns;
     if (!mms_fit<T>(c, w, &sb, &sg, &ns)) return false;
-    mms_set set = {};
-    uint32_t blocks = 0;
-    for (int i = 0; i < MMS_SET; i++) {
-        const struct cuda_op *o = &ops[i < n_set ? i : n_set - 1];
-        if (i < n_set) blocks += (uint32_t)((o->w.ne1 + MMS_WARPS - 1) / MMS_WARPS);
-        set.w[i] = (const uint8_t *)o->w.data;
-        set.bias[i] = (const float *)o->bias.data;
-        set.out[i] = (float *)o->out;
-        set.ne1[i] = o->w.ne1;
-        set.blk_end[i] = blocks;
-    }
-    dim3 grid(blocks, (unsigned)((ops[0].n + NR - 1) / NR));
+    const mms_set set = mms_set_of(ops, n_set);
+    dim3 grid(set.blk_end[MMS_SET - 1], (unsigned)((ops[0].n + NR - 1) / NR));
     size_t rb = realm_type_row_size(w->type, w->ne0);
     cuda__launch_pdl(c, k_mmv_s<T, NR>, grid, dim3(MMS_WARPS * 32), mms_shm(sb, ns), set, rb,
                      w->ne0, aq, ad, as, ops[0].n, resid, sb, sg, ns);
@@ -590,22 +605,28 @@ static bool launch_mms(cuda_ctx *c, const struct cuda_op *ops, int n_set, const 
 #undef S
 }
 
+/* The unstaged mat-vec of ops[0 .. n_set) (a set: quantized types only);
+ * float weights (one op) take k_mmv_f, which adds nothing into resid. */
 template <int NR>
-static void launch_mmv(cuda_ctx *c, const struct cuda_op *op, const int8_t *aq, const float *ad,
-                       const float *as, float *resid)
+static void launch_mmv(cuda_ctx *c, const struct cuda_op *ops, int n_set, const int8_t *aq,
+                       const float *ad, const float *as, float *resid)
 {
+    const struct cuda_op *op = &ops[0];
     const realm_weight *w = &op->w;
-    dim3 grid((unsigned)w->ne1, (unsigned)((op->n + NR - 1) / NR));
+    const unsigned gy = (unsigned)((op->n + NR - 1) / NR);
     const uint8_t *wd = (const uint8_t *)w->data;
     size_t rb = realm_type_row_size(w->type, w->ne0);
     const float *bias = (const float *)op->bias.data;
     float *out = (float *)op->out;
     const float *x = (const float *)op->x;
-    dim3 gridq((unsigned)((w->ne1 + MMV_THREADS / 32 - 1) / (MMV_THREADS / 32)), grid.y);
+    const mms_set set = mms_set_of(ops, n_set);
+    const dim3 gridq(set.blk_end[MMS_SET - 1], gy);
 #define Q(T)                                                                                       \
-    cuda__launch_pdl(c, k_mmv_q<T, NR>, gridq, dim3(MMV_THREADS), 0, wd, rb, w->ne0, w->ne1, aq,   \
-                     ad, as, op->n, bias, out, resid)
-#define F(T) k_mmv_f<T, NR><<<grid, MMV_THREADS, 0, c->stream>>>(wd, w->ne0, w->ne1, x, op->n, bias, out)
+    cuda__launch_pdl(c, k_mmv_q<T, NR>, gridq, dim3(MMS_WARPS * 32), 0, set, rb, w->ne0, aq, ad,   \
+                     as, op->n, resid)
+#define F(T)                                                                                       \
+    k_mmv_f<T, NR><<<dim3((unsigned)w->ne1, gy), MMV_THREADS, 0, c->stream>>>(wd, w->ne0, w->ne1,  \
+                                                                              x, op->n, bias, out)
     switch (w->type) {
     case REALM_TYPE_F32: F(REALM_TYPE_F32); break;
     case REALM_TYPE_F16: F(REALM_TYPE_F16); break;
@@ -717,6 +738,21 @@ static bool launch_mms_n(cuda_ctx *c, const struct cuda_op *ops, int n_set, cons
     return launch_mms<8>(c, ops, n_set, a.aq, a.ad, a.as, resid);
 }
 
+/* launch_mmv at the activation-row chunk for n rows */
+static void launch_mmv_n(cuda_ctx *c, const struct cuda_op *ops, int n_set, const act_view &a,
+                         float *resid)
+{
+    const int32_t n = ops[0].n;
+    if (n == 1)
+        launch_mmv<1>(c, ops, n_set, a.aq, a.ad, a.as, resid);
+    else if (n == 2)
+        launch_mmv<2>(c, ops, n_set, a.aq, a.ad, a.as, resid);
+    else if (n <= 4)
+        launch_mmv<4>(c, ops, n_set, a.aq, a.ad, a.as, resid);
+    else
+        launch_mmv<8>(c, ops, n_set, a.aq, a.ad, a.as, resid);
+}
+
 /* resid (or NULL): also add the result into it (a following `add`); returns
  * false when the kernel could not (float weights), and the caller issues the
  * add itself. */
@@ -724,12 +760,8 @@ static bool matmul_small(cuda_ctx *c, const struct cuda_op *op, float *resid)
 {
     const bool quant = act_kind_of(op->w.type) != ACT_F32;
     act_view a = quantize_input(c, op);
-    if (!quant || c->mmv_plain || !launch_mms_n(c, op, 1, a, resid)) {
-        if (op->n == 1) launch_mmv<1>(c, op, a.aq, a.ad, a.as, resid);
-        else if (op->n == 2) launch_mmv<2>(c, op, a.aq, a.ad, a.as, resid);
-        else if (op->n <= 4) launch_mmv<4>(c, op, a.aq, a.ad, a.as, resid);
-        else launch_mmv<8>(c, op, a.aq, a.ad, a.as, resid);
-    }
+    if (!quant || c->mmv_plain || !launch_mms_n(c, op, 1, a, resid))
+        launch_mmv_n(c, op, 1, a, resid);
     CUDA_CHECK(c, cudaGetLastError());
     return quant && resid;
 }
@@ -940,8 +972,9 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
     act_view a = quantize_input(c, op);
     if (mmq) /* the input stays cached: the tile kernel's sets are not mat-vecs */
         return realm__cuda_mmq(c, ops, k, a.aq, a.ad, a.as, NULL) ? k : 0;
-    /* on failure the quantized input stays cached for the single launches */
-    if (!launch_mms_n(c, ops, k, a, NULL)) return 0;
+    /* formats the staged kernel does not take (Q8_0) as a set of the
+     * unstaged one */
+    if (!launch_mms_n(c, ops, k, a, NULL)) launch_mmv_n(c, ops, k, a, NULL);
     CUDA_CHECK(c, cudaGetLastError());
     /* The quantized input is still valid (no member wrote it), but a
      * matmul of another type on it (Q4_K_M: q and k, then a Q6_K v) is
