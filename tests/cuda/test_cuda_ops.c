@@ -383,12 +383,14 @@ static void test_mmq(void **state)
 }
 
 /* Matmuls recorded back to back on one input (q, k, v; gate, up) run as one
- * launch of the tile kernel's super-block path, each member with the K
- * splits it would have alone: the set must give the bits of the same
- * matmuls one by one (a second backend with fusion off). The widths make the
- * members split K differently (at 1024 columns on an H100: 25600 rows in one
- * split, 128 and 576 rows in four), at the 64-row and the 8-row tile height;
- * the first member is also checked against the CPU. */
+ * launch: of the tile kernel's super-block path, each member with the K
+ * splits it would have alone, or at one row of the staged or unstaged
+ * (Q8_0) mat-vec, Q4_K_M's Q4_K q and k with a Q6_K v included. The set must
+ * give the bits of the same matmuls one by one (a second backend with
+ * fusion off). The widths make the members split K differently (at 1024
+ * columns on an H100: 25600 rows in one split, 128 and 576 rows in four),
+ * at the 64-row and the 8-row tile height; the first member is also checked
+ * against the CPU. */
 static void set_upload(realm_backend *be, const void *host, size_t bytes, realm_buffer *b)
 {
     realm_error err = {0};
@@ -406,20 +408,22 @@ static void test_matmul_sets(void **state)
     gpu = set;
     realm_backend *be[2] = {set, one};
     enum { NE0 = 1024, NM = 3 };
-    const int ne1s[NM] = {25600, 128, 576}, rows[] = {33, 5};
-    const realm_type types[] = {REALM_TYPE_Q4_K, REALM_TYPE_Q8_0, REALM_TYPE_Q6_K};
+    const int ne1s[NM] = {25600, 128, 576}, rows[] = {33, 5, 1};
+    const realm_type Q4K = REALM_TYPE_Q4_K, Q6K = REALM_TYPE_Q6_K, Q80 = REALM_TYPE_Q8_0;
+    const realm_type sets[][NM] = {
+        {Q4K, Q4K, Q4K}, {Q80, Q80, Q80}, {Q6K, Q6K, Q6K}, {Q4K, Q4K, Q6K}};
     realm_error err = {0};
-    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
-        const realm_type_traits *t = realm_type_traits_get(types[ti]);
-        const size_t rb = realm_type_row_size(types[ti], NE0);
+    for (size_t si = 0; si < sizeof sets / sizeof sets[0]; si++) {
+        const realm_type *types = sets[si];
         void *wq[NM];
         realm_buffer gw[2][NM];
         for (int m = 0; m < NM; m++) {
+            const size_t rb = realm_type_row_size(types[m], NE0);
             float *wf = realm_malloc((size_t)NE0 * ne1s[m] * 4);
             for (size_t i = 0; i < (size_t)NE0 * ne1s[m]; i++)
                 wf[i] = frand();
             wq[m] = realm_malloc(rb * ne1s[m]);
-            t->from_float(wf, wq[m], (int64_t)NE0 * ne1s[m]);
+            realm_type_traits_get(types[m])->from_float(wf, wq[m], (int64_t)NE0 * ne1s[m]);
             realm_free(wf);
             for (int b = 0; b < 2; b++)
                 set_upload(be[b], wq[m], rb * ne1s[m], &gw[b][m]);
@@ -440,7 +444,7 @@ static void test_matmul_sets(void **state)
                 }
                 for (int m = 0; m < NM; m++) {
                     realm_weight w = {
-                        .type = types[ti], .ne0 = NE0, .ne1 = ne1s[m], .data = gw[b][m].data};
+                        .type = types[m], .ne0 = NE0, .ne1 = ne1s[m], .data = gw[b][m].data};
                     be[b]->ops->matmul(be[b], &w, NULL, gx[b].data, n, go[b][m].data);
                 }
                 for (int m = 0; m < NM; m++)
@@ -451,18 +455,19 @@ static void test_matmul_sets(void **state)
             for (int m = 0; m < NM; m++) {
                 char shape[48];
                 snprintf(shape, sizeof shape, "%dx%d n=%d of 3", ne1s[m], NE0, n);
-                verdict("mm-set-one", t->name, shape, o[0][m], o[1][m], (size_t)n * ne1s[m], NULL,
-                        0.0);
+                verdict("mm-set-one", realm_type_traits_get(types[m])->name, shape, o[0][m],
+                        o[1][m], (size_t)n * ne1s[m], NULL, 0.0);
             }
             /* the first member against the CPU, scaled by the output's RMS */
             float *oc = realm_malloc((size_t)n * ne1s[0] * 4),
                   *sc = realm_malloc((size_t)n * ne1s[0] * 4);
-            realm_weight wc = {.type = types[ti], .ne0 = NE0, .ne1 = ne1s[0], .data = wq[0]};
+            realm_weight wc = {.type = types[0], .ne0 = NE0, .ne1 = ne1s[0], .data = wq[0]};
             cpu->ops->matmul(cpu, &wc, NULL, x, n, oc);
             rms_scale(oc, (size_t)n * ne1s[0], sc);
             char shape[48];
             snprintf(shape, sizeof shape, "%dx%d n=%d of 3", ne1s[0], NE0, n);
-            verdict("mm-set-cpu", t->name, shape, o[0][0], oc, (size_t)n * ne1s[0], sc, 1e-4);
+            verdict("mm-set-cpu", realm_type_traits_get(types[0])->name, shape, o[0][0], oc,
+                    (size_t)n * ne1s[0], sc, 1e-4);
             realm_free(oc);
             realm_free(sc);
             for (int b = 0; b < 2; b++) {

@@ -921,6 +921,7 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->mmv_max_rows = env_int("REALM_CUDA_MMV_ROWS", 64);
     c->mmv_plain = env_int("REALM_CUDA_MMV_PLAIN", 0) != 0;
     c->mmv_set = env_int("REALM_CUDA_MMV_SET", 1) != 0;
+    c->mmv_mixed = env_int("REALM_CUDA_MMV_MIXED", 1) != 0;
     c->mms_fit = env_int("REALM_CUDA_MMS_FIT", 1) != 0;
     c->no_fuse = env_int("REALM_CUDA_NO_FUSE", 0) != 0;
     c->pdl = env_int("REALM_CUDA_PDL", 1) != 0;

@@ -421,24 +421,17 @@ __global__ static void __launch_bounds__(MMV_THREADS)
  * memory. */
 #define MMS_SLAB_CAP 4096
 
+/* One warp's weight row o_row of w (< ne1) against NR activation rows, in
+ * slabs of the geometry given (mms_geometry). */
 template <int T, int NR>
-__global__ static void __launch_bounds__(MMS_WARPS * 32)
-    k_mmv_s(const mms_set set, size_t row_bytes, int64_t ne0, const int8_t *__restrict__ aq,
-            const float *__restrict__ ad, const float *__restrict__ as, int32_t n, float *resid,
-            int32_t slab_bytes, int32_t slab_groups, int32_t n_slabs)
+__device__ __forceinline__ void
+mms_row(const uint8_t *__restrict__ w, const float *__restrict__ bias, float *__restrict__ out,
+        int64_t ne1, int64_t o_row, size_t row_bytes, int64_t ne0, const int8_t *__restrict__ aq,
+        const float *__restrict__ ad, const float *__restrict__ as, int32_t n, float *resid,
+        int32_t slab_bytes, int32_t slab_groups, int32_t n_slabs)
 {
     extern __shared__ uint4 mms_sh[];
-    pdl_trigger();
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const unsigned bx = blockIdx.x;
-    const int mi = bx < set.blk_end[0] ? 0 : bx < set.blk_end[1] ? 1 : 2;
-    const uint8_t *__restrict__ w = MMS_PICK(w, mi);
-    const float *__restrict__ bias = MMS_PICK(bias, mi);
-    float *__restrict__ out = MMS_PICK(out, mi);
-    const int64_t ne1 = MMS_PICK(ne1, mi);
-    const unsigned b0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
-    const int64_t o_row = (int64_t)(bx - b0) * MMS_WARPS + warp;
-    if (o_row >= ne1) return; /* whole warps only: no block-wide barrier below */
     const int64_t G = ne0 / 32;
     const int32_t r0 = blockIdx.y * NR;
     const int stages = n_slabs > 1 ? 2 : 1;
@@ -487,6 +480,59 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
         __syncwarp(); /* the next copy overwrites this buffer */
     }
     mv_store<NR>(acc, lane, r0, n, o_row, ne1, bias, out, resid);
+}
+
+template <int T, int NR>
+__global__ static void __launch_bounds__(MMS_WARPS * 32)
+    k_mmv_s(const mms_set set, size_t row_bytes, int64_t ne0, const int8_t *__restrict__ aq,
+            const float *__restrict__ ad, const float *__restrict__ as, int32_t n, float *resid,
+            int32_t slab_bytes, int32_t slab_groups, int32_t n_slabs)
+{
+    pdl_trigger();
+    const int warp = threadIdx.x / 32;
+    const unsigned bx = blockIdx.x;
+    const int mi = bx < set.blk_end[0] ? 0 : bx < set.blk_end[1] ? 1 : 2;
+    const uint8_t *__restrict__ w = MMS_PICK(w, mi);
+    const float *__restrict__ bias = MMS_PICK(bias, mi);
+    float *__restrict__ out = MMS_PICK(out, mi);
+    const int64_t ne1 = MMS_PICK(ne1, mi);
+    const unsigned b0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
+    const int64_t o_row = (int64_t)(bx - b0) * MMS_WARPS + warp;
+    if (o_row >= ne1) return; /* whole warps only: no block-wide barrier below */
+    mms_row<T, NR>(w, bias, out, ne1, o_row, row_bytes, ne0, aq, ad, as, n, resid, slab_bytes,
+                   slab_groups, n_slabs);
+}
+
+/* A set whose members from `first1` on are of type T1 (Q4_K_M's Q6_K v
+ * beside the Q4_K q and k), each member with the row geometry of its type
+ * as it would have alone: the bits of the members one by one. */
+struct mms_geom {
+    size_t row_bytes;
+    int32_t slab_bytes, slab_groups, n_slabs;
+};
+
+template <int T0, int T1, int NR>
+__global__ static void __launch_bounds__(MMS_WARPS * 32)
+    k_mmv_s2(const mms_set set, int first1, const mms_geom g0, const mms_geom g1, int64_t ne0,
+             const int8_t *__restrict__ aq, const float *__restrict__ ad,
+             const float *__restrict__ as, int32_t n)
+{
+    pdl_trigger();
+    const int warp = threadIdx.x / 32;
+    const unsigned bx = blockIdx.x;
+    const int mi = bx < set.blk_end[0] ? 0 : bx < set.blk_end[1] ? 1 : 2;
+    const int64_t ne1 = MMS_PICK(ne1, mi);
+    const unsigned b0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
+    const int64_t o_row = (int64_t)(bx - b0) * MMS_WARPS + warp;
+    if (o_row >= ne1) return;
+    if (mi >= first1)
+        mms_row<T1, NR>(MMS_PICK(w, mi), MMS_PICK(bias, mi), MMS_PICK(out, mi), ne1, o_row,
+                        g1.row_bytes, ne0, aq, ad, as, n, NULL, g1.slab_bytes, g1.slab_groups,
+                        g1.n_slabs);
+    else
+        mms_row<T0, NR>(MMS_PICK(w, mi), MMS_PICK(bias, mi), MMS_PICK(out, mi), ne1, o_row,
+                        g0.row_bytes, ne0, aq, ad, as, n, NULL, g0.slab_bytes, g0.slab_groups,
+                        g0.n_slabs);
 }
 
 /* The set of ops[0 .. n_set) (entries past n_set repeat the last member
@@ -581,6 +627,45 @@ static bool launch_mms_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, cons
     cuda__launch_pdl(c, k_mmv_s<T, NR>, grid, dim3(MMS_WARPS * 32), mms_shm(sb, ns), set, rb,
                      w->ne0, aq, ad, as, ops[0].n, resid, sb, sg, ns);
     return true;
+}
+
+/* ops[0 .. first1) of type T0, ops[first1 .. n_set) of type T1 (no resid):
+ * each with the geometry mms_fit gives its type and shape alone */
+template <int T0, int T1, int NR>
+static bool launch_mms2_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                          const int8_t *aq, const float *ad, const float *as)
+{
+    const realm_weight *w0 = &ops[0].w, *w1 = &ops[first1].w;
+    mms_geom g0, g1;
+    if (!mms_fit<T0>(c, w0, &g0.slab_bytes, &g0.slab_groups, &g0.n_slabs) ||
+        !mms_fit<T1>(c, w1, &g1.slab_bytes, &g1.slab_groups, &g1.n_slabs))
+        return false;
+    g0.row_bytes = realm_type_row_size(w0->type, w0->ne0);
+    g1.row_bytes = realm_type_row_size(w1->type, w1->ne0);
+    const size_t shm0 = mms_shm(g0.slab_bytes, g0.n_slabs),
+                 shm1 = mms_shm(g1.slab_bytes, g1.n_slabs);
+    const mms_set set = mms_set_of(ops, n_set);
+    dim3 grid(set.blk_end[MMS_SET - 1], (unsigned)((ops[0].n + NR - 1) / NR));
+    cuda__launch_pdl(c, k_mmv_s2<T0, T1, NR>, grid, dim3(MMS_WARPS * 32), shm0 > shm1 ? shm0 : shm1,
+                     set, first1, g0, g1, w0->ne0, aq, ad, as, ops[0].n);
+    return true;
+}
+
+/* The type pairs a mat-vec set may mix (the llama.cpp _M mixes' Q6_K v
+ * after Q4_K or Q5_K q and k); launch_mms2 takes exactly these. */
+static bool mms_mixable(realm_type t0, realm_type t1)
+{
+    return (t0 == REALM_TYPE_Q4_K || t0 == REALM_TYPE_Q5_K) && t1 == REALM_TYPE_Q6_K;
+}
+
+template <int NR>
+static bool launch_mms2(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                        const int8_t *aq, const float *ad, const float *as)
+{
+    if (ops[0].w.type == REALM_TYPE_Q4_K)
+        return launch_mms2_t<REALM_TYPE_Q4_K, REALM_TYPE_Q6_K, NR>(c, ops, n_set, first1, aq, ad,
+                                                                   as);
+    return launch_mms2_t<REALM_TYPE_Q5_K, REALM_TYPE_Q6_K, NR>(c, ops, n_set, first1, aq, ad, as);
 }
 
 template <int NR>
@@ -736,6 +821,17 @@ static bool launch_mms_n(cuda_ctx *c, const struct cuda_op *ops, int n_set, cons
     if (n == 2) return launch_mms<2>(c, ops, n_set, a.aq, a.ad, a.as, resid);
     if (n <= 4) return launch_mms<4>(c, ops, n_set, a.aq, a.ad, a.as, resid);
     return launch_mms<8>(c, ops, n_set, a.aq, a.ad, a.as, resid);
+}
+
+/* launch_mms2 at the activation-row chunk for n rows */
+static bool launch_mms2_n(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                          const act_view &a)
+{
+    const int32_t n = ops[0].n;
+    if (n == 1) return launch_mms2<1>(c, ops, n_set, first1, a.aq, a.ad, a.as);
+    if (n == 2) return launch_mms2<2>(c, ops, n_set, first1, a.aq, a.ad, a.as);
+    if (n <= 4) return launch_mms2<4>(c, ops, n_set, first1, a.aq, a.ad, a.as);
+    return launch_mms2<8>(c, ops, n_set, first1, a.aq, a.ad, a.as);
 }
 
 /* launch_mmv at the activation-row chunk for n rows */
@@ -958,12 +1054,16 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
     if (!c->mmv_set || act_kind_of(op->w.type) == ACT_F32 ||
         (mmq ? !realm__cuda_mmq_sb(c, &op->w) : c->mmv_plain || !takes_small_path(c, op)))
         return 0;
-    int k = 1;
+    int k = 1, first1 = 0; /* first1: the first member of a second type */
     while (k < n_ops && k < MMS_SET) {
         const struct cuda_op *o = &ops[k];
-        if (o->kind != CUDA_OP_MATMUL || o->x != op->x || o->n != op->n ||
-            o->w.type != op->w.type || o->w.ne0 != op->w.ne0 || (uintptr_t)o->w.data % 16)
+        if (o->kind != CUDA_OP_MATMUL || o->x != op->x || o->n != op->n || o->w.ne0 != op->w.ne0 ||
+            (uintptr_t)o->w.data % 16)
             break;
+        if (o->w.type != ops[k - 1].w.type) { /* once, in the staged mat-vec's sets */
+            if (mmq || first1 || !c->mmv_mixed || !mms_mixable(op->w.type, o->w.type)) break;
+            first1 = k;
+        }
         k++;
     }
     if (k < 2) return 0;
@@ -972,15 +1072,20 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
     act_view a = quantize_input(c, op);
     if (mmq) /* the input stays cached: the tile kernel's sets are not mat-vecs */
         return realm__cuda_mmq(c, ops, k, a.aq, a.ad, a.as, NULL) ? k : 0;
-    /* formats the staged kernel does not take (Q8_0) as a set of the
-     * unstaged one */
-    if (!launch_mms_n(c, ops, k, a, NULL)) launch_mmv_n(c, ops, k, a, NULL);
+    if (first1) {
+        if (!launch_mms2_n(c, ops, k, first1, a)) return 0; /* one by one then */
+    } else if (!launch_mms_n(c, ops, k, a, NULL)) {
+        /* formats the staged kernel does not take (Q8_0) as a set of the
+         * unstaged one */
+        launch_mmv_n(c, ops, k, a, NULL);
+    }
     CUDA_CHECK(c, cudaGetLastError());
     /* The quantized input is still valid (no member wrote it), but a
-     * matmul of another type on it (Q4_K_M: q and k, then a Q6_K v) is
-     * better off quantizing it again: 8B Q4_K_M decode1 337.4 with the
-     * copy kept vs 340.6 (NOTES round 12); likely two mat-vecs back to back,
-     * both starting their followers early, then compete for the SMs. */
+     * matmul of another type on it (a Q6_K v after a Q4_K q/k set with
+     * mixing off) was better off quantizing it again: 8B Q4_K_M decode1
+     * 337.4 with the copy kept vs 340.6 (NOTES round 12); likely two
+     * mat-vecs back to back, both starting their followers early, then
+     * compete for the SMs. */
     c->aq_x = NULL;
     return k;
 }
