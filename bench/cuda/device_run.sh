@@ -105,7 +105,8 @@ ninja -C build-cuda-dev -j $J realm test_cuda_ops test_cuda_model realm_bench_cu
 echo "realm build: $(( $(date +%s) - t0 )) s"
 B=build-cuda-dev
 
-# bench: no tests; realm_bench_cuda on the 8B Q4_K_M and Q8_0 with each
+# bench: no tests; realm_bench_cuda on the 8B Q4_K_M and Q8_0 (or the
+# shape:scheme models of $BENCH_MODELS, e.g. "llama-3.2-1b:q4_k_m") with each
 # argument set of $BENCH_ARGS (';'-separated, default "--streams 64") under
 # each setting of $BENCH_ENVS (space-separated, commas join variables, "-" =
 # the defaults), $BENCH_ROUNDS (2) rounds in rotating order: a quick A/B of
@@ -114,15 +115,16 @@ if [ "$PHASE" = bench ]; then
   mkdir -p /tmp/models
   V=(${BENCH_ENVS:--})
   IFS=';' read -ra ARGS <<< "${BENCH_ARGS:---streams 64}"
-  for t in q4_k_m q8_0; do
-    f=/tmp/models/llama-3-8b-$t.gguf
-    [ -f $f ] || $B/realm synth --arch llama-3-8b --type $t -o $f > /dev/null || exit 1
+  for spec in ${BENCH_MODELS:-llama-3-8b:q4_k_m llama-3-8b:q8_0}; do
+    sh=${spec%%:*} t=${spec##*:}
+    f=/tmp/models/$sh-$t.gguf
+    [ -f $f ] || $B/realm synth --arch $sh --type $t -o $f > /dev/null || exit 1
     for a in "${ARGS[@]}"; do
       for i in $(seq 1 ${BENCH_ROUNDS:-2}); do
         for k in $(seq 0 $(( ${#V[@]} - 1 ))); do
           v=${V[$(( (k + i) % ${#V[@]} ))]}
           e=${v//,/ }; [ "$v" = - ] && e=REALM_CUDA_NONE=0
-          echo "$t [$a] $v $(env $e timeout 120 $B/realm_bench_cuda $f --device cuda $a 2>&1 | grep -oE '[a-z0-9_]+_(tok_s|ms)=[0-9.]+' | tr '\n' ' ')"
+          echo "$spec [$a] $v $(env $e timeout 120 $B/realm_bench_cuda $f --device cuda $a 2>&1 | grep -oE '[a-z0-9_]+_(tok_s|ms)=[0-9.]+' | tr '\n' ' ')"
         done
       done
     done
