@@ -314,9 +314,12 @@ __device__ __forceinline__ void mv_store(const float (&acc)[NR], int lane, int32
     }
 }
 
-/* One mat-vec launch can serve up to MMS_SET matrices of one type and
- * width that read the same activations (q, k, v; gate, up): blocks
- * [blk_end[i - 1], blk_end[i]) compute matrix i, MMS_WARPS rows each. */
+/* One mat-vec launch can serve up to MMS_SET matrices of one width that
+ * read the same activations (q, k, v; gate, up), of one type (k_mmv_s2: two):
+ * blocks [blk_end[i - 1], blk_end[i]) compute matrix i, MMS_WARPS rows each.
+ * Each kernel locates its block's matrix in its own lines: a shared helper
+ * changed k_mmv_s's code (44 -> 40 registers) in the build whose Q4_K_M
+ * decode came out ~1% lower (NOTES round 14, item 5). */
 #define MMS_WARPS 4
 #define MMS_SET   3
 struct mms_set {
