@@ -923,6 +923,8 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->mmv_set = env_int("REALM_CUDA_MMV_SET", 1) != 0;
     c->mmv_mixed = env_int("REALM_CUDA_MMV_MIXED", 1) != 0;
     c->mms_fit = env_int("REALM_CUDA_MMS_FIT", 1) != 0;
+    c->mms_cap = env_int("REALM_CUDA_MMS_CAP", 4096);
+    if (c->mms_cap < 16 || c->mms_cap > 6144) c->mms_cap = 4096; /* <= 48 KB a block */
     c->no_fuse = env_int("REALM_CUDA_NO_FUSE", 0) != 0;
     c->pdl = env_int("REALM_CUDA_PDL", 1) != 0;
     c->att_split = env_int("REALM_CUDA_ATT_SPLIT", 8);

@@ -421,8 +421,7 @@ __global__ static void __launch_bounds__(MMV_THREADS)
  * only needs the row to start at a 16-byte boundary. A slab is a whole
  * number of "units", the smallest run of blocks whose bytes are a multiple
  * of 16, so every block keeps its global alignment modulo 16 in shared
- * memory. */
-#define MMS_SLAB_CAP 4096
+ * memory; slabs hold at most c->mms_cap bytes. */
 
 /* One warp's weight row o_row of w (< ne1) against NR activation rows, in
  * slabs of the geometry given (mms_geometry). */
@@ -597,7 +596,7 @@ static size_t mms_shm(int32_t slab_bytes, int32_t n_slabs)
 template <int T>
 static bool mms_fit(const cuda_ctx *c, const realm_weight *w, int32_t *sb, int32_t *sg, int32_t *ns)
 {
-    if (!mms_geometry(w, MMS_SLAB_CAP, sb, sg, ns)) return false;
+    if (!mms_geometry(w, (size_t)c->mms_cap, sb, sg, ns)) return false;
     const int64_t need = (w->ne1 + MMS_WARPS - 1) / MMS_WARPS;
     while (c->mms_fit && *ns > 1) {
         int per_sm = 0;
