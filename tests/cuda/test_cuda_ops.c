@@ -385,7 +385,8 @@ static void test_mmq(void **state)
 /* Matmuls recorded back to back on one input (q, k, v; gate, up) run as one
  * launch: of the tile kernel's super-block path, each member with the K
  * splits it would have alone, or at one row of the staged or unstaged
- * (Q8_0) mat-vec, Q4_K_M's Q4_K q and k with a Q6_K v included. The set must
+ * (Q8_0) mat-vec, Q4_K_M's Q4_K q and k with a Q6_K v included, each member
+ * with the slabs it would have alone. The set must
  * give the bits of the same matmuls one by one (a second backend with
  * fusion off). The widths make the members split K differently (at 1024
  * columns on an H100: 25600 rows in one split, 128 and 576 rows in four),
@@ -407,35 +408,45 @@ static void test_matmul_sets(void **state)
     realm_backend *one = mmq_backend_of(2, true), *set = mmq_backend_of(2, false);
     gpu = set;
     realm_backend *be[2] = {set, one};
-    enum { NE0 = 1024, NM = 3 };
-    const int ne1s[NM] = {25600, 128, 576}, rows[] = {33, 5, 1};
+    enum { NM = 3 };
+    const int rows[] = {33, 5, 1};
     const realm_type Q4K = REALM_TYPE_Q4_K, Q6K = REALM_TYPE_Q6_K, Q80 = REALM_TYPE_Q8_0;
-    const realm_type sets[][NM] = {
-        {Q4K, Q4K, Q4K}, {Q80, Q80, Q80}, {Q6K, Q6K, Q6K}, {Q4K, Q4K, Q6K}};
+    /* the last: rows of two slabs, where the first member's 4096 rows take
+     * smaller slabs than the others' 1024 alone (mms_fit), so at one row
+     * the set must go one by one */
+    const struct {
+        realm_type types[NM];
+        int ne0, ne1s[NM];
+    } sets[] = {
+        {{Q4K, Q4K, Q4K}, 1024, {25600, 128, 576}},   {{Q80, Q80, Q80}, 1024, {25600, 128, 576}},
+        {{Q6K, Q6K, Q6K}, 1024, {25600, 128, 576}},   {{Q4K, Q4K, Q6K}, 1024, {25600, 128, 576}},
+        {{Q4K, Q4K, Q4K}, 14336, {4096, 1024, 1024}},
+    };
     realm_error err = {0};
     for (size_t si = 0; si < sizeof sets / sizeof sets[0]; si++) {
-        const realm_type *types = sets[si];
+        const realm_type *types = sets[si].types;
+        const int ne0 = sets[si].ne0, *ne1s = sets[si].ne1s;
         void *wq[NM];
         realm_buffer gw[2][NM];
         for (int m = 0; m < NM; m++) {
-            const size_t rb = realm_type_row_size(types[m], NE0);
-            float *wf = realm_malloc((size_t)NE0 * ne1s[m] * 4);
-            for (size_t i = 0; i < (size_t)NE0 * ne1s[m]; i++)
+            const size_t rb = realm_type_row_size(types[m], ne0);
+            float *wf = realm_malloc((size_t)ne0 * ne1s[m] * 4);
+            for (size_t i = 0; i < (size_t)ne0 * ne1s[m]; i++)
                 wf[i] = frand();
             wq[m] = realm_malloc(rb * ne1s[m]);
-            realm_type_traits_get(types[m])->from_float(wf, wq[m], (int64_t)NE0 * ne1s[m]);
+            realm_type_traits_get(types[m])->from_float(wf, wq[m], (int64_t)ne0 * ne1s[m]);
             realm_free(wf);
             for (int b = 0; b < 2; b++)
                 set_upload(be[b], wq[m], rb * ne1s[m], &gw[b][m]);
         }
         for (size_t ri = 0; ri < sizeof rows / sizeof rows[0]; ri++) {
             const int n = rows[ri];
-            float *x = realm_malloc((size_t)n * NE0 * 4), *o[2][NM];
-            for (int i = 0; i < n * NE0; i++)
+            float *x = realm_malloc((size_t)n * ne0 * 4), *o[2][NM];
+            for (int i = 0; i < n * ne0; i++)
                 x[i] = frand();
             realm_buffer gx[2], go[2][NM];
             for (int b = 0; b < 2; b++) {
-                set_upload(be[b], x, (size_t)n * NE0 * 4, &gx[b]);
+                set_upload(be[b], x, (size_t)n * ne0 * 4, &gx[b]);
                 for (int m = 0; m < NM; m++) {
                     o[b][m] = realm_malloc((size_t)n * ne1s[m] * 4);
                     assert_int_equal(
@@ -444,7 +455,7 @@ static void test_matmul_sets(void **state)
                 }
                 for (int m = 0; m < NM; m++) {
                     realm_weight w = {
-                        .type = types[m], .ne0 = NE0, .ne1 = ne1s[m], .data = gw[b][m].data};
+                        .type = types[m], .ne0 = ne0, .ne1 = ne1s[m], .data = gw[b][m].data};
                     be[b]->ops->matmul(be[b], &w, NULL, gx[b].data, n, go[b][m].data);
                 }
                 for (int m = 0; m < NM; m++)
@@ -454,18 +465,18 @@ static void test_matmul_sets(void **state)
             }
             for (int m = 0; m < NM; m++) {
                 char shape[48];
-                snprintf(shape, sizeof shape, "%dx%d n=%d of 3", ne1s[m], NE0, n);
+                snprintf(shape, sizeof shape, "%dx%d n=%d of 3", ne1s[m], ne0, n);
                 verdict("mm-set-one", realm_type_traits_get(types[m])->name, shape, o[0][m],
                         o[1][m], (size_t)n * ne1s[m], NULL, 0.0);
             }
             /* the first member against the CPU, scaled by the output's RMS */
             float *oc = realm_malloc((size_t)n * ne1s[0] * 4),
                   *sc = realm_malloc((size_t)n * ne1s[0] * 4);
-            realm_weight wc = {.type = types[0], .ne0 = NE0, .ne1 = ne1s[0], .data = wq[0]};
+            realm_weight wc = {.type = types[0], .ne0 = ne0, .ne1 = ne1s[0], .data = wq[0]};
             cpu->ops->matmul(cpu, &wc, NULL, x, n, oc);
             rms_scale(oc, (size_t)n * ne1s[0], sc);
             char shape[48];
-            snprintf(shape, sizeof shape, "%dx%d n=%d of 3", ne1s[0], NE0, n);
+            snprintf(shape, sizeof shape, "%dx%d n=%d of 3", ne1s[0], ne0, n);
             verdict("mm-set-cpu", realm_type_traits_get(types[0])->name, shape, o[0][0], oc,
                     (size_t)n * ne1s[0], sc, 1e-4);
             realm_free(oc);

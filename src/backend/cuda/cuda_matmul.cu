@@ -590,15 +590,28 @@ static size_t mms_shm(int32_t slab_bytes, int32_t n_slabs)
  * in flight per warp) take the most shared memory; where that leaves too
  * few blocks per SM for w's blocks to run in one wave (the 14336-wide down
  * projection: 1024 blocks of 32-40 KB, 5-6 per SM, so a second wave of a
- * fifth of the blocks doubled its time), slabs shrink until they fit. The
- * choice depends on w's shape and the device only (not on the batch or on
- * the matrices it shares a launch with), so results stay the same bits. */
+ * fifth of the blocks doubled its time), slabs shrink until they fit, if
+ * they can. The choice depends on w's shape and the device only (not on
+ * the batch or on the matrices it shares a launch with: a set runs only
+ * members whose geometries agree, mms_same_fit), so results stay the same
+ * bits. */
 template <int T>
 static bool mms_fit(const cuda_ctx *c, const realm_weight *w, int32_t *sb, int32_t *sg, int32_t *ns)
 {
     if (!mms_geometry(w, (size_t)c->mms_cap, sb, sg, ns)) return false;
+    if (!c->mms_fit || *ns == 1) return true;
     const int64_t need = (w->ne1 + MMS_WARPS - 1) / MMS_WARPS;
-    while (c->mms_fit && *ns > 1) {
+    /* only where the smallest slabs (one unit) would run the blocks in one
+     * wave: a matrix of more rows than that (a 70B's 28672-row gate at 8192
+     * columns) would otherwise shrink to one-unit slabs, and small slabs are
+     * slow (8B decode 357 -> 195 tok/s at 1152-byte slabs, NOTES round 14) */
+    int32_t ub, ug, un, per_min = 0;
+    mms_geometry(w, 1, &ub, &ug, &un);
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_min, k_mmv_s<T, 1>, MMS_WARPS * 32,
+                                                      mms_shm(ub, un)) != cudaSuccess ||
+        (int64_t)per_min * c->n_sm < need)
+        return true;
+    while (*ns > 1) {
         int per_sm = 0;
         if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_mmv_s<T, 1>, MMS_WARPS * 32,
                                                           mms_shm(*sb, *ns)) != cudaSuccess ||
@@ -614,6 +627,20 @@ static bool mms_fit(const cuda_ctx *c, const realm_weight *w, int32_t *sb, int32
     return true;
 }
 
+/* Do ops[from .. to) slab their rows as (sb, sg, ns)? A set runs every
+ * member of a type with one geometry, and each must be the one it has
+ * alone (mms_fit depends on the row count where rows take several slabs). */
+template <int T>
+static bool mms_same_fit(const cuda_ctx *c, const struct cuda_op *ops, int from, int to, int32_t sb,
+                         int32_t sg, int32_t ns)
+{
+    for (int i = from; i < to; i++) {
+        int32_t b, g, n;
+        if (!mms_fit<T>(c, &ops[i].w, &b, &g, &n) || b != sb || g != sg || n != ns) return false;
+    }
+    return true;
+}
+
 /* ops[0 .. n_set): matrices of one type and width on the same activations
  * (the caller checks); resid only with n_set == 1. */
 template <int T, int NR>
@@ -622,7 +649,8 @@ static bool launch_mms_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, cons
 {
     const realm_weight *w = &ops[0].w;
     int32_t sb, sg, ns;
-    if (!mms_fit<T>(c, w, &sb, &sg, &ns)) return false;
+    if (!mms_fit<T>(c, w, &sb, &sg, &ns) || !mms_same_fit<T>(c, ops, 1, n_set, sb, sg, ns))
+        return false;
     const mms_set set = mms_set_of(ops, n_set);
     dim3 grid(set.blk_end[MMS_SET - 1], (unsigned)((ops[0].n + NR - 1) / NR));
     size_t rb = realm_type_row_size(w->type, w->ne0);
@@ -640,7 +668,9 @@ static bool launch_mms2_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, int
     const realm_weight *w0 = &ops[0].w, *w1 = &ops[first1].w;
     mms_geom g0, g1;
     if (!mms_fit<T0>(c, w0, &g0.slab_bytes, &g0.slab_groups, &g0.n_slabs) ||
-        !mms_fit<T1>(c, w1, &g1.slab_bytes, &g1.slab_groups, &g1.n_slabs))
+        !mms_fit<T1>(c, w1, &g1.slab_bytes, &g1.slab_groups, &g1.n_slabs) ||
+        !mms_same_fit<T0>(c, ops, 1, first1, g0.slab_bytes, g0.slab_groups, g0.n_slabs) ||
+        !mms_same_fit<T1>(c, ops, first1 + 1, n_set, g1.slab_bytes, g1.slab_groups, g1.n_slabs))
         return false;
     g0.row_bytes = realm_type_row_size(w0->type, w0->ne0);
     g1.row_bytes = realm_type_row_size(w1->type, w1->ne0);
@@ -1074,11 +1104,15 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
     act_view a = quantize_input(c, op);
     if (mmq) /* the input stays cached: the tile kernel's sets are not mat-vecs */
         return realm__cuda_mmq(c, ops, k, a.aq, a.ad, a.as, NULL) ? k : 0;
+    /* a staged set whose members would slab their rows differently goes
+     * one by one (the cached input serves them); formats and rows the
+     * staged kernel does not take (Q8_0) as a set of the unstaged one */
+    int32_t sb, sg, ns;
     if (first1) {
-        if (!launch_mms2_n(c, ops, k, first1, a)) return 0; /* one by one then */
-    } else if (!launch_mms_n(c, ops, k, a, NULL)) {
-        /* formats the staged kernel does not take (Q8_0) as a set of the
-         * unstaged one */
+        if (!launch_mms2_n(c, ops, k, first1, a)) return 0;
+    } else if (mms_geometry(&op->w, (size_t)c->mms_cap, &sb, &sg, &ns)) {
+        if (!launch_mms_n(c, ops, k, a, NULL)) return 0;
+    } else {
         launch_mmv_n(c, ops, k, a, NULL);
     }
     CUDA_CHECK(c, cudaGetLastError());
