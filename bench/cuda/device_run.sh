@@ -144,48 +144,48 @@ $n}"
 fi
 
 if [ "$PHASE" = profile ]; then
- # PROF_TYPE may name several files ("q4_k_m q8_0"); PROF_LAYERS=N profiles
- # an N-layer model of the 8B shape (ncu's replay saves and restores what a
- # kernel may write: the full 8B's 5 GB timed it out)
- for t in ${PROF_TYPE:-q4_k_m}; do
-  mkdir -p /tmp/models; f=/tmp/models/llama-3-8b-$t${PROF_LAYERS:+-L$PROF_LAYERS}.gguf
-  [ -f $f ] || $B/realm synth --arch llama-3-8b --type $t ${PROF_LAYERS:+--layers $PROF_LAYERS} -o $f > /dev/null || exit 1
-  if [ -n "${PROF_PREFILL:-}" ]; then
-    # the kernels of one PROF_PREFILL-row prefill pass (the warm-up pass:
-    # first-call costs are host time, not kernel time)
-    timeout 300 ncu --clock-control none --csv --page raw \
-      --metrics gpu__time_duration.sum,dram__bytes_read.sum --launch-count 1600 \
-      $B/realm_bench_cuda $f --device cuda --prefill $PROF_PREFILL > $OUT/ncu_prefill.csv 2> /tmp/ncu.err
-    python3 $ROOT/bench/cuda/ncu_steps.py $OUT/ncu_prefill.csv --largest || tail -5 /tmp/ncu.err
-  fi
-  if [ "${PROF_DECODE:-1}" = 1 ]; then
-    wall=$(timeout 120 $B/realm_bench_cuda $f --device cuda --steps 64 --streams 1 | grep -oE 'step_ms=[0-9.]+' | cut -d= -f2)
-    echo "graphs on, batch 1: step_ms=$wall"
-    # the 16-row prompt and the first warm-up steps are skipped (~900 kernels)
-    timeout 300 ncu --clock-control none --csv --page raw --metrics gpu__time_duration.sum,dram__bytes_read.sum \
-      --launch-skip 900 --launch-count 1000 \
-      $B/realm_bench_cuda $f --device cuda --steps 1 --streams 1 > $OUT/ncu_decode.csv 2> /tmp/ncu.err
-    python3 $ROOT/bench/cuda/ncu_steps.py $OUT/ncu_decode.csv $wall || tail -5 /tmp/ncu.err
-  fi
-  # stall sections of one kernel: PROF_KERNEL (default the staged mat-vec at
-  # batch 1; k_mmq with PROF_STREAMS=64 for the tile kernel), PROF_COUNT
-  # launches after PROF_SKIP; PROF_NAME_BASE=demangled matches template
-  # arguments too, spelled as in 'k_mmv_s<(int)14, (int)1>' (PROF_KERNEL=
-  # 'k_mmv_s<\(int\)14': the Q6_K staged mat-vec)
-  # PROF_SECTIONS replaces the sections; PROF_CSV=1 writes every metric of
-  # every launch to $OUT/ncu_kernel_$t.csv (bench/cuda/ncu_table.py reads it)
-  ext=txt; [ -n "${PROF_CSV:-}" ] && ext=csv
-  secs=""; for s in ${PROF_SECTIONS:-SpeedOfLight Occupancy WarpStateStats LaunchStats}; do secs="$secs --section $s"; done
-  timeout ${PROF_TIMEOUT:-240} ncu --clock-control none --kernel-name-base ${PROF_NAME_BASE:-function} \
-    -k regex:${PROF_KERNEL:-k_mmv_s} --launch-skip ${PROF_SKIP:-200} --launch-count ${PROF_COUNT:-2} $secs \
-    ${PROF_CSV:+--csv --page raw} $B/realm_bench_cuda $f --device cuda ${PROF_ARGS:---steps 2 --streams ${PROF_STREAMS:-1}} 2>&1 |
-    grep -vE "^==PROF==|^BENCH" > $OUT/ncu_kernel_$t.$ext
-  if [ -n "${PROF_CSV:-}" ]; then
-    python3 $ROOT/bench/cuda/ncu_table.py $OUT/ncu_kernel_$t.csv
-  else
-    grep -E "k_mm|k_att|Duration|Throughput|Registers|Achieved Occ|Block Size|Grid Size|Waves|Theoretical Occ|Warp Cycles|Shared Memory|Block Limit|stalled" $OUT/ncu_kernel_$t.txt | cut -c1-400 | head -40
-  fi
- done
+  # PROF_TYPE may name several files ("q4_k_m q8_0"); PROF_LAYERS=N profiles
+  # an N-layer model of the 8B shape (ncu's replay saves and restores what a
+  # kernel may write: the full 8B's 5 GB timed it out)
+  for t in ${PROF_TYPE:-q4_k_m}; do
+    mkdir -p /tmp/models; f=/tmp/models/llama-3-8b-$t${PROF_LAYERS:+-L$PROF_LAYERS}.gguf
+    [ -f $f ] || $B/realm synth --arch llama-3-8b --type $t ${PROF_LAYERS:+--layers $PROF_LAYERS} -o $f > /dev/null || exit 1
+    if [ -n "${PROF_PREFILL:-}" ]; then
+      # the kernels of one PROF_PREFILL-row prefill pass (the warm-up pass:
+      # first-call costs are host time, not kernel time)
+      timeout 300 ncu --clock-control none --csv --page raw \
+        --metrics gpu__time_duration.sum,dram__bytes_read.sum --launch-count 1600 \
+        $B/realm_bench_cuda $f --device cuda --prefill $PROF_PREFILL > $OUT/ncu_prefill.csv 2> /tmp/ncu.err
+      python3 $ROOT/bench/cuda/ncu_steps.py $OUT/ncu_prefill.csv --largest || tail -5 /tmp/ncu.err
+    fi
+    if [ "${PROF_DECODE:-1}" = 1 ]; then
+      wall=$(timeout 120 $B/realm_bench_cuda $f --device cuda --steps 64 --streams 1 | grep -oE 'step_ms=[0-9.]+' | cut -d= -f2)
+      echo "graphs on, batch 1: step_ms=$wall"
+      # the 16-row prompt and the first warm-up steps are skipped (~900 kernels)
+      timeout 300 ncu --clock-control none --csv --page raw --metrics gpu__time_duration.sum,dram__bytes_read.sum \
+        --launch-skip 900 --launch-count 1000 \
+        $B/realm_bench_cuda $f --device cuda --steps 1 --streams 1 > $OUT/ncu_decode.csv 2> /tmp/ncu.err
+      python3 $ROOT/bench/cuda/ncu_steps.py $OUT/ncu_decode.csv $wall || tail -5 /tmp/ncu.err
+    fi
+    # stall sections of one kernel: PROF_KERNEL (default the staged mat-vec at
+    # batch 1; k_mmq with PROF_STREAMS=64 for the tile kernel), PROF_COUNT
+    # launches after PROF_SKIP; PROF_NAME_BASE=demangled matches template
+    # arguments too, spelled as in 'k_mmv_s<(int)14, (int)1>' (PROF_KERNEL=
+    # 'k_mmv_s<\(int\)14': the Q6_K staged mat-vec)
+    # PROF_SECTIONS replaces the sections; PROF_CSV=1 writes every metric of
+    # every launch to $OUT/ncu_kernel_$t.csv (bench/cuda/ncu_table.py reads it)
+    ext=txt; [ -n "${PROF_CSV:-}" ] && ext=csv
+    secs=""; for s in ${PROF_SECTIONS:-SpeedOfLight Occupancy WarpStateStats LaunchStats}; do secs="$secs --section $s"; done
+    timeout ${PROF_TIMEOUT:-240} ncu --clock-control none --kernel-name-base ${PROF_NAME_BASE:-function} \
+      -k regex:${PROF_KERNEL:-k_mmv_s} --launch-skip ${PROF_SKIP:-200} --launch-count ${PROF_COUNT:-2} $secs \
+      ${PROF_CSV:+--csv --page raw} $B/realm_bench_cuda $f --device cuda ${PROF_ARGS:---steps 2 --streams ${PROF_STREAMS:-1}} 2>&1 |
+      grep -vE "^==PROF==|^BENCH" > $OUT/ncu_kernel_$t.$ext
+    if [ -n "${PROF_CSV:-}" ]; then
+      python3 $ROOT/bench/cuda/ncu_table.py $OUT/ncu_kernel_$t.csv
+    else
+      grep -E "k_mm|k_att|Duration|Throughput|Registers|Achieved Occ|Block Size|Grid Size|Waves|Theoretical Occ|Warp Cycles|Shared Memory|Block Limit|stalled" $OUT/ncu_kernel_$t.txt | cut -c1-400 | head -40
+    fi
+  done
   echo "total: $(( $(date +%s) - t0 )) s"; exit 0
 fi
 

@@ -34,7 +34,9 @@ def num(s):
 
 def main():
     rows = list(csv.reader(open(sys.argv[1], errors="replace")))
-    head = next(i for i, r in enumerate(rows) if "Kernel Name" in r)
+    head = next((i for i, r in enumerate(rows) if "Kernel Name" in r), None)
+    if head is None or head + 1 >= len(rows):
+        sys.exit("ncu_table.py: no profiled launches in %s (ncu failed or timed out?)" % sys.argv[1])
     names, units = rows[head], rows[head + 1]
     col = {n: i for i, n in enumerate(names)}
     scale = {"nsecond": 1, "usecond": 1e3, "msecond": 1e6, "byte": 1, "Kbyte": 1e3,

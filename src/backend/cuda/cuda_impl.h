@@ -134,8 +134,7 @@ typedef struct cuda_ctx {
     int32_t mmv_max_rows;   /* matmuls with more rows take the cuBLAS path */
     bool mmv_plain;         /* $REALM_CUDA_MMV_PLAIN: the unstaged mat-vec (A/B) */
     bool mmv_set;           /* $REALM_CUDA_MMV_SET (default 1): matmuls on one input, one launch */
-    bool mmv_mixed; /* $REALM_CUDA_MMV_MIXED (default 1): such a mat-vec set may mix Q4_K/Q5_K with
-                       Q6_K */
+    bool mmv_mixed;         /* $REALM_CUDA_MMV_MIXED (1): a set may mix Q4_K/Q5_K with Q6_K */
     bool mms_fit;           /* $REALM_CUDA_MMS_FIT (default 1): long rows' slabs fit one wave */
     int32_t mms_cap;        /* $REALM_CUDA_MMS_CAP (4096): the staged mat-vec's largest slab, bytes */
     bool no_fuse;           /* $REALM_CUDA_NO_FUSE: every op on its own (A/B) */

@@ -627,6 +627,13 @@ static bool mms_fit(const cuda_ctx *c, const realm_weight *w, int32_t *sb, int32
     return true;
 }
 
+/* Does the staged kernel take w's rows at all (format, alignment)? */
+static bool mms_stageable(const cuda_ctx *c, const realm_weight *w)
+{
+    int32_t sb, sg, ns;
+    return mms_geometry(w, (size_t)c->mms_cap, &sb, &sg, &ns);
+}
+
 /* Do ops[from .. to) slab their rows as (sb, sg, ns)? A set runs every
  * member of a type with one geometry, and each must be the one it has
  * alone (mms_fit depends on the row count where rows take several slabs). */
@@ -1107,10 +1114,9 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
     /* a staged set whose members would slab their rows differently goes
      * one by one (the cached input serves them); formats and rows the
      * staged kernel does not take (Q8_0) as a set of the unstaged one */
-    int32_t sb, sg, ns;
     if (first1) {
         if (!launch_mms2_n(c, ops, k, first1, a)) return 0;
-    } else if (mms_geometry(&op->w, (size_t)c->mms_cap, &sb, &sg, &ns)) {
+    } else if (mms_stageable(c, &op->w)) {
         if (!launch_mms_n(c, ops, k, a, NULL)) return 0;
     } else {
         launch_mmv_n(c, ops, k, a, NULL);
