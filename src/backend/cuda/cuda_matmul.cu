@@ -335,6 +335,90 @@ struct mms_set {
  * decode 256 -> 199 tok/s) */
 #define MMS_PICK(f, mi) ((mi) == 0 ? set.f[0] : (mi) == 1 ? set.f[1] : set.f[2])
 
+/* dp4a of 4 unsigned weight bytes against 4 signed activation bytes */
+__device__ __forceinline__ int dp4a_us(uint32_t a, int b, int c)
+{
+    int d;
+    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+
+/* Groups [g0, g0 + ng) of a Q4_K/Q5_K row, at `sb` (a staged slab, whose
+ * units are whole 256-element blocks, or the row itself in global memory),
+ * against NR activation rows. Lanes stride by 32 groups, so
+ * lane l always takes sub-block j = l % 8 of blocks l / 8, l / 8 + 4, ...:
+ * its code offset, nibble, mask and scale-byte positions are constants of
+ * the lane, and the block head (d, dmin, 12 scale bytes) is one 16-byte
+ * load. Q4_K's high nibbles are dotted in place, 16 q each (unsigned bytes
+ * against signed ones), with the scale divided by 16: exact, so the
+ * product is the same float as q's. The mins term takes the quantizer's
+ * d·Σq of the group (as) rather than a second dot. Rounding differs from
+ * group_dot's (one integer sum per group, then da·(dl·Σ) − ml·(d·Σq)). */
+template <int T, int NR>
+__device__ __forceinline__ void k4_dot(const uint8_t *__restrict__ sb, int32_t ng, int64_t g0,
+                                       int lane, const int8_t *__restrict__ aq,
+                                       const float *__restrict__ ad, const float *__restrict__ as,
+                                       int64_t ne0, int32_t r0, int32_t n, float (&acc)[NR])
+{
+    constexpr int BS = T == REALM_TYPE_Q4_K ? 144 : 176; /* block bytes */
+    constexpr int QS = T == REALM_TYPE_Q4_K ? 16 : 48;   /* codes' offset in the block */
+    const int64_t G = ne0 / 32;
+    const int j = lane & 7;
+    const bool hi = j >= 4;
+    /* scale: j < 4 the low 6 bits of byte j; else byte j + 4's low nibble
+     * and byte j - 4's top two bits. min: j < 4 byte j + 4's low 6 bits;
+     * else byte j + 4's high nibble and byte j's top two bits. Word x of
+     * the head holds scale bytes 4x - 4 .. 4x - 1. */
+    const uint32_t sh = 8 * (uint32_t)(j & 3), m_lo = hi ? 15u : 63u, m_hi = hi ? 0x30u : 0u;
+    const uint32_t sh_m = hi ? sh + 4 : sh;
+    const int nib = 4 * (j & 1);
+    const uint32_t qmask = (T == REALM_TYPE_Q4_K && nib) ? 0xF0F0F0F0u : 0x0F0F0F0Fu;
+    const float unit = (T == REALM_TYPE_Q4_K && nib) ? 0.0625f : 1.0f;
+    const uint8_t *bp = sb + (lane >> 3) * BS;
+    const int64_t ga = g0 + lane;
+    const int8_t *ap = aq + ga * 32;
+    const float *dp = ad + ga, *sp = as + ga;
+#pragma unroll 2
+    for (int32_t g = lane; g < ng; g += 32, bp += 4 * BS, ap += 1024, dp += 32, sp += 32) {
+        const uint4 h = *(const uint4 *)bp;
+        const uint4 qa = *(const uint4 *)(bp + QS + 32 * (j >> 1));
+        const uint4 qb = *(const uint4 *)(bp + QS + 32 * (j >> 1) + 16);
+        uint32_t w[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
+        if (T == REALM_TYPE_Q4_K) {
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                w[k] &= qmask;
+        } else {
+            const uint4 ha = *(const uint4 *)(bp + 16), hb = *(const uint4 *)(bp + 32);
+            const uint32_t hw[8] = {ha.x, ha.y, ha.z, ha.w, hb.x, hb.y, hb.z, hb.w};
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                w[k] = ((w[k] >> nib) & qmask) | (((hw[k] >> j) & 0x01010101u) << 4);
+        }
+        const uint32_t ws = hi ? h.w : h.y, wm = hi ? h.w : h.z;
+        const uint32_t sc = ((ws >> sh) & m_lo) | ((h.y >> (sh + 2)) & m_hi);
+        const uint32_t mn = ((wm >> sh_m) & m_lo) | ((h.z >> (sh + 2)) & m_hi);
+        const float dl = h2f((uint16_t)h.x) * (float)sc * unit;
+        const float ml = h2f((uint16_t)(h.x >> 16)) * (float)mn;
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            if (r0 + r >= n) break;
+            const int4 *a4 = (const int4 *)(ap + (int64_t)(r0 + r) * ne0);
+            const int4 a0 = __ldg(a4), a1 = __ldg(a4 + 1);
+            int s = dp4a_us(w[0], a0.x, 0);
+            s = dp4a_us(w[1], a0.y, s);
+            s = dp4a_us(w[2], a0.z, s);
+            s = dp4a_us(w[3], a0.w, s);
+            s = dp4a_us(w[4], a1.x, s);
+            s = dp4a_us(w[5], a1.y, s);
+            s = dp4a_us(w[6], a1.z, s);
+            s = dp4a_us(w[7], a1.w, s);
+            const int64_t ro = (int64_t)(r0 + r) * G;
+            acc[r] += __ldg(dp + ro) * (dl * (float)s) - ml * __ldg(sp + ro);
+        }
+    }
+}
+
 /* One warp per weight row, MMS_WARPS rows per block (no block-wide
  * synchronization: a warp's lanes stride over the row's groups and reduce by
  * shuffles); NR activation rows starting at blockIdx.y * NR; the blocks of a
@@ -362,13 +446,17 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
     float acc[NR];
     for (int r = 0; r < NR; r++)
         acc[r] = 0.0f;
+    if constexpr (T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K) {
+        k4_dot<T, NR>(wr, (int32_t)G, 0, lane, aq, ad, as, ne0, r0, n, acc);
+    } else {
 #pragma unroll 2
-    for (int64_t g = lane; g < G; g += 32) {
-        grp q;
-        load_group<T>(wr, g, q);
-        for (int r = 0; r < NR; r++) {
-            if (r0 + r >= n) break;
-            acc[r] += group_dot<T>(q, aq, ad, as, ne0, G, (int64_t)(r0 + r), g);
+        for (int64_t g = lane; g < G; g += 32) {
+            grp q;
+            load_group<T>(wr, g, q);
+            for (int r = 0; r < NR; r++) {
+                if (r0 + r >= n) break;
+                acc[r] += group_dot<T>(q, aq, ad, as, ne0, G, (int64_t)(r0 + r), g);
+            }
         }
     }
     mv_store<NR>(acc, lane, r0, n, o_row, ne1, bias, out, resid);
@@ -469,14 +557,18 @@ mms_row(const uint8_t *__restrict__ w, const float *__restrict__ bias, float *__
         const uint8_t *sb = buf + (s & 1) * slab_bytes;
         const int64_t g0 = (int64_t)s * slab_groups;
         const int32_t ng = (int32_t)(G - g0 < slab_groups ? G - g0 : slab_groups);
+        if constexpr (T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K) {
+            k4_dot<T, NR>(sb, ng, g0, lane, aq, ad, as, ne0, r0, n, acc);
+        } else {
 #pragma unroll 2
-        for (int32_t g = lane; g < ng; g += 32) {
-            grp q;
-            load_group<T>(sb, g, q);
+            for (int32_t g = lane; g < ng; g += 32) {
+                grp q;
+                load_group<T>(sb, g, q);
 #pragma unroll
-            for (int r = 0; r < NR; r++) {
-                if (r0 + r >= n) break;
-                acc[r] += group_dot<T>(q, aq, ad, as, ne0, G, (int64_t)(r0 + r), g0 + g);
+                for (int r = 0; r < NR; r++) {
+                    if (r0 + r >= n) break;
+                    acc[r] += group_dot<T>(q, aq, ad, as, ne0, G, (int64_t)(r0 + r), g0 + g);
+                }
             }
         }
         __syncwarp(); /* the next copy overwrites this buffer */
@@ -1091,7 +1183,7 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
      * staged mat-vec */
     const bool mmq = takes_mmq(c, op);
     if (!c->mmv_set || act_kind_of(op->w.type) == ACT_F32 ||
-        (mmq ? !realm__cuda_mmq_sb(c, &op->w) : c->mmv_plain || !takes_small_path(c, op)))
+        (mmq ? !realm__cuda_mmq_sb(c, &op->w) : !takes_small_path(c, op)))
         return 0;
     int k = 1, first1 = 0; /* first1: the first member of a second type */
     while (k < n_ops && k < MMS_SET) {
@@ -1100,7 +1192,9 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
             (uintptr_t)o->w.data % 16)
             break;
         if (o->w.type != ops[k - 1].w.type) { /* once, in the staged mat-vec's sets */
-            if (mmq || first1 || !c->mmv_mixed || !mms_mixable(op->w.type, o->w.type)) break;
+            if (mmq || first1 || c->mmv_plain || !c->mmv_mixed ||
+                !mms_mixable(op->w.type, o->w.type))
+                break;
             first1 = k;
         }
         k++;
@@ -1116,7 +1210,7 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
      * staged kernel does not take (Q8_0) as a set of the unstaged one */
     if (first1) {
         if (!launch_mms2_n(c, ops, k, first1, a)) return 0;
-    } else if (mms_stageable(c, &op->w)) {
+    } else if (!c->mmv_plain && mms_stageable(c, &op->w)) {
         if (!launch_mms_n(c, ops, k, a, NULL)) return 0;
     } else {
         launch_mmv_n(c, ops, k, a, NULL);
