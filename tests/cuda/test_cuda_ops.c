@@ -710,9 +710,9 @@ static void test_attention(void **state)
 
 /* One decoder layer as model/forward.c records it (rmsnorm, q/k/v, rope q,
  * rope k, kv_store, attention, wo, add, rmsnorm, gate/up, swiglu, down, add)
- * in one pass, so the CUDA backend's fused kernels run (rmsnorm and swiglu
- * writing the next matmul's quantized input, matmul+add, rope+rope+kv_store)
- * and split attention at few rows; then the next layer's rmsnorm and q, so
+ * in one pass, so the CUDA backend's fused kernels run (rmsnorm, swiglu and
+ * the split attention writing the next matmul's quantized input, matmul+add,
+ * rope+rope+kv_store) at few rows; then the next layer's rmsnorm and q, so
  * both matmul+add+rmsnorm chains run. On `gpu` the pass goes to the GPU in two
  * launches (the ops up to the second rmsnorm while the host records the rest:
  * REALM_CUDA_EARLY_OPS=8). Checked twice: against a second CUDA backend with

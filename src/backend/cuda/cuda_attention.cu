@@ -18,7 +18,9 @@
  * (n_rows, n_head), so a captured graph serves every context length.
  * At most ATT_SPLIT_ROWS rows (decode), each (row, head) is further split
  * over positions ($REALM_CUDA_ATT_SPLIT blocks, default 8), the last block
- * of each combining the splits (k_attention_split below). Passes too large
+ * of each combining the splits (k_attention_split below) and, where the
+ * next op is a matmul reading Q8_0/Q8_1 activations of the output, writing
+ * those too ($REALM_CUDA_ATT_QUANT=0: off). Passes too large
  * for a graph (prefill) take tiles of up to AT_ROWS rows of one sequence
  * instead, K/V staged in shared memory once per tile (k_attention_tile);
  * short runs of rows stay one row per block. Where the one-row kernel's
@@ -319,13 +321,15 @@ static att_rows_fn att_rows_kernel(const realm_attn_params *p, const realm_kv_po
 #define ATT_SPLIT_ROWS 8
 #define ATT_SPLIT_MAX  32
 #define ATT_TICKETS    (ATT_SPLIT_ROWS * 1024) /* one per (row, head), at the end of att_part */
+#define ATT_VPRE       8                       /* V rows a thread loads before the scores */
 
 /* Rescale and add the n_split partials of (row r, head h) at pp0 into out
  * (ATT_THREADS threads, hd <= ATT_THREADS): out = Σ_z V_z·e^(m_z - m) /
  * Σ_z s_z·e^(m_z - m), m the largest m_z (a fixed order of additions).
- * The partials come from other blocks: read past L1 (__ldcg). */
-__device__ static void combine_splits(const float *pp0, float *out, int32_t n_split, int32_t hd,
-                                      float *wz)
+ * The partials come from other blocks: read past L1 (__ldcg). Thread i < hd
+ * gets out[i] back. */
+__device__ static float combine_splits(const float *pp0, float *out, int32_t n_split, int32_t hd,
+                                       float *wz)
 {
     const int lane = threadIdx.x % 32;
     if (threadIdx.x < 32) {
@@ -343,12 +347,36 @@ __device__ static void combine_splits(const float *pp0, float *out, int32_t n_sp
         if (lane == 0) wz[ATT_SPLIT_MAX] = t;
     }
     __syncthreads();
+    float v = 0.0f;
     if (threadIdx.x < hd) {
-        float v = 0.0f;
 #pragma unroll 8
         for (int32_t z = 0; z < n_split; z++)
             if (wz[z] > 0.0f) v += __ldcg(pp0 + (size_t)z * (hd + 2) + 2 + threadIdx.x) * wz[z];
-        out[threadIdx.x] = v / wz[ATT_SPLIT_MAX];
+        v /= wz[ATT_SPLIT_MAX];
+        out[threadIdx.x] = v;
+    }
+    return v;
+}
+
+/* The o projection's quantized input in 32-element groups (Q8_0, Q8_1),
+ * written by the block that combines a head: each of its warps quantizes
+ * its 32 values (the values and quantize_group of k_quantize_act: the same
+ * codes), and the o projection needs no quantization launch of its own.
+ * Not for Q8_K's 256-element groups, which span 256 / hd heads: the last of
+ * their combining blocks (a second ticket) quantizing the group made 8B
+ * Q4_K_M decode 1.8% slower than the separate launch (NOTES round 15). */
+struct att_quant {
+    int kind; /* ACT_Q8_0 or ACT_Q8_1; ACT_F32: none */
+    int8_t *aq;
+    float *ad, *as;
+};
+
+__device__ static void quantize_head(const att_quant &aq, float v, int32_t r, int32_t h, int32_t hd,
+                                     int64_t q_dim)
+{
+    if (threadIdx.x < hd) {
+        const int64_t base = r * q_dim + (int64_t)h * hd + 32 * (threadIdx.x / 32);
+        quantize_group<32>(&v, threadIdx.x % 32, aq.kind, aq.aq + base, aq.ad, aq.as, base / 32);
     }
 }
 
@@ -357,7 +385,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
                       const float *kbase, const float *vbase, int32_t layer, int32_t n_blocks,
                       int32_t block_size, int32_t kv_dim, const int32_t *pos, const int32_t *seq,
                       const int32_t *tables, int32_t max_blocks, int32_t n_head, int32_t group,
-                      int32_t hd, float scale)
+                      int32_t hd, float scale, const att_quant quant)
 {
     /* q (hd) | partial (ATT_THREADS) | red (32) | split weights (ATT_SPLIT_MAX + 1) |
      * scores (chunk) | slots (chunk) */
@@ -392,7 +420,17 @@ __global__ static void __launch_bounds__(ATT_THREADS)
         const int64_t q_dim = (int64_t)n_head * hd;
         for (int i = threadIdx.x; i < hd; i += ATT_THREADS)
             qs[i] = q[r * q_dim + (int64_t)h * hd + i];
-        __syncthreads();
+        __syncthreads(); /* q and the slots */
+        /* V of the first ATT_VPRE positions of this thread's share, loaded
+         * now, beside K: one memory round trip less before the sum */
+        const int n_grp = ATT_THREADS / hd, gi = threadIdx.x / hd;
+        const float *vh = vbase + (size_t)kvh * hd + threadIdx.x % hd;
+        float vpre[ATT_VPRE];
+#pragma unroll
+        for (int k = 0; k < ATT_VPRE; k++) {
+            const int32_t t = gi + k * n_grp;
+            vpre[k] = gi < n_grp && t < cnt ? vh[(size_t)slots[t] * kv_dim] : 0.0f;
+        }
         /* scores: 8 lanes per position */
         const int sub = lane % 8, pw = lane / 8; /* lane within position, position within warp */
         const float4 *q4 = (const float4 *)qs;
@@ -418,13 +456,17 @@ __global__ static void __launch_bounds__(ATT_THREADS)
             pp[0] = mx;
             pp[1] = sum;
         }
-        /* unnormalized weighted sum of V (hd <= ATT_THREADS here) */
-        const int n_grp = ATT_THREADS / hd, gi = threadIdx.x / hd, i = threadIdx.x % hd;
+        /* unnormalized weighted sum of V (hd <= ATT_THREADS here), in
+         * position order */
         float acc = 0.0f;
         if (gi < n_grp) {
-            const float *vh = vbase + (size_t)kvh * hd + i;
+#pragma unroll
+            for (int k = 0; k < ATT_VPRE; k++) {
+                const int32_t t = gi + k * n_grp;
+                if (t < cnt) acc += sc[t] * vpre[k];
+            }
 #pragma unroll 4
-            for (int32_t t = gi; t < cnt; t += n_grp)
+            for (int32_t t = gi + ATT_VPRE * n_grp; t < cnt; t += n_grp)
                 acc += sc[t] * vh[(size_t)slots[t] * kv_dim];
         }
         pt[threadIdx.x] = acc;
@@ -449,7 +491,9 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     __syncthreads();
     if (!last) return;
     __threadfence();
-    combine_splits(pp0, out + ((int64_t)r * n_head + h) * hd, n_split, hd, wz);
+    const int64_t q_dim = (int64_t)n_head * hd;
+    const float v = combine_splits(pp0, out + r * q_dim + (int64_t)h * hd, n_split, hd, wz);
+    if (quant.kind != ACT_F32) quantize_head(quant, v, r, h, hd, q_dim);
 }
 
 /* ---- prefill: tiles of rows of one sequence ----
@@ -712,7 +756,7 @@ size_t realm__cuda_att_part_bytes(const realm_backend_limits *lim)
            ATT_TICKETS * sizeof(unsigned);
 }
 
-static bool attention_split(cuda_ctx *c, const struct cuda_op *op)
+static bool attention_split(cuda_ctx *c, const struct cuda_op *op, const struct cuda_op *mm)
 {
     const realm_kv_pool *kv = &op->kv;
     const struct cuda_batch *b = &op->batch;
@@ -723,6 +767,17 @@ static bool attention_split(cuda_ctx *c, const struct cuda_op *op)
         (size_t)b->n_rows * S * p->n_head * (hd + 2) * sizeof(float) >
             c->att_part_bytes - ATT_TICKETS * sizeof(unsigned))
         return false;
+    /* the o projection's quantized input, in 32-element groups */
+    struct cuda_act_target t = {};
+    att_quant quant = {ACT_F32, NULL, NULL, NULL};
+    if (mm && c->att_quant &&
+        realm__cuda_act_target(c, mm, op->out, b->n_rows, (int64_t)p->n_head * hd, &t) &&
+        (t.kind == ACT_Q8_0 || t.kind == ACT_Q8_1)) {
+        quant.kind = t.kind;
+        quant.aq = t.aq;
+        quant.ad = t.ad;
+        quant.as = t.as;
+    }
     const int32_t chunk = (c->lim.max_ctx + S - 1) / S;
     size_t shm =
         ((size_t)hd + ATT_THREADS + 32 + ATT_SPLIT_MAX + 1 + 2 * (size_t)chunk) * sizeof(float);
@@ -741,17 +796,18 @@ static bool attention_split(cuda_ctx *c, const struct cuda_op *op)
                      kv->block_size, kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
                      (const int32_t *)cuda__staging(c, b->seq_off),
                      (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks, p->n_head,
-                     p->n_head / p->n_head_kv, hd, p->scale);
+                     p->n_head / p->n_head_kv, hd, p->scale, quant);
     CUDA_CHECK(c, cudaGetLastError());
+    if (quant.kind != ACT_F32) realm__cuda_act_written(c, mm);
     return true;
 }
 
-void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op)
+void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op, const struct cuda_op *mm)
 {
     const realm_kv_pool *kv = &op->kv;
     const struct cuda_batch *b = &op->batch;
     const realm_attn_params *p = &op->ap;
-    if (attention_split(c, op)) return;
+    if (attention_split(c, op, mm)) return;
     /* tiled: the tiles' rows there, the rows of short runs here */
     const int32_t *rows = NULL;
     int32_t n_rows = b->n_rows;

@@ -3,6 +3,7 @@
  * graph replay (see cuda.h for the contract). Knobs for A/B runs:
  * $REALM_CUDA_NO_FUSE, $REALM_CUDA_MMV_PLAIN, $REALM_CUDA_MMV_SET, $REALM_CUDA_MMS_FIT,
  * $REALM_CUDA_PDL, $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_ATT_TILE_MIN, $REALM_CUDA_ATT_ROWS,
+ * $REALM_CUDA_ATT_QUANT,
  * $REALM_CUDA_MMV_ROWS,
  * $REALM_CUDA_GRAPH_ROWS, $REALM_CUDA_PROFILE, $REALM_CUDA_HOST_ALLOC, $REALM_CUDA_HOST_TIME,
  * $REALM_CUDA_EARLY_OPS, $REALM_CUDA_HEAD_CHUNKS, $REALM_CUDA_HEAD_ROWS; the int8 tile kernel:
@@ -205,7 +206,9 @@ static int issue_at(cuda_ctx *c, const struct cuda_op *ops, int32_t i, int32_t n
         realm__cuda_issue_rope(c, op);
         break;
     case CUDA_OP_KV_STORE: realm__cuda_issue_kv_store(c, op); break;
-    case CUDA_OP_ATTENTION: realm__cuda_issue_attention(c, op); break;
+    case CUDA_OP_ATTENTION:
+        realm__cuda_issue_attention(c, op, nx);
+        break;
     case CUDA_OP_SWIGLU:
         if (nx && nx->kind == CUDA_OP_MATMUL && realm__cuda_issue_swiglu_quant(c, op, nx)) break;
         realm__cuda_issue_swiglu(c, op);
@@ -923,6 +926,7 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->mmv_set = env_int("REALM_CUDA_MMV_SET", 1) != 0;
     c->mmv_mixed = env_int("REALM_CUDA_MMV_MIXED", 1) != 0;
     c->mms_fit = env_int("REALM_CUDA_MMS_FIT", 1) != 0;
+    c->att_quant = env_int("REALM_CUDA_ATT_QUANT", 1) != 0;
     c->mms_cap = env_int("REALM_CUDA_MMS_CAP", 4096);
     if (c->mms_cap < 16 || c->mms_cap > 6144) c->mms_cap = 4096; /* <= 48 KB a block */
     c->no_fuse = env_int("REALM_CUDA_NO_FUSE", 0) != 0;

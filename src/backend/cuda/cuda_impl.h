@@ -137,6 +137,8 @@ typedef struct cuda_ctx {
     bool mmv_mixed;         /* $REALM_CUDA_MMV_MIXED (1): a set may mix Q4_K/Q5_K with Q6_K */
     bool mms_fit;           /* $REALM_CUDA_MMS_FIT (default 1): long rows' slabs fit one wave */
     int32_t mms_cap;        /* $REALM_CUDA_MMS_CAP (4096): the staged mat-vec's largest slab, bytes */
+    bool
+        att_quant; /* $REALM_CUDA_ATT_QUANT (1): the decode split writes the o projection's input */
     bool no_fuse;           /* $REALM_CUDA_NO_FUSE: every op on its own (A/B) */
     bool pdl;               /* $REALM_CUDA_PDL (default 1): decode kernels start early (PDL) */
     int32_t att_split;      /* $REALM_CUDA_ATT_SPLIT: position splits at decode (1 = off) */
@@ -239,7 +241,24 @@ bool realm__cuda_issue_matmul(cuda_ctx *c, const struct cuda_op *op, float *resi
  * and width on the same input, at decode sizes, as one mat-vec launch;
  * returns how many it issued, 0 when it issued nothing. */
 int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_ops);
-void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op);
+/* mm: the op after the attention (NULL: none); where it is a matmul on the
+ * attention's output, the decode split may write its quantized input */
+void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op, const struct cuda_op *mm);
+
+/* Where a producer kernel may write matmul mm's quantized input itself: the
+ * activation kind (cuda_quant.cuh's act_kind) and the layout the matmul
+ * reads (codes, a scale per 32 elements, and d·Σq per 32 for Q8_1/Q8_K).
+ * False when mm does not read quantized activations of x as n rows of ne0.
+ * Once the producer is enqueued, realm__cuda_act_written(c, mm) lets mm
+ * take them as its own (no quantization launch). */
+struct cuda_act_target {
+    int kind;
+    int8_t *aq;
+    float *ad, *as;
+};
+bool realm__cuda_act_target(cuda_ctx *c, const struct cuda_op *mm, const void *x, int32_t n,
+                            int64_t ne0, struct cuda_act_target *t);
+void realm__cuda_act_written(cuda_ctx *c, const struct cuda_op *mm);
 
 /* Fused pairs and triples (cuda_backend.cu's issue loop finds them): each
  * returns false, having enqueued nothing, when the ops do not fit its

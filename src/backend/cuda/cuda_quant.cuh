@@ -423,6 +423,73 @@ __device__ __forceinline__ float rms_inv(float ss, int64_t d, float eps)
     return (float)(1.0 / sqrt((double)ss / (double)d + eps));
 }
 
+/* what a matmul reads activations as; ACT_F16/ACT_BF16: the cuBLAS path's
+ * converted copy (act_h) */
+enum act_kind { ACT_F32, ACT_Q8_0, ACT_Q8_1, ACT_Q8_K, ACT_F16, ACT_BF16 };
+
+/* ---- activation quantization, bit-exact with quant/legacy.c and kquants.c ---- */
+
+/* Quantize one group of G elements (32: Q8_0/Q8_1, 256: Q8_K) held by a warp,
+ * E = G / 32 consecutive values per lane, into group g32 (in 32-element
+ * units) of the activation layout. */
+template <int G>
+__device__ __forceinline__ void quantize_group(float *v, int lane, int kind, int8_t *qg, float *d32,
+                                               float *s32, int64_t g32)
+{
+    const int E = G / 32;
+    float amax = 0.0f;
+#pragma unroll
+    for (int e = 0; e < E; e++) {
+        if (kind == ACT_Q8_K) {
+            const float lim = 0x1p126f;
+            v[e] = isnan(v[e]) ? 0.0f : v[e] > lim ? lim : v[e] < -lim ? -lim : v[e];
+            amax = fmaxf(amax, fabsf(v[e]));
+        } else if (amax < fabsf(v[e])) {
+            amax = fabsf(v[e]);
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1)
+        amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    if (kind == ACT_Q8_K) {
+        float d = amax / 127.0f;
+        double id = d > 0.0f ? 1.0 / d : 0.0;
+        int sum = 0;
+        uint32_t packed[2] = {}; /* a lane's 8 codes (E == 8, G = 256) */
+#pragma unroll
+        for (int e = 0; e < E; e++) {
+            double t = (double)v[e] * id;
+            t = t > 127.0 ? 127.0 : t < -127.0 ? -127.0 : t;
+            const int qi = __double2int_rn(t);
+            if constexpr (E == 8)
+                packed[e / 4] |= (uint32_t)(qi & 0xff) << (8 * (e % 4));
+            else
+                qg[lane * E + e] = (int8_t)qi;
+            sum += qi;
+        }
+        /* in one 8-byte store (groups start 256-aligned) */
+        if constexpr (E == 8) *(uint2 *)(qg + lane * E) = make_uint2(packed[0], packed[1]);
+        /* d·Σ codes of each 32-element group (4 lanes): the tile kernel's mins term */
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        if (lane < G / 32) d32[g32 + lane] = d;
+        if (lane % 4 == 0) s32[g32 + lane / 4] = d * (float)sum;
+        return;
+    }
+    float d = fminf(amax / 127.0f, 65504.0f);
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    if (isinf(id)) id = 0.0f;
+    float t = v[0] * id;
+    int qi = isnan(t) ? 0 : t >= 127.0f ? 127 : t <= -127.0f ? -127 : (int)roundf(t);
+    qg[lane] = (int8_t)qi;
+    int sum = qi;
+    for (int o = 16; o > 0; o >>= 1)
+        sum += __shfl_xor_sync(0xffffffffu, sum, o);
+    if (lane == 0) {
+        d32[g32] = __half2float(__float2half_rn(d));
+        if (kind == ACT_Q8_1) s32[g32] = __half2float(__float2half_rn((float)sum * d));
+    }
+}
+
 /* Programmatic dependent launch (sm_90): a kernel launched with the
  * programmatic-serialization attribute may start before the kernel ahead of
  * it in the stream has finished; it must call pdl_wait() before it touches
