@@ -409,6 +409,32 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     for (int32_t t = threadIdx.x; t < cnt; t += ATT_THREADS)
         slots[t] = (int32_t)((layer_base + (size_t)tab[(t0 + t) / block_size]) * block_size +
                              (t0 + t) % block_size);
+    __syncthreads(); /* the slots */
+    /* K of each lane group's first position and V of each thread's first
+     * ATT_VPRE positions are loaded now too, before pdl_wait, except the
+     * row's newest position (cur, as an index of this block's range): the
+     * kernel ahead (rope_kv or kv_store, each done waiting for its own
+     * predecessor before this kernel may start) writes only that one, and
+     * every earlier position was stored by a kernel that has finished. So
+     * the K/V reads overlap the kernel ahead, and K and V arrive together. */
+    const int32_t cur = n_pos - 1 - t0;
+    const int sub = lane % 8, pw = lane / 8; /* lane within position, position within warp */
+    const int n_grp = ATT_THREADS / hd, gi = threadIdx.x / hd;
+    const float *vh = vbase + (size_t)kvh * hd + threadIdx.x % hd;
+    const int32_t tk = warp * 4 + pw; /* the lane group's first position */
+    const float4 *k4p =
+        (const float4 *)(kbase + (size_t)(tk < cnt ? slots[tk] : 0) * kv_dim + (size_t)kvh * hd);
+    float4 kpre[ATT_THREADS / 32]; /* elements 4i.. of K, i = sub + 8j < hd / 4 */
+    float vpre[ATT_VPRE];
+#pragma unroll
+    for (int j = 0; j < ATT_THREADS / 32; j++)
+        kpre[j] = tk < cnt && tk != cur && sub + 8 * j < hd / 4 ? k4p[sub + 8 * j]
+                                                                : make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+    for (int k = 0; k < ATT_VPRE; k++) {
+        const int32_t t = gi + k * n_grp;
+        vpre[k] = gi < n_grp && t < cnt && t != cur ? vh[(size_t)slots[t] * kv_dim] : 0.0f;
+    }
     pdl_wait();
     pdl_trigger();
     if (cnt == 0) {
@@ -420,24 +446,29 @@ __global__ static void __launch_bounds__(ATT_THREADS)
         const int64_t q_dim = (int64_t)n_head * hd;
         for (int i = threadIdx.x; i < hd; i += ATT_THREADS)
             qs[i] = q[r * q_dim + (int64_t)h * hd + i];
-        __syncthreads(); /* q and the slots */
-        /* V of the first ATT_VPRE positions of this thread's share, loaded
-         * now, beside K: one memory round trip less before the sum */
-        const int n_grp = ATT_THREADS / hd, gi = threadIdx.x / hd;
-        const float *vh = vbase + (size_t)kvh * hd + threadIdx.x % hd;
-        float vpre[ATT_VPRE];
+        if (tk == cur && cur < cnt) {
 #pragma unroll
-        for (int k = 0; k < ATT_VPRE; k++) {
-            const int32_t t = gi + k * n_grp;
-            vpre[k] = gi < n_grp && t < cnt ? vh[(size_t)slots[t] * kv_dim] : 0.0f;
+            for (int j = 0; j < ATT_THREADS / 32; j++)
+                if (sub + 8 * j < hd / 4) kpre[j] = k4p[sub + 8 * j];
         }
+#pragma unroll
+        for (int k = 0; k < ATT_VPRE; k++)
+            if (gi < n_grp && gi + k * n_grp == cur && cur < cnt)
+                vpre[k] = vh[(size_t)slots[cur] * kv_dim];
+        __syncthreads(); /* q */
         /* scores: 8 lanes per position */
-        const int sub = lane % 8, pw = lane / 8; /* lane within position, position within warp */
         const float4 *q4 = (const float4 *)qs;
         for (int32_t tb = warp * 4; tb < cnt; tb += n_warps * 4) {
             const int32_t t = tb + pw;
             float d = 0.0f;
-            if (t < cnt) {
+            if (t == tk) { /* the first position: K loaded above */
+#pragma unroll
+                for (int j = 0; j < ATT_THREADS / 32; j++) {
+                    if (sub + 8 * j >= hd / 4) break;
+                    const float4 kv = kpre[j], qv = q4[sub + 8 * j];
+                    d += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
+                }
+            } else if (t < cnt) {
                 const float4 *k4 =
                     (const float4 *)(kbase + (size_t)slots[t] * kv_dim + (size_t)kvh * hd);
                 for (int i = sub; i < hd / 4; i += 8) {
