@@ -321,7 +321,7 @@ static att_rows_fn att_rows_kernel(const realm_attn_params *p, const realm_kv_po
 #define ATT_SPLIT_ROWS 8
 #define ATT_SPLIT_MAX  32
 #define ATT_TICKETS    (ATT_SPLIT_ROWS * 1024) /* one per (row, head), at the end of att_part */
-#define ATT_VPRE       8                       /* V rows a thread loads before the scores */
+#define ATT_VPRE       12                      /* V rows a thread loads before the scores */
 
 /* Rescale and add the n_split partials of (row r, head h) at pp0 into out
  * (ATT_THREADS threads, hd <= ATT_THREADS): out = Σ_z V_z·e^(m_z - m) /

@@ -356,6 +356,73 @@ __device__ __forceinline__ void k4_dot(const uint8_t *__restrict__ sb, int32_t n
     }
 }
 
+/* Groups [g0, g0 + ng) of a Q6_K row at `sb` (as k4_dot: a staged slab of
+ * whole 8-block units, or the row in global memory) against NR activation
+ * rows. Lane l takes sub-block j = l % 8 of blocks l / 8, l / 8 + 4, ...
+ * (840 bytes apart), so its offsets, shifts and the blocks' misalignment
+ * (210-byte blocks: 0 or 2 mod 4) are the lane's constants. Codes are
+ * built unsigned (0..63: the low bits by a rotate, the high two by
+ * another, one mask-and-merge) and dotted as such; 32·Σa of each 16-half
+ * comes off the integer sums, which are then group_dot's i0 and i1, so
+ * the floats are the same. */
+template <int NR>
+__device__ __forceinline__ void k6_dot(const uint8_t *__restrict__ sb, int32_t ng, int64_t g0,
+                                       int lane, const int8_t *__restrict__ aq,
+                                       const float *__restrict__ ad, int64_t ne0, int32_t r0,
+                                       int32_t n, float (&acc)[NR])
+{
+    const int64_t G = ne0 / 32;
+    const int j = lane & 7;
+    const uint8_t *bp = sb + (lane >> 3) * 210;
+    const int mis = (int)((uintptr_t)bp & 3);
+    const uint32_t msh = 8 * (uint32_t)mis;
+    const uint32_t rl = 4 * (uint32_t)((j & 3) >> 1);      /* low nibble or high */
+    const uint32_t rh = (2 * (uint32_t)(j & 3) + 28) & 31; /* bits 2(j%4).. to bits 4-5 */
+    const int qlo = 64 * (j >> 2) + 32 * (j & 1) - mis, qho = 128 + 32 * (j >> 2) - mis;
+    const int64_t ga = g0 + lane;
+    const int8_t *ap = aq + ga * 32;
+    const float *dp = ad + ga;
+#pragma unroll 2
+    for (int32_t g = lane; g < ng; g += 32, bp += 4 * 210, ap += 1024, dp += 32) {
+        const uint32_t *wl = (const uint32_t *)(bp + qlo), *wh = (const uint32_t *)(bp + qho);
+        uint32_t w[8], pl = wl[0], ph = wh[0];
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const uint32_t nl = wl[k + 1], nh = wh[k + 1];
+            const uint32_t l = __funnelshift_r(pl, nl, msh), h = __funnelshift_r(ph, nh, msh);
+            w[k] = (__funnelshift_r(l, l, rl) & 0x0F0F0F0Fu) |
+                   (__funnelshift_r(h, h, rh) & 0x30303030u);
+            pl = nl;
+            ph = nh;
+        }
+        const uint32_t scw = *(const uint16_t *)(bp + 192 + 2 * j);
+        const float d = h2f(*(const uint16_t *)(bp + 208));
+        const float fa0 = d * (float)(int8_t)(scw & 0xff), fa1 = d * (float)(int8_t)(scw >> 8);
+#pragma unroll
+        for (int r = 0; r < NR; r++) {
+            if (r0 + r >= n) break;
+            const int4 *a4 = (const int4 *)(ap + (int64_t)(r0 + r) * ne0);
+            const int4 a0 = __ldg(a4), a1 = __ldg(a4 + 1);
+            int s0 = dp4a_us(w[0], a0.x, 0), s1 = dp4a_us(w[4], a1.x, 0);
+            s0 = dp4a_us(w[1], a0.y, s0);
+            s1 = dp4a_us(w[5], a1.y, s1);
+            s0 = dp4a_us(w[2], a0.z, s0);
+            s1 = dp4a_us(w[6], a1.z, s1);
+            s0 = dp4a_us(w[3], a0.w, s0);
+            s1 = dp4a_us(w[7], a1.w, s1);
+            int z0 = __dp4a(a0.x, 0x01010101, 0), z1 = __dp4a(a1.x, 0x01010101, 0);
+            z0 = __dp4a(a0.y, 0x01010101, z0);
+            z1 = __dp4a(a1.y, 0x01010101, z1);
+            z0 = __dp4a(a0.z, 0x01010101, z0);
+            z1 = __dp4a(a1.z, 0x01010101, z1);
+            z0 = __dp4a(a0.w, 0x01010101, z0);
+            z1 = __dp4a(a1.w, 0x01010101, z1);
+            const int i0 = s0 - 32 * z0, i1 = s1 - 32 * z1;
+            acc[r] += __ldg(dp + (int64_t)(r0 + r) * G) * (fa0 * (float)i0 + fa1 * (float)i1);
+        }
+    }
+}
+
 /* One warp per weight row, MMS_WARPS rows per block (no block-wide
  * synchronization: a warp's lanes stride over the row's groups and reduce by
  * shuffles); NR activation rows starting at blockIdx.y * NR; the blocks of a
@@ -385,6 +452,8 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
         acc[r] = 0.0f;
     if constexpr (T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K) {
         k4_dot<T, NR>(wr, (int32_t)G, 0, lane, aq, ad, as, ne0, r0, n, acc);
+    } else if constexpr (T == REALM_TYPE_Q6_K) {
+        k6_dot<NR>(wr, (int32_t)G, 0, lane, aq, ad, ne0, r0, n, acc);
     } else {
 #pragma unroll 2
         for (int64_t g = lane; g < G; g += 32) {
@@ -496,6 +565,8 @@ mms_row(const uint8_t *__restrict__ w, const float *__restrict__ bias, float *__
         const int32_t ng = (int32_t)(G - g0 < slab_groups ? G - g0 : slab_groups);
         if constexpr (T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K) {
             k4_dot<T, NR>(sb, ng, g0, lane, aq, ad, as, ne0, r0, n, acc);
+        } else if constexpr (T == REALM_TYPE_Q6_K) {
+            k6_dot<NR>(sb, ng, g0, lane, aq, ad, ne0, r0, n, acc);
         } else {
 #pragma unroll 2
             for (int32_t g = lane; g < ng; g += 32) {
