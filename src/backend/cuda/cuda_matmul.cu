@@ -280,6 +280,21 @@ __device__ __forceinline__ int dp4a_us(uint32_t a, int b, int c)
     return d;
 }
 
+/* c + the dot of 16 unsigned weight bytes (4 words) with 16 activation codes */
+__device__ __forceinline__ int dot16_us(const uint32_t *w, const int4 &a, int c)
+{
+    return dp4a_us(w[3], a.w, dp4a_us(w[2], a.z, dp4a_us(w[1], a.y, dp4a_us(w[0], a.x, c))));
+}
+
+/* the 32 activation codes of group `ap` in activation row ar, as two int4 */
+__device__ __forceinline__ void act_codes(const int8_t *ap, int64_t ar, int64_t ne0, int4 &a0,
+                                          int4 &a1)
+{
+    const int4 *a4 = (const int4 *)(ap + ar * ne0);
+    a0 = __ldg(a4);
+    a1 = __ldg(a4 + 1);
+}
+
 /* Groups [g0, g0 + ng) of a Q4_K/Q5_K row, at `sb` (a staged slab, whose
  * units are whole 256-element blocks, or the row itself in global memory),
  * against NR activation rows. Lanes stride by 32 groups, so
@@ -340,16 +355,9 @@ __device__ __forceinline__ void k4_dot(const uint8_t *__restrict__ sb, int32_t n
 #pragma unroll
         for (int r = 0; r < NR; r++) {
             if (r0 + r >= n) break;
-            const int4 *a4 = (const int4 *)(ap + (int64_t)(r0 + r) * ne0);
-            const int4 a0 = __ldg(a4), a1 = __ldg(a4 + 1);
-            int s = dp4a_us(w[0], a0.x, 0);
-            s = dp4a_us(w[1], a0.y, s);
-            s = dp4a_us(w[2], a0.z, s);
-            s = dp4a_us(w[3], a0.w, s);
-            s = dp4a_us(w[4], a1.x, s);
-            s = dp4a_us(w[5], a1.y, s);
-            s = dp4a_us(w[6], a1.z, s);
-            s = dp4a_us(w[7], a1.w, s);
+            int4 a0, a1;
+            act_codes(ap, r0 + r, ne0, a0, a1);
+            const int s = dot16_us(w + 4, a1, dot16_us(w, a0, 0));
             const int64_t ro = (int64_t)(r0 + r) * G;
             acc[r] += __ldg(dp + ro) * (dl * (float)s) - ml * __ldg(sp + ro);
         }
@@ -401,23 +409,13 @@ __device__ __forceinline__ void k6_dot(const uint8_t *__restrict__ sb, int32_t n
 #pragma unroll
         for (int r = 0; r < NR; r++) {
             if (r0 + r >= n) break;
-            const int4 *a4 = (const int4 *)(ap + (int64_t)(r0 + r) * ne0);
-            const int4 a0 = __ldg(a4), a1 = __ldg(a4 + 1);
-            int s0 = dp4a_us(w[0], a0.x, 0), s1 = dp4a_us(w[4], a1.x, 0);
-            s0 = dp4a_us(w[1], a0.y, s0);
-            s1 = dp4a_us(w[5], a1.y, s1);
-            s0 = dp4a_us(w[2], a0.z, s0);
-            s1 = dp4a_us(w[6], a1.z, s1);
-            s0 = dp4a_us(w[3], a0.w, s0);
-            s1 = dp4a_us(w[7], a1.w, s1);
-            int z0 = __dp4a(a0.x, 0x01010101, 0), z1 = __dp4a(a1.x, 0x01010101, 0);
-            z0 = __dp4a(a0.y, 0x01010101, z0);
-            z1 = __dp4a(a1.y, 0x01010101, z1);
-            z0 = __dp4a(a0.z, 0x01010101, z0);
-            z1 = __dp4a(a1.z, 0x01010101, z1);
-            z0 = __dp4a(a0.w, 0x01010101, z0);
-            z1 = __dp4a(a1.w, 0x01010101, z1);
-            const int i0 = s0 - 32 * z0, i1 = s1 - 32 * z1;
+            int4 a0, a1;
+            act_codes(ap, r0 + r, ne0, a0, a1);
+            const uint32_t ones[4] = {0x01010101u, 0x01010101u, 0x01010101u, 0x01010101u};
+            /* Σ(q - 32)·a = Σq·a - 32·Σa: the codes' Σa by the same unsigned dot
+             * with ones (|Σa| <= 16·128, exact) */
+            const int i0 = dot16_us(w, a0, 0) - 32 * dot16_us(ones, a0, 0);
+            const int i1 = dot16_us(w + 4, a1, 0) - 32 * dot16_us(ones, a1, 0);
             acc[r] += __ldg(dp + (int64_t)(r0 + r) * G) * (fa0 * (float)i0 + fa1 * (float)i1);
         }
     }
