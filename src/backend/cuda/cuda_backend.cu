@@ -3,8 +3,7 @@
  * graph replay (see cuda.h for the contract). Knobs for A/B runs:
  * $REALM_CUDA_NO_FUSE, $REALM_CUDA_MMV_PLAIN, $REALM_CUDA_MMV_SET, $REALM_CUDA_MMS_FIT,
  * $REALM_CUDA_PDL, $REALM_CUDA_ATT_SPLIT, $REALM_CUDA_ATT_TILE_MIN, $REALM_CUDA_ATT_ROWS,
- * $REALM_CUDA_ATT_QUANT,
- * $REALM_CUDA_MMV_ROWS,
+ * $REALM_CUDA_ATT_QUANT, $REALM_CUDA_MMV_ROWS,
  * $REALM_CUDA_GRAPH_ROWS, $REALM_CUDA_PROFILE, $REALM_CUDA_HOST_ALLOC, $REALM_CUDA_HOST_TIME,
  * $REALM_CUDA_EARLY_OPS, $REALM_CUDA_HEAD_CHUNKS, $REALM_CUDA_HEAD_ROWS; the int8 tile kernel:
  * $REALM_CUDA_MMQ (0: off), $REALM_CUDA_MMQ_MIN (9), $REALM_CUDA_MMQ_ROWS (64),
@@ -206,9 +205,7 @@ static int issue_at(cuda_ctx *c, const struct cuda_op *ops, int32_t i, int32_t n
         realm__cuda_issue_rope(c, op);
         break;
     case CUDA_OP_KV_STORE: realm__cuda_issue_kv_store(c, op); break;
-    case CUDA_OP_ATTENTION:
-        realm__cuda_issue_attention(c, op, nx);
-        break;
+    case CUDA_OP_ATTENTION: realm__cuda_issue_attention(c, op, nx); break;
     case CUDA_OP_SWIGLU:
         if (nx && nx->kind == CUDA_OP_MATMUL && realm__cuda_issue_swiglu_quant(c, op, nx)) break;
         realm__cuda_issue_swiglu(c, op);

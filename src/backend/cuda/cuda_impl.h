@@ -137,8 +137,7 @@ typedef struct cuda_ctx {
     bool mmv_mixed;         /* $REALM_CUDA_MMV_MIXED (1): a set may mix Q4_K/Q5_K with Q6_K */
     bool mms_fit;           /* $REALM_CUDA_MMS_FIT (default 1): long rows' slabs fit one wave */
     int32_t mms_cap;        /* $REALM_CUDA_MMS_CAP (4096): the staged mat-vec's largest slab, bytes */
-    bool
-        att_quant; /* $REALM_CUDA_ATT_QUANT (1): the decode split writes the o projection's input */
+    bool att_quant;         /* $REALM_CUDA_ATT_QUANT (1): decode attention quantizes for wo */
     bool no_fuse;           /* $REALM_CUDA_NO_FUSE: every op on its own (A/B) */
     bool pdl;               /* $REALM_CUDA_PDL (default 1): decode kernels start early (PDL) */
     int32_t att_split;      /* $REALM_CUDA_ATT_SPLIT: position splits at decode (1 = off) */
