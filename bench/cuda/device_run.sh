@@ -5,6 +5,9 @@
 # Q8_0, Llama-3.2-1B Q4_K_M) and, when a trimmed llama.cpp source tarball is
 # carried in .llama/, the same models through llama-bench for comparison.
 #   usage: bench/cuda/device_run.sh [correct|speed|all|quick|profile|ab|ops|bench] [--no-llama]
+# The speed table of an all/speed run (ratios, roofline shares): keep the
+# whole output (`device_run.sh all > $OUT/all.log 2>&1`; a call's output tail
+# is cut) and run bench/cuda/speed_table.py on it.
 # quick = correct + speed without llama.cpp, plus A/B decodes of the 8B
 # models with the staged mat-vec, fusion, split attention or mat-vec sets
 # off, and the int8 tile kernel off (REALM_CUDA_MMQ=0). Every speed run also
