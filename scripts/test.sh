@@ -37,8 +37,10 @@ for t in "$REALM_ROOT"/tests/oracle/test_*.py; do
     "$REALM_VENV/bin/python" "$t"
 done
 
-log "bench tools (bench/cuda/speed_table.py on a recorded log)"
-"$REALM_VENV/bin/python" "$REALM_ROOT/tests/bench/test_speed_table.py"
+log "bench tools (bench/cuda's log summaries, on recorded logs)"
+for t in "$REALM_ROOT"/tests/bench/test_*.py; do
+    "$REALM_VENV/bin/python" "$t"
+done
 
 log "end-to-end: the real server driven by Node clients and the official OpenAI client"
 node --test "$REALM_ROOT"/e2e/

@@ -31,6 +31,7 @@
 # decode rows beside a prompt chunk) and the prefill sizes of $AB_PREFILL
 # (e.g. "96 128") alone, the op profile of $AB_PROF_STREAMS
 # streams per variant, then that of a 512-row prefill (AB_PROFILE=0 skips it).
+# bench/cuda/ab_table.py on the saved output sums the A/B up (medians, ratios).
 # Build dependencies come as .debs in .debs/ (unpacked into a private prefix).
 set -u
 PHASE=${1:-all}
