@@ -82,8 +82,11 @@ def table(res, order):
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    with open(sys.argv[1], encoding="utf-8", errors="replace") as f:
-        res, order = parse(f.read().splitlines())
+    try:
+        with open(sys.argv[1], encoding="utf-8", errors="replace") as f:
+            res, order = parse(f.read().splitlines())
+    except OSError as e:
+        sys.exit(f"{sys.argv[1]}: {e.strerror}")
     if not order:
         sys.exit(f"{sys.argv[1]}: no 'A/B <model>: ...' sections (not a device_run.sh ab log?)")
     print(table(res, order))

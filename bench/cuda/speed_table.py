@@ -102,8 +102,11 @@ def table(bw, models, order, llama_blocks):
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    with open(sys.argv[1], encoding="utf-8", errors="replace") as f:
-        bw, models, order, llama_blocks = parse(f.read().splitlines())
+    try:
+        with open(sys.argv[1], encoding="utf-8", errors="replace") as f:
+            bw, models, order, llama_blocks = parse(f.read().splitlines())
+    except OSError as e:
+        sys.exit(f"{sys.argv[1]}: {e.strerror}")
     if not order:
         sys.exit(f"{sys.argv[1]}: no 'model bytes' lines (not a device_run.sh all/speed log?)")
     print(table(bw, models, order, llama_blocks))

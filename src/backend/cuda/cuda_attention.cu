@@ -365,14 +365,8 @@ __device__ static float combine_splits(const float *pp0, float *out, int32_t n_s
  * Not for Q8_K's 256-element groups, which span 256 / hd heads: the last of
  * their combining blocks (a second ticket) quantizing the group made 8B
  * Q4_K_M decode 1.8% slower than the separate launch (NOTES round 15). */
-struct att_quant {
-    int kind; /* ACT_Q8_0 or ACT_Q8_1; ACT_F32: none */
-    int8_t *aq;
-    float *ad, *as;
-};
-
-__device__ static void quantize_head(const att_quant &aq, float v, int32_t r, int32_t h, int32_t hd,
-                                     int64_t q_dim)
+__device__ static void quantize_head(const cuda_act_target &aq, float v, int32_t r, int32_t h,
+                                     int32_t hd, int64_t q_dim)
 {
     if (threadIdx.x < hd) {
         const int64_t base = r * q_dim + (int64_t)h * hd + 32 * (threadIdx.x / 32);
@@ -385,7 +379,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
                       const float *kbase, const float *vbase, int32_t layer, int32_t n_blocks,
                       int32_t block_size, int32_t kv_dim, const int32_t *pos, const int32_t *seq,
                       const int32_t *tables, int32_t max_blocks, int32_t n_head, int32_t group,
-                      int32_t hd, float scale, const att_quant quant)
+                      int32_t hd, float scale, const cuda_act_target quant)
 {
     /* q (hd) | partial (ATT_THREADS) | red (32) | split weights (ATT_SPLIT_MAX + 1) |
      * scores (chunk) | slots (chunk) */
@@ -798,17 +792,13 @@ static bool attention_split(cuda_ctx *c, const struct cuda_op *op, const struct 
         (size_t)b->n_rows * S * p->n_head * (hd + 2) * sizeof(float) >
             c->att_part_bytes - ATT_TICKETS * sizeof(unsigned))
         return false;
-    /* the o projection's quantized input, in 32-element groups */
-    struct cuda_act_target t = {};
-    att_quant quant = {ACT_F32, NULL, NULL, NULL};
-    if (mm && c->att_quant &&
-        realm__cuda_act_target(c, mm, op->out, b->n_rows, (int64_t)p->n_head * hd, &t) &&
-        (t.kind == ACT_Q8_0 || t.kind == ACT_Q8_1)) {
-        quant.kind = t.kind;
-        quant.aq = t.aq;
-        quant.ad = t.ad;
-        quant.as = t.as;
-    }
+    /* the o projection's quantized input, in 32-element groups (kind
+     * ACT_F32: none) */
+    struct cuda_act_target quant = {};
+    if (!mm || !c->att_quant ||
+        !realm__cuda_act_target(c, mm, op->out, b->n_rows, (int64_t)p->n_head * hd, &quant) ||
+        (quant.kind != ACT_Q8_0 && quant.kind != ACT_Q8_1))
+        quant = {ACT_F32, NULL, NULL, NULL};
     const int32_t chunk = (c->lim.max_ctx + S - 1) / S;
     size_t shm =
         ((size_t)hd + ATT_THREADS + 32 + ATT_SPLIT_MAX + 1 + 2 * (size_t)chunk) * sizeof(float);
