@@ -4,7 +4,7 @@
 # CPU backend (tables), then speed on synth models (Llama-3-8B shape Q4_K_M and
 # Q8_0, Llama-3.2-1B Q4_K_M) and, when a trimmed llama.cpp source tarball is
 # carried in .llama/, the same models through llama-bench for comparison.
-#   usage: bench/cuda/device_run.sh [correct|speed|all|quick|profile|ab|ops|bench] [--no-llama]
+#   usage: bench/cuda/device_run.sh [correct|speed|all|quick|profile|ab|ops|bench|sanitize] [--no-llama]
 # The speed table of an all/speed run (ratios, roofline shares): keep the
 # whole output (`device_run.sh all > $OUT/all.log 2>&1`; a call's output tail
 # is cut) and run bench/cuda/speed_table.py on it.
@@ -143,6 +143,30 @@ if [ "$PHASE" = ops ]; then
     n=$(env ${e//,/ } timeout 300 $B/tests/test_cuda_ops 2>&1 | tee $OUT/ops_$(echo $e | tr -c 'A-Za-z0-9_\n' _).txt | grep -E "FAIL \|" )
     echo "$e: $(echo "$n" | grep -c 'FAIL |') rows FAIL${n:+
 $n}"
+  done
+  echo "total: $(( $(date +%s) - t0 )) s"; exit 0
+fi
+
+# sanitize: the per-op and whole-model tests under compute-sanitizer, each
+# tool of $SAN_TOOLS (default: memcheck with device leak checks, racecheck
+# and synccheck for shared memory and barriers, initcheck for reads of
+# device memory nothing wrote) on the per-op tests matching $SAN_FILTER
+# (a cmocka pattern, e.g. "test_attention"; default all) and, for memcheck
+# and initcheck, the whole-model test. Each run: its error summary, or
+# "timeout" after $SAN_TIMEOUT s (240); full reports in $OUT/san_*.txt.
+if [ "$PHASE" = sanitize ]; then
+  export REALM_CUDA_MEM_MB=${REALM_CUDA_MEM_MB:-8192} # what the tests need, not 90% of the GPU
+  for tool in ${SAN_TOOLS:-memcheck racecheck synccheck initcheck}; do
+    opts="--tool $tool"; [ $tool = memcheck ] && opts="$opts --leak-check full"
+    tests=test_cuda_ops; case $tool in memcheck|initcheck) tests="$tests test_cuda_model";; esac
+    for t in $tests; do
+      log=$OUT/san_${tool}_$t.txt; t1=$(date +%s)
+      env ${SAN_FILTER:+REALM_TEST_FILTER=$SAN_FILTER} timeout ${SAN_TIMEOUT:-240} \
+        compute-sanitizer $opts $B/tests/$t > $log 2>&1
+      rc=$?; [ $rc = 124 ] && rc="124 (timeout)"
+      echo "$tool $t: rc=$rc, $(( $(date +%s) - t1 )) s, $(grep -E 'ERROR SUMMARY|LEAK SUMMARY' $log | tr '\n' ' ')$(grep -cE 'FAIL \|' $log) FAIL rows"
+      grep -E "^========= (Invalid|Race|Barrier|Uninitialized|Leaked|Program hit)" $log | sort | uniq -c | head -8
+    done
   done
   echo "total: $(( $(date +%s) - t0 )) s"; exit 0
 fi

@@ -603,8 +603,10 @@ static void test_elementwise(void **state)
  * a prefill batch (3 rows of sequence 1, 70 of sequence 0, 30 more of
  * sequence 1: the tiled kernel's tiles and, for the 3-row run, the one-row
  * kernel beside it), one decode row per sequence (the split kernel), then
- * 12 rows of sequence 0 (a pass a graph may capture: the one-row kernel);
- * two head sizes, 1 to 4 query heads per K/V head. */
+ * 12 rows of sequence 0 (a pass a graph may capture: the one-row kernel),
+ * then 5 rows of sequence 1 (the split kernel with rows whose K/V the
+ * kernel ahead stores in the same pass); two head sizes, 1 to 4 query heads
+ * per K/V head. */
 static void check_attention(const char *tag)
 {
     /* head dim, query heads, K/V heads: query heads per K/V head 2, 3, 4, 1 */
@@ -642,14 +644,20 @@ static void check_attention(const char *tag)
                      bv = gput(v, (size_t)NR * KVD * 4), bo = gput(og, (size_t)NR * NH * HD * 4);
         realm_attn_params ap = {.n_head = NH, .n_head_kv = NKV, .head_dim = HD,
                                 .scale = 1.0f / sqrtf((float)HD)};
-        int32_t dpos[2] = {P0, P1}, dsq[2] = {0, 1}, cpos[12], csq[12];
+        int32_t dpos[2] = {P0, P1}, dsq[2] = {0, 1}, cpos[12], csq[12], spos[5], ssq[5];
         for (int r = 0; r < 12; r++) {
             cpos[r] = P0 + 1 + r;
             csq[r] = 0;
         }
-        const int32_t nrs[3] = {NR, 2, 12}, *poss[3] = {pos, dpos, cpos}, *sqs[3] = {sq, dsq, csq};
-        const char *names[3] = {"prefill 3+70+30", "decode 2 seqs", "12 rows of seq 0"};
-        for (int step = 0; step < 3; step++) {
+        for (int r = 0; r < 5; r++) {
+            spos[r] = P1 + 1 + r;
+            ssq[r] = 1;
+        }
+        const int32_t nrs[4] = {NR, 2, 12, 5}, *poss[4] = {pos, dpos, cpos, spos},
+                      *sqs[4] = {sq, dsq, csq, ssq};
+        const char *names[4] = {"prefill 3+70+30", "decode 2 seqs", "12 rows of seq 0",
+                                "5 rows of seq 1"};
+        for (int step = 0; step < 4; step++) {
             int nr = nrs[step];
             realm_batch b = {.n_rows = nr,
                              .token = tok,
@@ -756,9 +764,11 @@ static void run_layer(realm_backend *be, const struct layer_w *L, const realm_kv
     o->swiglu(be, hb, hb2, (int64_t)n * FFF);
     o->matmul(be, &L->wd, NULL, hb, n, xb);
     o->add(be, x, xb, (int64_t)n * FD);
-    /* the next layer's start: down+add+rmsnorm+matmul, as wo+add+rmsnorm+gate above */
+    /* the next layer's start: down+add+rmsnorm+matmul, as wo+add+rmsnorm+gate
+     * above (its q into att, so this layer's rotated q and k stay to be
+     * compared) */
     o->rmsnorm(be, x, &L->n1, n, 1e-5f, xb);
-    o->matmul(be, &L->wq, NULL, xb, n, q);
+    o->matmul(be, &L->wq, NULL, xb, n, att);
 }
 
 /* mmq: both CUDA backends with the tile kernel on (the 3-row step then runs
@@ -857,20 +867,38 @@ static void check_fused_layer(realm_type type, bool mmq)
                   ga[4].data, ga[5].data, ga[6].data, ga[7].data);
         run_layer(plain, &Lp, &kvp, &b, pinv.data, pa[0].data, pa[1].data, pa[2].data, pa[3].data,
                   pa[4].data, pa[5].data, pa[6].data, pa[7].data);
-        /* the layer's output x and the next layer's q (FD = FNH * FHD wide too) */
-        for (int bi = 0; bi < 3; bi += 2) {
+        /* the layer's output x, the next layer's q (in att), and the rotated
+         * q and k (the decode attention rotates them itself and writes
+         * them back: NOTES round 16) */
+        const int bis[4] = {0, 5, 2, 3}, widths[4] = {FD, FD, FD, FKVD};
+        const char *names[4] = {"layer", "next q", "rope q", "rope k"};
+        for (int j = 0; j < 4; j++) {
+            const int bi = bis[j];
+            const size_t m = (size_t)n * widths[j];
             float og[FR * FD], op[FR * FD], scale[FR * FD];
-            gget(&ga[bi], og, sizeof og);
-            plain->ops->buffer_download(plain, &pa[bi], 0, op, sizeof op);
+            gget(&ga[bi], og, m * 4);
+            plain->ops->buffer_download(plain, &pa[bi], 0, op, m * 4);
             assert_int_equal(plain->ops->synchronize(plain, &err), REALM_OK);
-            rms_scale(hc[bi], (size_t)n * FD, scale);
+            rms_scale(hc[bi], m, scale);
             char shape[48];
-            snprintf(shape, sizeof shape, "%s step %d (%d rows)", bi ? "next q" : "layer", step, n);
-            verdict(mmq ? "mmq-fus-un" : "fused-vs-un", t->name, shape, og, op, (size_t)n * FD,
-                    NULL, 0.0);
-            verdict(mmq ? "mmq-vs-cpu" : "fused-vs-cpu", t->name, shape, og, hc[bi], (size_t)n * FD,
-                    scale, 5e-2);
+            snprintf(shape, sizeof shape, "%s step %d (%d rows)", names[j], step, n);
+            verdict(mmq ? "mmq-fus-un" : "fused-vs-un", t->name, shape, og, op, m, NULL, 0.0);
+            verdict(mmq ? "mmq-vs-cpu" : "fused-vs-cpu", t->name, shape, og, hc[bi], m, scale,
+                    5e-2);
         }
+    }
+    {
+        /* the K/V pool the fused kernel stored, against the unfused one */
+        float *kg = realm_malloc(pool * 4), *kp = realm_malloc(pool * 4);
+        for (int kvi = 0; kvi < 2; kvi++) {
+            gget(kvi ? &gv : &gk, kg, pool * 4);
+            plain->ops->buffer_download(plain, kvi ? &pv : &pk, 0, kp, pool * 4);
+            assert_int_equal(plain->ops->synchronize(plain, &err), REALM_OK);
+            verdict(mmq ? "mmq-fus-un" : "fused-vs-un", t->name, kvi ? "v pool" : "k pool", kg, kp,
+                    pool, NULL, 0.0);
+        }
+        realm_free(kg);
+        realm_free(kp);
     }
     for (int i = 0; i < 9; i++) {
         gfree(&gb[i]);
@@ -976,6 +1004,10 @@ int main(void)
         cmocka_unit_test_setup(test_upload_order, reset_fails),
         cmocka_unit_test_setup(test_budget, reset_fails),
     };
+    /* $REALM_TEST_FILTER: only the tests matching this cmocka pattern
+     * (device_run.sh's sanitize phase runs the slow tools on a few) */
+    const char *filter = getenv("REALM_TEST_FILTER");
+    if (filter) cmocka_set_test_filter(filter);
     printf("| op         | type   | shape                  | max err   | tol      | ok   |\n");
     return cmocka_run_group_tests(tests, setup, teardown);
 }

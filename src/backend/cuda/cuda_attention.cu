@@ -408,9 +408,18 @@ __global__ static void __launch_bounds__(ATT_THREADS)
      * ATT_VPRE positions are loaded now too, before pdl_wait, except the
      * row's newest position (cur, as an index of this block's range): the
      * kernel ahead (rope_kv or kv_store, each done waiting for its own
-     * predecessor before this kernel may start) writes only that one, and
-     * every earlier position was stored by a kernel that has finished. So
-     * the K/V reads overlap the kernel ahead, and K and V arrive together. */
+     * predecessor before this kernel may start) writes only the batch rows'
+     * positions, and every other position was stored by a kernel that has
+     * finished. So the K/V reads overlap the kernel ahead, and K and V
+     * arrive together. That holds where no row of the batch holds an
+     * earlier position of the row's sequence (a decode step); where one
+     * does (a short prompt, draft tokens being verified), its K/V is being
+     * stored by the kernel ahead, so the block waits first (pdl_wait again
+     * below returns at once). */
+    bool first = true;
+    for (int32_t i = 0; i < (int32_t)gridDim.x; i++)
+        first &= seq[i] != seq[r] || pos[i] >= pos[r];
+    if (!first) pdl_wait();
     const int32_t cur = n_pos - 1 - t0;
     const int sub = lane % 8, pw = lane / 8; /* lane within position, position within warp */
     const int n_grp = ATT_THREADS / hd, gi = threadIdx.x / hd;
