@@ -150,22 +150,24 @@ fi
 # sanitize: the per-op and whole-model tests under compute-sanitizer, each
 # tool of $SAN_TOOLS (default: memcheck with device leak checks, racecheck
 # and synccheck for shared memory and barriers, initcheck for reads of
-# device memory nothing wrote) on the per-op tests matching $SAN_FILTER
-# (a cmocka pattern, e.g. "test_attention"; default all) and, for memcheck
-# and initcheck, the whole-model test. Each run: its error summary, or
-# "timeout" after $SAN_TIMEOUT s (240); full reports in $OUT/san_*.txt.
+# device memory nothing wrote) on the per-op tests matching each cmocka
+# pattern of $SAN_FILTER (e.g. "test_attention test_mmq"; default: all of
+# them in one run) and, for memcheck and initcheck, the whole-model test.
+# Each run: its error summary, or "timeout" after $SAN_TIMEOUT s (240); the
+# full reports in $OUT/san_*.txt.
 if [ "$PHASE" = sanitize ]; then
   export REALM_CUDA_MEM_MB=${REALM_CUDA_MEM_MB:-8192} # what the tests need, not 90% of the GPU
   for tool in ${SAN_TOOLS:-memcheck racecheck synccheck initcheck}; do
     opts="--tool $tool"; [ $tool = memcheck ] && opts="$opts --leak-check full"
-    tests=test_cuda_ops; case $tool in memcheck|initcheck) tests="$tests test_cuda_model";; esac
-    for t in $tests; do
-      log=$OUT/san_${tool}_$t.txt; t1=$(date +%s)
-      env ${SAN_FILTER:+REALM_TEST_FILTER=$SAN_FILTER} timeout ${SAN_TIMEOUT:-240} \
-        compute-sanitizer $opts $B/tests/$t > $log 2>&1
+    runs=""; for f in ${SAN_FILTER:-all}; do runs="$runs test_cuda_ops:$f"; done
+    case $tool in memcheck|initcheck) [ -z "${SAN_FILTER:-}" ] && runs="$runs test_cuda_model:all";; esac
+    for run in $runs; do
+      t=${run%%:*} f=${run#*:}; log=$OUT/san_${tool}_${t}_$f.txt; t1=$(date +%s)
+      flt=""; [ $f != all ] && flt="REALM_TEST_FILTER=$f"
+      env $flt timeout ${SAN_TIMEOUT:-240} compute-sanitizer $opts $B/tests/$t > $log 2>&1
       rc=$?; [ $rc = 124 ] && rc="124 (timeout)"
-      echo "$tool $t: rc=$rc, $(( $(date +%s) - t1 )) s, $(grep -E 'ERROR SUMMARY|LEAK SUMMARY' $log | tr '\n' ' ')$(grep -cE 'FAIL \|' $log) FAIL rows"
-      grep -E "^========= (Invalid|Race|Barrier|Uninitialized|Leaked|Program hit)" $log | sort | uniq -c | head -8
+      echo "$tool $t $f: rc=$rc, $(( $(date +%s) - t1 )) s, $(grep -E 'ERROR SUMMARY|LEAK SUMMARY|RACECHECK SUMMARY' $log | tr '\n' ' ')$(grep -cE 'FAIL \|' $log) FAIL rows"
+      grep -E "^========= [A-Z]" $log | grep -vE "SUMMARY|COMPUTE-SANITIZER" | cut -c1-200 | sort | uniq -c | head -8
     done
   done
   echo "total: $(( $(date +%s) - t0 )) s"; exit 0

@@ -364,7 +364,19 @@ static struct cuda_graph_entry *capture(cuda_ctx *c)
         realm__cuda_fail(c, e, "cudaStreamEndCapture");
         return NULL;
     }
-    bool updated = false;
+    /* an update can only succeed for the same kernels in the same order:
+     * where the ops' kinds, rows or weight types differ (so the kernels
+     * do) it is not tried (a failed update is a failing driver call, which
+     * compute-sanitizer reports) */
+    bool updated = false, alike = slot->exec && slot->n_ops == seg_n(c);
+    for (int32_t i = 0; alike && i < seg_n(c); i++) {
+        const struct cuda_op *o = &slot->ops[i], *p = &seg_ops(c)[i];
+        alike = o->kind == p->kind && o->n == p->n && o->w.type == p->w.type;
+    }
+    if (slot->exec && !alike) {
+        cudaGraphExecDestroy(slot->exec);
+        slot->exec = NULL;
+    }
     if (slot->exec) {
         cudaGraphExecUpdateResultInfo info;
         updated = cudaGraphExecUpdate(slot->exec, graph, &info) == cudaSuccess;
