@@ -324,37 +324,46 @@ static att_rows_fn att_rows_kernel(const realm_attn_params *p, const realm_kv_po
 #define ATT_VPRE       12                      /* V rows a thread loads before the scores */
 
 /* Rescale and add the n_split partials of (row r, head h) at pp0 into out
- * (ATT_THREADS threads, hd <= ATT_THREADS): out = Σ_z V_z·e^(m_z - m) /
- * Σ_z s_z·e^(m_z - m), m the largest m_z (a fixed order of additions).
- * The partials come from other blocks: read past L1 (__ldcg). Thread i < hd
- * gets out[i] back. */
-__device__ static float combine_splits(const float *pp0, float *out, int32_t n_split, int32_t hd,
-                                       float *wz)
+ * (threads i < hd, hd <= ATT_THREADS): out = Σ_z V_z·e^(m_z - m) /
+ * Σ_z s_z·e^(m_z - m), m the largest m_z (empty splits, s_z = 0, add
+ * nothing). Each thread reads every split's (m_z, s_z) and its own V_z
+ * element at once, 8 splits at a time, so 8 splits are one round trip to
+ * L2 (the partials come from other blocks: read past L1, __ldcg), with no
+ * barrier; past 8 the sums are carried over rescaled (online softmax).
+ * Thread i < hd gets out[i] back. */
+__device__ static float combine_splits(const float *pp0, float *out, int32_t n_split, int32_t hd)
 {
-    const int lane = threadIdx.x % 32;
-    if (threadIdx.x < 32) {
-        const float *p = pp0 + (size_t)lane * (hd + 2);
-        const float m = lane < n_split ? __ldcg(p) : -INFINITY;
-        const float sz = lane < n_split ? __ldcg(p + 1) : 0.0f;
-        float mx = m;
-        for (int o = 16; o > 0; o >>= 1)
-            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-        const float e = sz > 0.0f ? expf(m - mx) : 0.0f;
-        float t = sz > 0.0f ? sz * e : 0.0f;
-        for (int o = 16; o > 0; o >>= 1)
-            t += __shfl_xor_sync(0xffffffffu, t, o);
-        wz[lane] = e;
-        if (lane == 0) wz[ATT_SPLIT_MAX] = t;
+    if (threadIdx.x >= hd) return 0.0f;
+    float mx = -INFINITY, t = 0.0f, v = 0.0f;
+    for (int32_t z0 = 0; z0 < n_split; z0 += 8) {
+        float m[8], sz[8], vz[8];
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const float *p = pp0 + (size_t)(z0 + k) * (hd + 2);
+            const bool in = z0 + k < n_split;
+            m[k] = in ? __ldcg(p) : -INFINITY;
+            sz[k] = in ? __ldcg(p + 1) : 0.0f;
+            vz[k] = in ? __ldcg(p + 2 + threadIdx.x) : 0.0f;
+        }
+        float cm = mx;
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            if (sz[k] > 0.0f) cm = fmaxf(cm, m[k]);
+        if (cm == -INFINITY) continue; /* nothing yet */
+        const float r = mx == -INFINITY ? 0.0f : expf(mx - cm);
+        t *= r;
+        v *= r;
+#pragma unroll
+        for (int k = 0; k < 8; k++)
+            if (sz[k] > 0.0f) {
+                const float e = expf(m[k] - cm);
+                t += sz[k] * e;
+                v += vz[k] * e;
+            }
+        mx = cm;
     }
-    __syncthreads();
-    float v = 0.0f;
-    if (threadIdx.x < hd) {
-#pragma unroll 8
-        for (int32_t z = 0; z < n_split; z++)
-            if (wz[z] > 0.0f) v += __ldcg(pp0 + (size_t)z * (hd + 2) + 2 + threadIdx.x) * wz[z];
-        v /= wz[ATT_SPLIT_MAX];
-        out[threadIdx.x] = v;
-    }
+    v /= t;
+    out[threadIdx.x] = v;
     return v;
 }
 
@@ -378,14 +387,13 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     k_attention_split(const float *q, float *part, unsigned *tickets, float *out,
                       const float *kbase, const float *vbase, int32_t layer, int32_t n_blocks,
                       int32_t block_size, int32_t kv_dim, const int32_t *pos, const int32_t *seq,
-                      const int32_t *tables, int32_t max_blocks, int32_t n_head, int32_t group,
-                      int32_t hd, float scale, const cuda_act_target quant)
+                      const int32_t *tables, const int32_t *early, int32_t max_blocks,
+                      int32_t n_head, int32_t group, int32_t hd, float scale,
+                      const cuda_act_target quant)
 {
-    /* q (hd) | partial (ATT_THREADS) | red (32) | split weights (ATT_SPLIT_MAX + 1) |
-     * scores (chunk) | slots (chunk) */
+    /* q (hd) | partial (ATT_THREADS) | red (32) | scores (chunk) | slots (chunk) */
     extern __shared__ float sh[];
-    float *qs = sh, *pt = sh + hd, *red = pt + ATT_THREADS, *wz = red + 32;
-    float *sc = wz + ATT_SPLIT_MAX + 1;
+    float *qs = sh, *pt = sh + hd, *red = pt + ATT_THREADS, *sc = red + 32;
     __shared__ bool last;
     const int32_t r = blockIdx.x, h = blockIdx.y, z = blockIdx.z, n_split = gridDim.z;
     const int32_t kvh = h / group;
@@ -412,14 +420,11 @@ __global__ static void __launch_bounds__(ATT_THREADS)
      * positions, and every other position was stored by a kernel that has
      * finished. So the K/V reads overlap the kernel ahead, and K and V
      * arrive together. That holds where no row of the batch holds an
-     * earlier position of the row's sequence (a decode step); where one
-     * does (a short prompt, draft tokens being verified), its K/V is being
-     * stored by the kernel ahead, so the block waits first (pdl_wait again
-     * below returns at once). */
-    bool first = true;
-    for (int32_t i = 0; i < (int32_t)gridDim.x; i++)
-        first &= seq[i] != seq[r] || pos[i] >= pos[r];
-    if (!first) pdl_wait();
+     * earlier position of the row's sequence (early[r], a decode step);
+     * where one does (a short prompt, draft tokens being verified), its
+     * K/V is being stored by the kernel ahead, so the block waits first
+     * (pdl_wait again below returns at once). */
+    if (!early[r]) pdl_wait();
     const int32_t cur = n_pos - 1 - t0;
     const int sub = lane % 8, pw = lane / 8; /* lane within position, position within warp */
     const int n_grp = ATT_THREADS / hd, gi = threadIdx.x / hd;
@@ -485,10 +490,31 @@ __global__ static void __launch_bounds__(ATT_THREADS)
             if (sub == 0 && t < cnt) sc[t] = d * scale;
         }
         __syncthreads();
-        float mx, sum = block_exp_sum(sc, cnt, red, &mx);
-        if (threadIdx.x == 0) {
-            pp[0] = mx;
-            pp[1] = sum;
+        if (cnt <= 32) {
+            /* one warp takes the max and the exp-sum by shuffles (one
+             * barrier where block_exp_sum has three) */
+            if (warp == 0) {
+                const float x = lane < cnt ? sc[lane] : -INFINITY;
+                float mx = x;
+                for (int o = 16; o > 0; o >>= 1)
+                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+                const float e = lane < cnt ? expf(x - mx) : 0.0f;
+                float sum = e;
+                for (int o = 16; o > 0; o >>= 1)
+                    sum += __shfl_xor_sync(0xffffffffu, sum, o);
+                if (lane < cnt) sc[lane] = e;
+                if (lane == 0) {
+                    pp[0] = mx;
+                    pp[1] = sum;
+                }
+            }
+            __syncthreads();
+        } else {
+            float mx, sum = block_exp_sum(sc, cnt, red, &mx);
+            if (threadIdx.x == 0) {
+                pp[0] = mx;
+                pp[1] = sum;
+            }
         }
         /* unnormalized weighted sum of V (hd <= ATT_THREADS here), in
          * position order */
@@ -513,20 +539,26 @@ __global__ static void __launch_bounds__(ATT_THREADS)
         }
     }
     /* the last of the (r, h) blocks to finish combines all splits; its
-     * ticket goes back to 0 for the next launch. Every writer fences its
-     * partials before the ticket is taken. */
-    __threadfence();
+     * ticket goes back to 0 for the next launch. The ticket is taken with
+     * acquire-release semantics after the block's barrier: it publishes
+     * this block's partials (release; the barrier orders the other
+     * threads' stores before it) and, for the last block, makes every
+     * other block's visible (acquire; the barrier after carries that to
+     * the block's threads), in place of a fence on each side. */
     __syncthreads();
     if (threadIdx.x == 0) {
-        unsigned *tk = tickets + (size_t)r * n_head + h;
-        last = atomicAdd(tk, 1u) == (unsigned)n_split - 1;
+        unsigned *tk = tickets + (size_t)r * n_head + h, old;
+        asm volatile("atom.acq_rel.gpu.global.add.u32 %0, [%1], 1;"
+                     : "=r"(old)
+                     : "l"(tk)
+                     : "memory");
+        last = old == (unsigned)n_split - 1;
         if (last) *tk = 0;
     }
     __syncthreads();
     if (!last) return;
-    __threadfence();
     const int64_t q_dim = (int64_t)n_head * hd;
-    const float v = combine_splits(pp0, out + r * q_dim + (int64_t)h * hd, n_split, hd, wz);
+    const float v = combine_splits(pp0, out + r * q_dim + (int64_t)h * hd, n_split, hd);
     if (quant.kind != ACT_F32) quantize_head(quant, v, r, h, hd, q_dim);
 }
 
@@ -707,6 +739,15 @@ static size_t att_shared(int32_t hd, int32_t max_ctx)
     return ((size_t)hd + ATT_THREADS + 32 + 2 * (size_t)max_ctx) * sizeof(float);
 }
 
+void realm__cuda_att_early(const realm_batch *b, int32_t *early)
+{
+    for (int32_t r = 0; r < b->n_rows; r++) {
+        early[r] = b->n_rows <= ATT_SPLIT_ROWS;
+        for (int32_t i = 0; early[r] && i < b->n_rows; i++)
+            early[r] = b->seq[i] != b->seq[r] || b->pos[i] >= b->pos[r];
+    }
+}
+
 int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *tab,
                               int32_t *n_single)
 {
@@ -809,8 +850,7 @@ static bool attention_split(cuda_ctx *c, const struct cuda_op *op, const struct 
         (quant.kind != ACT_Q8_0 && quant.kind != ACT_Q8_1))
         quant = {ACT_F32, NULL, NULL, NULL};
     const int32_t chunk = (c->lim.max_ctx + S - 1) / S;
-    size_t shm =
-        ((size_t)hd + ATT_THREADS + 32 + ATT_SPLIT_MAX + 1 + 2 * (size_t)chunk) * sizeof(float);
+    size_t shm = ((size_t)hd + ATT_THREADS + 32 + 2 * (size_t)chunk) * sizeof(float);
     if (shm > 48 * 1024) {
         cudaError_t e = cudaFuncSetAttribute(k_attention_split,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
@@ -825,7 +865,8 @@ static bool attention_split(cuda_ctx *c, const struct cuda_op *op, const struct 
                      c->att_part, tickets, (float *)op->out, kv->k, kv->v, op->i0, kv->n_blocks,
                      kv->block_size, kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
                      (const int32_t *)cuda__staging(c, b->seq_off),
-                     (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks, p->n_head,
+                     (const int32_t *)cuda__staging(c, b->table_off),
+                     (const int32_t *)cuda__staging(c, b->early_off), b->max_blocks, p->n_head,
                      p->n_head / p->n_head_kv, hd, p->scale, quant);
     CUDA_CHECK(c, cudaGetLastError());
     if (quant.kind != ACT_F32) realm__cuda_act_written(c, mm);

@@ -534,6 +534,9 @@ static struct cuda_batch stage_batch(cuda_ctx *c, const realm_kv_pool *kv, const
             memcpy(t + (size_t)s * cb.max_blocks, b->seqs[s].block_table, (size_t)nb * 4);
         }
     }
+    cb.early_off = stage(c, NULL, (size_t)b->n_rows * sizeof(int32_t));
+    if (c->first_status == REALM_OK)
+        realm__cuda_att_early(b, (int32_t *)(c->staging_h + cb.early_off));
     cb.tile_off = stage(c, NULL, 4 * (size_t)b->n_rows * sizeof(int32_t));
     if (c->first_status == REALM_OK)
         cb.n_tiles =

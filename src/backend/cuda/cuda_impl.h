@@ -45,6 +45,7 @@ struct cuda_batch {
      * and the rows left to the one-row kernel, both tables at tile_off */
     int32_t n_tiles, n_single;
     uint32_t tile_off;
+    uint32_t early_off; /* decode attention: realm__cuda_att_early's flags */
 };
 
 /* One recorded op. Zero-initialised before filling so records compare with
@@ -281,6 +282,11 @@ size_t realm__cuda_att_part_bytes(const realm_backend_limits *lim);
  * too long for the one-row kernel: then it gets one tile per row. */
 int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *tab,
                               int32_t *n_single);
+/* cuda_attention.cu: early[r] = 1 where no row of b holds an earlier
+ * position of row r's sequence, so the decode split may read r's K/V
+ * before the kernel ahead (which stores the batch's own positions) is done;
+ * 0 elsewhere, and for every row of a batch the split does not take. */
+void realm__cuda_att_early(const realm_batch *b, int32_t *early);
 
 /* cuda_mmq.cu: out (+ bias, + resid) for the n rows of ops[0 .. n_set) from
  * the quantized activations (aq, ad, as: cuda_matmul.cu's layout), in one
