@@ -399,6 +399,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     const int32_t kvh = h / group;
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = ATT_THREADS / 32;
     const int32_t n_pos = pos[r] + 1;
+    const bool early_kv = early[r] != 0; /* read with pos[r], ahead of the barrier below */
     const int32_t chunk = (n_pos + n_split - 1) / n_split;
     const int32_t t0 = z * chunk, t1 = min(n_pos, t0 + chunk), cnt = max(0, t1 - t0);
     int32_t *slots = (int32_t *)(sc + chunk);
@@ -424,7 +425,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
      * where one does (a short prompt, draft tokens being verified), its
      * K/V is being stored by the kernel ahead, so the block waits first
      * (pdl_wait again below returns at once). */
-    if (!early[r]) pdl_wait();
+    if (!early_kv) pdl_wait();
     const int32_t cur = n_pos - 1 - t0;
     const int sub = lane % 8, pw = lane / 8; /* lane within position, position within warp */
     const int n_grp = ATT_THREADS / hd, gi = threadIdx.x / hd;
