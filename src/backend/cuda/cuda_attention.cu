@@ -37,10 +37,32 @@
 /* sc[t] = exp(sc[t] - max) for t < n over the whole block (ATT_THREADS
  * threads, red: n_warps floats of shared scratch); every thread gets the max
  * in *mx_out and the sum as the result. Shifting by the max keeps exp from
- * overflowing. Starts and ends with sc fully written (callers sync before). */
+ * overflowing. Starts and ends with sc fully written (callers sync before).
+ * Up to 32 values, warp 0 alone takes both by shuffles: one barrier instead
+ * of three, and the same floats (the other warps' shares were -inf and 0). */
 __device__ static float block_exp_sum(float *sc, int32_t n, float *red, float *mx_out)
 {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, n_warps = ATT_THREADS / 32;
+    if (n <= 32) {
+        if (warp == 0) {
+            const float x = lane < n ? sc[lane] : -INFINITY;
+            float m = x;
+            for (int o = 16; o > 0; o >>= 1)
+                m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, o));
+            const float e = lane < n ? expf(x - m) : 0.0f;
+            float s = e;
+            for (int o = 16; o > 0; o >>= 1)
+                s += __shfl_xor_sync(0xffffffffu, s, o);
+            if (lane < n) sc[lane] = e;
+            if (lane == 0) {
+                red[0] = m;
+                red[1] = s;
+            }
+        }
+        __syncthreads();
+        *mx_out = red[0];
+        return red[1];
+    }
     float mx = -INFINITY;
     for (int32_t t = threadIdx.x; t < n; t += ATT_THREADS)
         mx = fmaxf(mx, sc[t]);
@@ -491,31 +513,10 @@ __global__ static void __launch_bounds__(ATT_THREADS)
             if (sub == 0 && t < cnt) sc[t] = d * scale;
         }
         __syncthreads();
-        if (cnt <= 32) {
-            /* one warp takes the max and the exp-sum by shuffles (one
-             * barrier where block_exp_sum has three) */
-            if (warp == 0) {
-                const float x = lane < cnt ? sc[lane] : -INFINITY;
-                float mx = x;
-                for (int o = 16; o > 0; o >>= 1)
-                    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-                const float e = lane < cnt ? expf(x - mx) : 0.0f;
-                float sum = e;
-                for (int o = 16; o > 0; o >>= 1)
-                    sum += __shfl_xor_sync(0xffffffffu, sum, o);
-                if (lane < cnt) sc[lane] = e;
-                if (lane == 0) {
-                    pp[0] = mx;
-                    pp[1] = sum;
-                }
-            }
-            __syncthreads();
-        } else {
-            float mx, sum = block_exp_sum(sc, cnt, red, &mx);
-            if (threadIdx.x == 0) {
-                pp[0] = mx;
-                pp[1] = sum;
-            }
+        float mx, sum = block_exp_sum(sc, cnt, red, &mx);
+        if (threadIdx.x == 0) {
+            pp[0] = mx;
+            pp[1] = sum;
         }
         /* unnormalized weighted sum of V (hd <= ATT_THREADS here), in
          * position order */
