@@ -402,7 +402,11 @@ template <int T> struct sb_fmt {
     static constexpr int LD = T == REALM_TYPE_Q6_K ? 240 : BYTES;     /* stage row stride */
     /* activation floats per row and stage: da of the super-block (Q8_K
      * kinds, 16 bytes), and one float per group (32 bytes): da·Σq for the
-     * mins (Q4_K, Q5_K) or da itself (Q8_0) */
+     * mins (Q4_K, Q5_K) or da itself (Q8_0). The group floats' two 16-byte
+     * halves swap places in columns with (c >> 2) & 1 set: a load of group
+     * j by the 32 lanes reads columns 2tq + e, and unswizzled, columns c and
+     * c + 4 (32 words apart) shared a bank (2-way conflicts, 39% excess
+     * shared wavefronts in ncu at 16 rows). */
     static constexpr int FD = T == REALM_TYPE_Q8_0 ? 0 : 16;
     static constexpr int FG = T == REALM_TYPE_Q6_K ? 0 : 32;
 };
@@ -546,8 +550,8 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
             uint8_t *f = st + L::W + L::A;
             if (F::FD && k == 0)
                 cp_async16(f + col * 16, ad + r * G + sb * 8);
-            else if (F::FG)
-                cp_async16(f + BN * F::FD + col * 32 + 16 * (k - F::FD / 16),
+            else if (F::FG) /* swizzled halves: sb_fmt */
+                cp_async16(f + BN * F::FD + col * 32 + 16 * ((k - F::FD / 16) ^ ((col >> 2) & 1)),
                            (T == REALM_TYPE_Q8_0 ? ad : as) + r * G + sb * 8 +
                                4 * (k - F::FD / 16));
         }
@@ -580,7 +584,10 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
         const uint8_t *st = sm + (it % L::S) * L::STAGE;
         const int8_t *sa = (const int8_t *)(st + L::W);
         const float *fd = (const float *)(st + L::W + L::A); /* da of column c at fd[4c] */
-        const float *fg = fd + BN * F::FD / 4;               /* group j's float at fg[8c + j] */
+        /* group j's float of column c at fg[8c + (j ^ 4·((c >> 2) & 1))]:
+         * a lane's columns 2tq + e (+ 8jn) have (c >> 2) & 1 = tq >> 1 */
+        const float *fg = fd + BN * F::FD / 4;
+        const int fx = 4 * (tq >> 1);
         const int delta = (int)((kt0 + it) * F::BYTES % 16); /* Q6_K: where the K step starts */
         const uint8_t *rows[TM][2];
 #pragma unroll
@@ -607,7 +614,7 @@ __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
                 b[jn][1] = lds32(pc + 16 * ((2 * j + 1) ^ gq));
 #pragma unroll
                 for (int e = 0; e < 2; e++)
-                    fgj[jn][e] = F::FG ? fg[8 * (n_base + jn * 8 + 2 * tq + e) + j] : 0.0f;
+                    fgj[jn][e] = F::FG ? fg[8 * (n_base + jn * 8 + 2 * tq + e) + (j ^ fx)] : 0.0f;
             }
 #pragma unroll
             for (int i = 0; i < TM; i++) {
