@@ -432,7 +432,6 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
             const float *as, int32_t n, float *resid)
 {
     pdl_trigger(); /* as k_mmv_s: a mat-vec lets its follower start at once */
-    pdl_wait();
     const int64_t G = ne0 / 32;
     const int lane = threadIdx.x % 32;
     const unsigned bx = blockIdx.x;
@@ -449,12 +448,29 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
     for (int r = 0; r < NR; r++)
         acc[r] = 0.0f;
     if constexpr (T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K) {
+        pdl_wait();
         k4_dot<T, NR>(wr, (int32_t)G, 0, lane, aq, ad, as, ne0, r0, n, acc);
     } else if constexpr (T == REALM_TYPE_Q6_K) {
+        pdl_wait();
         k6_dot<NR>(wr, (int32_t)G, 0, lane, aq, ad, ne0, r0, n, acc);
     } else {
+        /* the lane's first two groups are weights (constant): loaded before
+         * the wait, they arrive while the kernel ahead finishes */
+        grp q0[2];
+#pragma unroll
+        for (int u = 0; u < 2; u++)
+            if (lane + 32 * u < G) load_group<T>(wr, lane + 32 * u, q0[u]);
+        pdl_wait();
+#pragma unroll
+        for (int u = 0; u < 2; u++) {
+            if (lane + 32 * u >= G) break;
+            for (int r = 0; r < NR; r++) {
+                if (r0 + r >= n) break;
+                acc[r] += group_dot<T>(q0[u], aq, ad, as, ne0, G, (int64_t)(r0 + r), lane + 32 * u);
+            }
+        }
 #pragma unroll 2
-        for (int64_t g = lane; g < G; g += 32) {
+        for (int64_t g = lane + 64; g < G; g += 32) {
             grp q;
             load_group<T>(wr, g, q);
             for (int r = 0; r < NR; r++) {
