@@ -121,6 +121,19 @@ done:
 }
 
 static int n_fail;
+static char hashes[4096]; /* the logits checksums, printed after the table */
+static int hashes_len;
+
+/* FNV-1a of a run's logits' bits: printed under the table, so two runs of
+ * this test (or two machines) show which backend's results changed */
+static uint32_t logits_hash(const run_out *o)
+{
+    const uint8_t *b = (const uint8_t *)o->logits;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < (size_t)(PROMPT + STEPS) * o->n_vocab * sizeof(float); i++)
+        h = (h ^ b[i]) * 16777619u;
+    return h;
+}
 
 static void check_model_run(const char *shape, const char *scheme, int layers, bool free_run);
 
@@ -174,6 +187,8 @@ static void check_model_run(const char *shape, const char *scheme, int layers, b
            tol, same, STEPS, ties, ok ? "PASS" : "FAIL");
     fflush(stdout);
     n_fail += !ok;
+    hashes_len += snprintf(hashes + hashes_len, sizeof hashes - hashes_len,
+                           "%s: cpu %08x cuda %08x\n", name, logits_hash(&c), logits_hash(&gq));
     realm_free(c.logits);
     realm_free(gq.logits);
     unlink(path);
@@ -206,6 +221,7 @@ static void test_models(void **state)
         check_model_run("llama-3.2-1b", "f32", 4, true);
         check_model_run("llama-3.2-1b", "f16", 4, true);
     }
+    printf("logits checksums:\n%s", hashes);
     assert_int_equal(n_fail, 0);
 }
 
