@@ -16,7 +16,9 @@
  * copies its row into shared memory with 16-byte cp.async before decoding it
  * there (k_mmv_s), and those copies are
  * issued before the kernel waits for the one ahead of it (programmatic
- * dependent launch), so weight traffic overlaps the previous op's tail.
+ * dependent launch), so weight traffic overlaps the previous op's tail;
+ * the unstaged kernel (k_mmv_q: Q8_0, which decodes faster unstaged) loads
+ * each lane's first two groups into registers before its wait.
  * A following `add` can be fused into the epilogue (resid), and matmuls of
  * one type and width on one input (q, k, v; gate, up) share a launch (here,
  * or on the tile kernel's super-block path).
