@@ -411,16 +411,19 @@ static void test_matmul_sets(void **state)
     enum { NM = 3 };
     const int rows[] = {33, 5, 1};
     const realm_type Q4K = REALM_TYPE_Q4_K, Q6K = REALM_TYPE_Q6_K, Q80 = REALM_TYPE_Q8_0;
-    /* the last: rows of two slabs, where the first member's 4096 rows take
+    /* the fifth: rows of two slabs, where the first member's 4096 rows take
      * smaller slabs than the others' 1024 alone (mms_fit), so at one row
-     * the set must go one by one */
+     * the set must go one by one. The last: the 8B's Q8_0 q/k/v, whose
+     * set at one row loads two groups a lane before its wait on a 132-SM
+     * GPU (too many blocks for one wave), each member alone four
+     * (launch_mmv_q8) */
     const struct {
         realm_type types[NM];
         int ne0, ne1s[NM];
     } sets[] = {
         {{Q4K, Q4K, Q4K}, 1024, {25600, 128, 576}},   {{Q80, Q80, Q80}, 1024, {25600, 128, 576}},
         {{Q6K, Q6K, Q6K}, 1024, {25600, 128, 576}},   {{Q4K, Q4K, Q6K}, 1024, {25600, 128, 576}},
-        {{Q4K, Q4K, Q4K}, 14336, {4096, 1024, 1024}},
+        {{Q4K, Q4K, Q4K}, 14336, {4096, 1024, 1024}}, {{Q80, Q80, Q80}, 4096, {4096, 1024, 1024}},
     };
     realm_error err = {0};
     for (size_t si = 0; si < sizeof sets / sizeof sets[0]; si++) {

@@ -18,7 +18,8 @@
  * issued before the kernel waits for the one ahead of it (programmatic
  * dependent launch), so weight traffic overlaps the previous op's tail;
  * the unstaged kernel (k_mmv_q: Q8_0, which decodes faster unstaged) loads
- * each lane's first two groups into registers before its wait.
+ * each lane's first two groups into registers before its wait (four where
+ * all the launch's blocks fit the GPU at once).
  * A following `add` can be fused into the epilogue (resid), and matmuls of
  * one type and width on one input (q, k, v; gate, up) share a launch (here,
  * or on the tile kernel's super-block path).
@@ -427,8 +428,9 @@ __device__ __forceinline__ void k6_dot(const uint8_t *__restrict__ sb, int32_t n
  * synchronization: a warp's lanes stride over the row's groups and reduce by
  * shuffles); NR activation rows starting at blockIdx.y * NR; the blocks of a
  * set as in k_mmv_s (Q8_0's q/k/v and gate/up in one launch each: 8B decode
- * 277.9 vs 253.2 tok/s one by one, NOTES round 14). */
-template <int T, int NR>
+ * 277.9 vs 253.2 tok/s one by one, NOTES round 14). Each lane loads its
+ * first EARLY groups before pdl_wait (four: launch_mmv_q8). */
+template <int T, int NR, int EARLY = 2>
 __global__ static void __launch_bounds__(MMS_WARPS * 32)
     k_mmv_q(const mms_set set, size_t row_bytes, int64_t ne0, const int8_t *aq, const float *ad,
             const float *as, int32_t n, float *resid)
@@ -456,15 +458,15 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
         pdl_wait();
         k6_dot<NR>(wr, (int32_t)G, 0, lane, aq, ad, ne0, r0, n, acc);
     } else {
-        /* the lane's first two groups are weights (constant): loaded before
+        /* the lane's first groups are weights (constant): loaded before
          * the wait, they arrive while the kernel ahead finishes */
-        grp q0[2];
+        grp q0[EARLY];
 #pragma unroll
-        for (int u = 0; u < 2; u++)
+        for (int u = 0; u < EARLY; u++)
             if (lane + 32 * u < G) load_group<T>(wr, lane + 32 * u, q0[u]);
         pdl_wait();
 #pragma unroll
-        for (int u = 0; u < 2; u++) {
+        for (int u = 0; u < EARLY; u++) {
             if (lane + 32 * u >= G) break;
             for (int r = 0; r < NR; r++) {
                 if (r0 + r >= n) break;
@@ -472,7 +474,7 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
             }
         }
 #pragma unroll 2
-        for (int64_t g = lane + 64; g < G; g += 32) {
+        for (int64_t g = lane + 32 * EARLY; g < G; g += 32) {
             grp q;
             load_group<T>(wr, g, q);
             for (int r = 0; r < NR; r++) {
@@ -845,6 +847,34 @@ static bool launch_mms(cuda_ctx *c, const struct cuda_op *ops, int n_set, const 
 #undef S
 }
 
+/* Can all `blocks` of kern be resident at once? */
+template <typename K> static bool one_wave(const cuda_ctx *c, K kern, unsigned blocks)
+{
+    int per_sm = 0;
+    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, MMS_WARPS * 32, 0) ==
+               cudaSuccess &&
+           (int64_t)per_sm * c->n_sm >= (int64_t)blocks;
+}
+
+/* Q8_0 at one activation row, where every block of the launch can be
+ * resident at once (the 8B's o and down projections, 1024 blocks; 54
+ * registers, 9 blocks an SM): each lane loads four groups before the wait,
+ * a 4096-wide row's all, instead of two, so more of the weights arrive
+ * while the kernel ahead finishes (the blocks of a launch of several waves
+ * start after it has, whatever they would load early). Same groups in the
+ * same order, so the same floats. H100 8B Q8_0 decode1 +1.7-2.2%; three
+ * groups at 40 registers for the q/k/v set (1536 blocks, one wave at 12 an
+ * SM) spilled and lost 1.2% (NOTES round 18). */
+static bool launch_mmv_q8(cuda_ctx *c, const mms_set &set, dim3 grid, size_t rb, int64_t ne0,
+                          const int8_t *aq, const float *ad, const float *as, int32_t n,
+                          float *resid)
+{
+    if (!one_wave(c, k_mmv_q<REALM_TYPE_Q8_0, 1, 4>, grid.x)) return false;
+    cuda__launch_pdl(c, k_mmv_q<REALM_TYPE_Q8_0, 1, 4>, grid, dim3(MMS_WARPS * 32), 0, set, rb, ne0,
+                     aq, ad, as, n, resid);
+    return true;
+}
+
 /* The unstaged mat-vec of ops[0 .. n_set) (a set: quantized types only);
  * float weights (one op) take k_mmv_f, which adds nothing into resid. */
 template <int NR>
@@ -861,6 +891,9 @@ static void launch_mmv(cuda_ctx *c, const struct cuda_op *ops, int n_set, const 
     const float *x = (const float *)op->x;
     const mms_set set = mms_set_of(ops, n_set);
     const dim3 gridq(set.blk_end[MMS_SET - 1], gy);
+    if (w->type == REALM_TYPE_Q8_0 && NR == 1 &&
+        launch_mmv_q8(c, set, gridq, rb, w->ne0, aq, ad, as, op->n, resid))
+        return;
 #define Q(T)                                                                                       \
     cuda__launch_pdl(c, k_mmv_q<T, NR>, gridq, dim3(MMS_WARPS * 32), 0, set, rb, w->ne0, aq, ad,   \
                      as, op->n, resid)
