@@ -4,7 +4,8 @@
  * decode kernel would use between its ops) against a kernel boundary (a
  * chain of empty kernels in a CUDA graph, with and without programmatic
  * dependent launch, as the decode step uses now), at 1, 4 and 8 blocks of
- * 128 threads per SM. Not part of the build:
+ * 128 threads per SM. Built as realm_cuda_boundary where the CUDA backend
+ * is; on the GPU machine alone:
  *     nvcc -arch=sm_90 -o /tmp/boundary bench/cuda/boundary.cu && /tmp/boundary
  * Results: bench/cuda/NOTES.md round 18.
  */
