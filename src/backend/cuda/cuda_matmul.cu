@@ -704,6 +704,18 @@ static size_t mms_shm(int32_t slab_bytes, int32_t n_slabs)
     return (size_t)MMS_WARPS * (n_slabs > 1 ? 2 : 1) * slab_bytes;
 }
 
+/* *n: how many blocks of kern (MMS_WARPS warps, shm bytes of shared memory)
+ * the whole GPU holds at once; false where CUDA cannot say. */
+template <typename K> static bool resident_blocks(const cuda_ctx *c, K kern, size_t shm, int64_t *n)
+{
+    int per_sm = 0;
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, MMS_WARPS * 32, shm) !=
+        cudaSuccess)
+        return false;
+    *n = (int64_t)per_sm * c->n_sm;
+    return true;
+}
+
 /* The slab geometry of w's staged mat-vec. Long rows (several slabs, two
  * in flight per warp) take the most shared memory; where that leaves too
  * few blocks per SM for w's blocks to run in one wave (the 14336-wide down
@@ -723,18 +735,12 @@ static bool mms_fit(const cuda_ctx *c, const realm_weight *w, int32_t *sb, int32
      * wave: a matrix of more rows than that (a 70B's 28672-row gate at 8192
      * columns) would otherwise shrink to one-unit slabs, and small slabs are
      * slow (8B decode 357 -> 195 tok/s at 1152-byte slabs, NOTES round 14) */
-    int32_t ub, ug, un, per_min = 0;
+    int32_t ub, ug, un;
+    int64_t res;
     mms_geometry(w, 1, &ub, &ug, &un);
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_min, k_mmv_s<T, 1>, MMS_WARPS * 32,
-                                                      mms_shm(ub, un)) != cudaSuccess ||
-        (int64_t)per_min * c->n_sm < need)
-        return true;
+    if (!resident_blocks(c, k_mmv_s<T, 1>, mms_shm(ub, un), &res) || res < need) return true;
     while (*ns > 1) {
-        int per_sm = 0;
-        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k_mmv_s<T, 1>, MMS_WARPS * 32,
-                                                          mms_shm(*sb, *ns)) != cudaSuccess ||
-            (int64_t)per_sm * c->n_sm >= need)
-            break;
+        if (!resident_blocks(c, k_mmv_s<T, 1>, mms_shm(*sb, *ns), &res) || res >= need) break;
         int32_t b = *sb, g = *sg, n = *ns;
         mms_geometry(w, (size_t)*sb - 1, sb, sg, ns);
         if (*sb >= b) { /* a single unit already */
@@ -847,15 +853,6 @@ static bool launch_mms(cuda_ctx *c, const struct cuda_op *ops, int n_set, const 
 #undef S
 }
 
-/* Can all `blocks` of kern be resident at once? */
-template <typename K> static bool one_wave(const cuda_ctx *c, K kern, unsigned blocks)
-{
-    int per_sm = 0;
-    return cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, MMS_WARPS * 32, 0) ==
-               cudaSuccess &&
-           (int64_t)per_sm * c->n_sm >= (int64_t)blocks;
-}
-
 /* Q8_0 at one activation row, where every block of the launch can be
  * resident at once (the 8B's o and down projections, 1024 blocks; 54
  * registers, 9 blocks an SM): each lane loads four groups before the wait,
@@ -869,7 +866,9 @@ static bool launch_mmv_q8(cuda_ctx *c, const mms_set &set, dim3 grid, size_t rb,
                           const int8_t *aq, const float *ad, const float *as, int32_t n,
                           float *resid)
 {
-    if (!one_wave(c, k_mmv_q<REALM_TYPE_Q8_0, 1, 4>, grid.x)) return false;
+    int64_t res;
+    if (!resident_blocks(c, k_mmv_q<REALM_TYPE_Q8_0, 1, 4>, 0, &res) || res < (int64_t)grid.x)
+        return false;
     cuda__launch_pdl(c, k_mmv_q<REALM_TYPE_Q8_0, 1, 4>, grid, dim3(MMS_WARPS * 32), 0, set, rb, ne0,
                      aq, ad, as, n, resid);
     return true;
