@@ -288,9 +288,14 @@ static void test_matmul_model_shapes(void **state)
         {REALM_TYPE_Q4_0, 4096, 1024, 20},  {REALM_TYPE_Q4_0, 14336, 512, 20},
         {REALM_TYPE_Q5_0, 576, 1536, 20},   {REALM_TYPE_F16, 4096, 1024, 20},
         {REALM_TYPE_F16, 14336, 256, 1},    {REALM_TYPE_Q4_K, 4096, 1024, 64},
+        /* the ring mat-vec (k_mmv_ring: Q4_K/Q5_K/Q6_K at one row, 2048 or
+         * 4096 columns), with a last tile of fewer than its 8 rows */
+        {REALM_TYPE_Q4_K, 2048, 8192, 1},   {REALM_TYPE_Q5_K, 4096, 1029, 1},
+        {REALM_TYPE_Q6_K, 4096, 1029, 1},   {REALM_TYPE_Q6_K, 2048, 300, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_matmul(cases[i].type, cases[i].ne0, cases[i].ne1, cases[i].n, false);
+    check_matmul(REALM_TYPE_Q5_K, 2048, 77, 1, true); /* the ring's bias */
     assert_int_equal(n_fail, 0);
 }
 
@@ -413,10 +418,12 @@ static void test_matmul_sets(void **state)
     const realm_type Q4K = REALM_TYPE_Q4_K, Q6K = REALM_TYPE_Q6_K, Q80 = REALM_TYPE_Q8_0;
     /* the fifth: rows of two slabs, where the first member's 4096 rows take
      * smaller slabs than the others' 1024 alone (mms_fit), so at one row
-     * the set must go one by one. The last: the 8B's Q8_0 q/k/v, whose
+     * the set must go one by one. The sixth: the 8B's Q8_0 q/k/v, whose
      * set at one row loads two groups a lane before its wait on a 132-SM
      * GPU (too many blocks for one wave), each member alone four
-     * (launch_mmv_q8) */
+     * (launch_mmv_q8). The last three: the ring mat-vec's sets at one row
+     * (one type; Q4_K_M's mix at the 8B's and the 1B's widths), the last
+     * member ending in a partial tile. */
     const struct {
         realm_type types[NM];
         int ne0, ne1s[NM];
@@ -424,6 +431,8 @@ static void test_matmul_sets(void **state)
         {{Q4K, Q4K, Q4K}, 1024, {25600, 128, 576}},   {{Q80, Q80, Q80}, 1024, {25600, 128, 576}},
         {{Q6K, Q6K, Q6K}, 1024, {25600, 128, 576}},   {{Q4K, Q4K, Q6K}, 1024, {25600, 128, 576}},
         {{Q4K, Q4K, Q4K}, 14336, {4096, 1024, 1024}}, {{Q80, Q80, Q80}, 4096, {4096, 1024, 1024}},
+        {{Q4K, Q4K, Q4K}, 4096, {4096, 1024, 1027}},  {{Q4K, Q4K, Q6K}, 4096, {4096, 1024, 1027}},
+        {{Q4K, Q4K, Q6K}, 2048, {2048, 512, 515}},
     };
     realm_error err = {0};
     for (size_t si = 0; si < sizeof sets / sizeof sets[0]; si++) {

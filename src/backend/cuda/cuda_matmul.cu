@@ -19,7 +19,11 @@
  * dependent launch), so weight traffic overlaps the previous op's tail;
  * the unstaged kernel (k_mmv_q: Q8_0, which decodes faster unstaged) loads
  * each lane's first two groups into registers before its wait (four where
- * all the launch's blocks fit the GPU at once).
+ * all the launch's blocks fit the GPU at once). At one activation row,
+ * Q4_K/Q5_K/Q6_K matrices of 2048 or 4096 columns (and Q4_K_M's mixed
+ * q/k/v sets) take the ring mat-vec instead (k_mmv_ring): persistent
+ * blocks stream tiles of rows through shared memory by bulk copies, and
+ * each lane keeps its activations in registers across the rows it meets.
  * A following `add` can be fused into the epilogue (resid), and matmuls of
  * one type and width on one input (q, k, v; gate, up) share a launch (here,
  * or on the tile kernel's super-block path).
@@ -298,6 +302,59 @@ __device__ __forceinline__ void act_codes(const int8_t *ap, int64_t ar, int64_t 
     a1 = __ldg(a4 + 1);
 }
 
+/* A lane's constants for Q4_K/Q5_K groups (k4_dot says which it takes)
+ * and the decoding of one group. */
+template <int T> struct k4_lane {
+    static constexpr int BS = T == REALM_TYPE_Q4_K ? 144 : 176; /* block bytes */
+    static constexpr int QS = T == REALM_TYPE_Q4_K ? 16 : 48;   /* codes' offset in the block */
+    int j;
+    bool hi;
+    uint32_t sh, m_lo, m_hi, sh_m, qmask;
+    int nib;
+    float unit;
+    __device__ __forceinline__ explicit k4_lane(int lane)
+    {
+        j = lane & 7;
+        hi = j >= 4;
+        /* scale: j < 4 the low 6 bits of byte j; else byte j + 4's low nibble
+         * and byte j - 4's top two bits. min: j < 4 byte j + 4's low 6 bits;
+         * else byte j + 4's high nibble and byte j's top two bits. Word x of
+         * the head holds scale bytes 4x - 4 .. 4x - 1. */
+        sh = 8 * (uint32_t)(j & 3), m_lo = hi ? 15u : 63u, m_hi = hi ? 0x30u : 0u;
+        sh_m = hi ? sh + 4 : sh;
+        nib = 4 * (j & 1);
+        qmask = (T == REALM_TYPE_Q4_K && nib) ? 0xF0F0F0F0u : 0x0F0F0F0Fu;
+        unit = (T == REALM_TYPE_Q4_K && nib) ? 0.0625f : 1.0f;
+    }
+    /* the lane's group of the block at bp: its codes, unsigned (Q4_K's high
+     * nibbles in place), and the float scale and min they take */
+    __device__ __forceinline__ void decode(const uint8_t *bp, uint32_t (&w)[8], float &dl,
+                                           float &ml) const
+    {
+        const uint4 h = *(const uint4 *)bp;
+        const uint4 qa = *(const uint4 *)(bp + QS + 32 * (j >> 1));
+        const uint4 qb = *(const uint4 *)(bp + QS + 32 * (j >> 1) + 16);
+        w[0] = qa.x, w[1] = qa.y, w[2] = qa.z, w[3] = qa.w;
+        w[4] = qb.x, w[5] = qb.y, w[6] = qb.z, w[7] = qb.w;
+        if (T == REALM_TYPE_Q4_K) {
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                w[k] &= qmask;
+        } else {
+            const uint4 ha = *(const uint4 *)(bp + 16), hb = *(const uint4 *)(bp + 32);
+            const uint32_t hw[8] = {ha.x, ha.y, ha.z, ha.w, hb.x, hb.y, hb.z, hb.w};
+#pragma unroll
+            for (int k = 0; k < 8; k++)
+                w[k] = ((w[k] >> nib) & qmask) | (((hw[k] >> j) & 0x01010101u) << 4);
+        }
+        const uint32_t ws = hi ? h.w : h.y, wm = hi ? h.w : h.z;
+        const uint32_t sc = ((ws >> sh) & m_lo) | ((h.y >> (sh + 2)) & m_hi);
+        const uint32_t mn = ((wm >> sh_m) & m_lo) | ((h.z >> (sh + 2)) & m_hi);
+        dl = h2f((uint16_t)h.x) * (float)sc * unit;
+        ml = h2f((uint16_t)(h.x >> 16)) * (float)mn;
+    }
+};
+
 /* Groups [g0, g0 + ng) of a Q4_K/Q5_K row, at `sb` (a staged slab, whose
  * units are whole 256-element blocks, or the row itself in global memory),
  * against NR activation rows. Lanes stride by 32 groups, so
@@ -315,46 +372,18 @@ __device__ __forceinline__ void k4_dot(const uint8_t *__restrict__ sb, int32_t n
                                        const float *__restrict__ ad, const float *__restrict__ as,
                                        int64_t ne0, int32_t r0, int32_t n, float (&acc)[NR])
 {
-    constexpr int BS = T == REALM_TYPE_Q4_K ? 144 : 176; /* block bytes */
-    constexpr int QS = T == REALM_TYPE_Q4_K ? 16 : 48;   /* codes' offset in the block */
+    constexpr int BS = k4_lane<T>::BS;
+    const k4_lane<T> L(lane);
     const int64_t G = ne0 / 32;
-    const int j = lane & 7;
-    const bool hi = j >= 4;
-    /* scale: j < 4 the low 6 bits of byte j; else byte j + 4's low nibble
-     * and byte j - 4's top two bits. min: j < 4 byte j + 4's low 6 bits;
-     * else byte j + 4's high nibble and byte j's top two bits. Word x of
-     * the head holds scale bytes 4x - 4 .. 4x - 1. */
-    const uint32_t sh = 8 * (uint32_t)(j & 3), m_lo = hi ? 15u : 63u, m_hi = hi ? 0x30u : 0u;
-    const uint32_t sh_m = hi ? sh + 4 : sh;
-    const int nib = 4 * (j & 1);
-    const uint32_t qmask = (T == REALM_TYPE_Q4_K && nib) ? 0xF0F0F0F0u : 0x0F0F0F0Fu;
-    const float unit = (T == REALM_TYPE_Q4_K && nib) ? 0.0625f : 1.0f;
     const uint8_t *bp = sb + (lane >> 3) * BS;
     const int64_t ga = g0 + lane;
     const int8_t *ap = aq + ga * 32;
     const float *dp = ad + ga, *sp = as + ga;
 #pragma unroll 2
     for (int32_t g = lane; g < ng; g += 32, bp += 4 * BS, ap += 1024, dp += 32, sp += 32) {
-        const uint4 h = *(const uint4 *)bp;
-        const uint4 qa = *(const uint4 *)(bp + QS + 32 * (j >> 1));
-        const uint4 qb = *(const uint4 *)(bp + QS + 32 * (j >> 1) + 16);
-        uint32_t w[8] = {qa.x, qa.y, qa.z, qa.w, qb.x, qb.y, qb.z, qb.w};
-        if (T == REALM_TYPE_Q4_K) {
-#pragma unroll
-            for (int k = 0; k < 8; k++)
-                w[k] &= qmask;
-        } else {
-            const uint4 ha = *(const uint4 *)(bp + 16), hb = *(const uint4 *)(bp + 32);
-            const uint32_t hw[8] = {ha.x, ha.y, ha.z, ha.w, hb.x, hb.y, hb.z, hb.w};
-#pragma unroll
-            for (int k = 0; k < 8; k++)
-                w[k] = ((w[k] >> nib) & qmask) | (((hw[k] >> j) & 0x01010101u) << 4);
-        }
-        const uint32_t ws = hi ? h.w : h.y, wm = hi ? h.w : h.z;
-        const uint32_t sc = ((ws >> sh) & m_lo) | ((h.y >> (sh + 2)) & m_hi);
-        const uint32_t mn = ((wm >> sh_m) & m_lo) | ((h.z >> (sh + 2)) & m_hi);
-        const float dl = h2f((uint16_t)h.x) * (float)sc * unit;
-        const float ml = h2f((uint16_t)(h.x >> 16)) * (float)mn;
+        uint32_t w[8];
+        float dl, ml;
+        L.decode(bp, w, dl, ml);
 #pragma unroll
         for (int r = 0; r < NR; r++) {
             if (r0 + r >= n) break;
@@ -365,6 +394,52 @@ __device__ __forceinline__ void k4_dot(const uint8_t *__restrict__ sb, int32_t n
             acc[r] += __ldg(dp + ro) * (dl * (float)s) - ml * __ldg(sp + ro);
         }
     }
+}
+
+/* A lane's constants for Q6_K groups (k6_dot says which it takes) and the
+ * decoding of one group. */
+struct k6_lane {
+    int j, mis, qlo, qho;
+    uint32_t msh, rl, rh;
+    /* bp: where the lane's first block starts (its misalignment is the
+     * same for every block it meets: they are 840 bytes apart) */
+    __device__ __forceinline__ k6_lane(int lane, const uint8_t *bp)
+    {
+        j = lane & 7;
+        mis = (int)((uintptr_t)bp & 3);
+        msh = 8 * (uint32_t)mis;
+        rl = 4 * (uint32_t)((j & 3) >> 1);      /* low nibble or high */
+        rh = (2 * (uint32_t)(j & 3) + 28) & 31; /* bits 2(j%4).. to bits 4-5 */
+        qlo = 64 * (j >> 2) + 32 * (j & 1) - mis, qho = 128 + 32 * (j >> 2) - mis;
+    }
+    /* the lane's group of the block at bp: codes, unsigned (0..63), and the
+     * float scales of its two 16-halves */
+    __device__ __forceinline__ void decode(const uint8_t *bp, uint32_t (&w)[8], float &fa0,
+                                           float &fa1) const
+    {
+        const uint32_t *wl = (const uint32_t *)(bp + qlo), *wh = (const uint32_t *)(bp + qho);
+        uint32_t pl = wl[0], ph = wh[0];
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            const uint32_t nl = wl[k + 1], nh = wh[k + 1];
+            const uint32_t l = __funnelshift_r(pl, nl, msh), h = __funnelshift_r(ph, nh, msh);
+            w[k] = (__funnelshift_r(l, l, rl) & 0x0F0F0F0Fu) |
+                   (__funnelshift_r(h, h, rh) & 0x30303030u);
+            pl = nl;
+            ph = nh;
+        }
+        const uint32_t scw = *(const uint16_t *)(bp + 192 + 2 * j);
+        const float d = h2f(*(const uint16_t *)(bp + 208));
+        fa0 = d * (float)(int8_t)(scw & 0xff), fa1 = d * (float)(int8_t)(scw >> 8);
+    }
+};
+
+/* 32·Σa of 16 activation codes: what the unsigned Q6_K codes' dot carries
+ * over the signed one (|Σa| <= 16·128, exact) */
+__device__ __forceinline__ int k6_bias(const int4 &a)
+{
+    const uint32_t ones[4] = {0x01010101u, 0x01010101u, 0x01010101u, 0x01010101u};
+    return 32 * dot16_us(ones, a, 0);
 }
 
 /* Groups [g0, g0 + ng) of a Q6_K row at `sb` (as k4_dot: a staged slab of
@@ -383,42 +458,24 @@ __device__ __forceinline__ void k6_dot(const uint8_t *__restrict__ sb, int32_t n
                                        int32_t n, float (&acc)[NR])
 {
     const int64_t G = ne0 / 32;
-    const int j = lane & 7;
     const uint8_t *bp = sb + (lane >> 3) * 210;
-    const int mis = (int)((uintptr_t)bp & 3);
-    const uint32_t msh = 8 * (uint32_t)mis;
-    const uint32_t rl = 4 * (uint32_t)((j & 3) >> 1);      /* low nibble or high */
-    const uint32_t rh = (2 * (uint32_t)(j & 3) + 28) & 31; /* bits 2(j%4).. to bits 4-5 */
-    const int qlo = 64 * (j >> 2) + 32 * (j & 1) - mis, qho = 128 + 32 * (j >> 2) - mis;
+    const k6_lane L(lane, bp);
     const int64_t ga = g0 + lane;
     const int8_t *ap = aq + ga * 32;
     const float *dp = ad + ga;
 #pragma unroll 2
     for (int32_t g = lane; g < ng; g += 32, bp += 4 * 210, ap += 1024, dp += 32) {
-        const uint32_t *wl = (const uint32_t *)(bp + qlo), *wh = (const uint32_t *)(bp + qho);
-        uint32_t w[8], pl = wl[0], ph = wh[0];
-#pragma unroll
-        for (int k = 0; k < 8; k++) {
-            const uint32_t nl = wl[k + 1], nh = wh[k + 1];
-            const uint32_t l = __funnelshift_r(pl, nl, msh), h = __funnelshift_r(ph, nh, msh);
-            w[k] = (__funnelshift_r(l, l, rl) & 0x0F0F0F0Fu) |
-                   (__funnelshift_r(h, h, rh) & 0x30303030u);
-            pl = nl;
-            ph = nh;
-        }
-        const uint32_t scw = *(const uint16_t *)(bp + 192 + 2 * j);
-        const float d = h2f(*(const uint16_t *)(bp + 208));
-        const float fa0 = d * (float)(int8_t)(scw & 0xff), fa1 = d * (float)(int8_t)(scw >> 8);
+        uint32_t w[8];
+        float fa0, fa1;
+        L.decode(bp, w, fa0, fa1);
 #pragma unroll
         for (int r = 0; r < NR; r++) {
             if (r0 + r >= n) break;
             int4 a0, a1;
             act_codes(ap, r0 + r, ne0, a0, a1);
-            const uint32_t ones[4] = {0x01010101u, 0x01010101u, 0x01010101u, 0x01010101u};
-            /* Σ(q - 32)·a = Σq·a - 32·Σa: the codes' Σa by the same unsigned dot
-             * with ones (|Σa| <= 16·128, exact) */
-            const int i0 = dot16_us(w, a0, 0) - 32 * dot16_us(ones, a0, 0);
-            const int i1 = dot16_us(w + 4, a1, 0) - 32 * dot16_us(ones, a1, 0);
+            /* Σ(q - 32)·a = Σq·a - 32·Σa */
+            const int i0 = dot16_us(w, a0, 0) - k6_bias(a0);
+            const int i1 = dot16_us(w + 4, a1, 0) - k6_bias(a1);
             acc[r] += __ldg(dp + (int64_t)(r0 + r) * G) * (fa0 * (float)i0 + fa1 * (float)i1);
         }
     }
@@ -655,15 +712,184 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
                         g0.n_slabs);
 }
 
+/* ---- the ring mat-vec: Q4_K/Q5_K/Q6_K at one activation row, ne0 = 1024·GL ----
+ * A persistent block per SM slot streams tiles of RING_ROWS consecutive
+ * weight rows through a ring of shared-memory stages: one producer lane
+ * issues each tile as one bulk copy (cp.async.bulk, completing on the
+ * stage's `full` mbarrier) once the consumers have released the stage
+ * (`empty`); RING_ROWS consumer warps decode a row each. Because a consumer
+ * lane meets the same GL groups in every row (k4_dot's and k6_dot's lane
+ * mapping), it loads their activation codes, scales and sums into
+ * registers once, after the wait, instead of once a row: the same floats
+ * as k4_dot's and k6_dot's, in the same order. Tiles go round the blocks
+ * (tile t to block t mod grid); set.blk_end counts tiles; members from
+ * first1 on are of type T1 (Q4_K_M's Q6_K v beside Q4_K q and k), rows of
+ * rb1 bytes. The producer copies `early` tiles before it waits for the
+ * kernel ahead (weights are constant). H100, 8B Q4_K_M decode +4.7%
+ * against k_mmv_s, whose warps load the activations for every row (NOTES
+ * round 19). */
+#define RING_ROWS       8
+#define RING_MAX_STAGES 16
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ void mbar_init(uint64_t *b, uint32_t count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(b)), "r"(count)
+                 : "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(uint64_t *b)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(b)) : "memory");
+}
+
+__device__ __forceinline__ void mbar_wait(uint64_t *b, uint32_t parity)
+{
+    uint32_t done;
+    do {
+        asm volatile("{\n.reg .pred p;\n"
+                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(smem_addr(b)), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+
+/* bytes (a multiple of 16, both addresses 16-byte aligned) from global to
+ * shared; the transfer completes on mbarrier b, which expects them */
+__device__ __forceinline__ void bulk_copy(void *dst, const void *src, uint32_t bytes, uint64_t *b)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(b)),
+                 "r"(bytes)
+                 : "memory");
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], "
+                 "%2, [%3];\n" ::"r"(smem_addr(dst)),
+                 "l"(src), "r"(bytes), "r"(smem_addr(b))
+                 : "memory");
+}
+
+/* a consumer lane's activations: groups lane + 32 i, i < GL, of row 0 */
+template <int GL> struct ring_act {
+    int4 a0[GL], a1[GL];
+    float d[GL], s[GL]; /* scale; d·Σq (Q4_K/Q5_K) */
+    int z0[GL], z1[GL]; /* 32·Σa of each 16-half (Q6_K) */
+};
+
+/* row (in shared memory) · the activations, as k4_dot/k6_dot sum it */
+template <int T, int GL>
+__device__ __forceinline__ float ring_row(const uint8_t *row, int lane, const ring_act<GL> &A)
+{
+    float acc = 0.0f;
+    if constexpr (T == REALM_TYPE_Q6_K) {
+        const uint8_t *bp = row + (lane >> 3) * 210;
+        const k6_lane L(lane, bp);
+#pragma unroll
+        for (int i = 0; i < GL; i++, bp += 4 * 210) {
+            uint32_t w[8];
+            float fa0, fa1;
+            L.decode(bp, w, fa0, fa1);
+            const int i0 = dot16_us(w, A.a0[i], 0) - A.z0[i];
+            const int i1 = dot16_us(w + 4, A.a1[i], 0) - A.z1[i];
+            acc += A.d[i] * (fa0 * (float)i0 + fa1 * (float)i1);
+        }
+    } else {
+        const k4_lane<T> L(lane);
+        const uint8_t *bp = row + (lane >> 3) * k4_lane<T>::BS;
+#pragma unroll
+        for (int i = 0; i < GL; i++, bp += 4 * k4_lane<T>::BS) {
+            uint32_t w[8];
+            float dl, ml;
+            L.decode(bp, w, dl, ml);
+            const int sum = dot16_us(w + 4, A.a1[i], dot16_us(w, A.a0[i], 0));
+            acc += A.d[i] * (dl * (float)sum) - ml * A.s[i];
+        }
+    }
+    return acc;
+}
+
+template <int T0, int T1, int GL>
+__global__ static void __launch_bounds__((RING_ROWS + 1) * 32)
+    k_mmv_ring(const mms_set set, int first1, size_t rb0, size_t rb1, const int8_t *__restrict__ aq,
+               const float *__restrict__ ad, const float *__restrict__ as, float *resid,
+               int32_t stages, int32_t early)
+{
+    extern __shared__ uint4 ring_sh[];
+    __shared__ uint64_t full[RING_MAX_STAGES], empty[RING_MAX_STAGES];
+    pdl_trigger();
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const size_t tile_bytes = RING_ROWS * (rb0 > rb1 ? rb0 : rb1);
+    const uint32_t n_tiles = set.blk_end[MMS_SET - 1];
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < stages; s++) {
+            mbar_init(&full[s], 1);
+            mbar_init(&empty[s], RING_ROWS);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    if (warp == RING_ROWS) { /* the producer */
+        if (lane) return;
+        int32_t k = 0;
+        for (uint32_t t = blockIdx.x; t < n_tiles; t += gridDim.x, k++) {
+            const int s = k % stages;
+            if (k == early) pdl_wait();
+            if (k >= stages) mbar_wait(&empty[s], (uint32_t)(k / stages - 1) & 1);
+            const int mi = t < set.blk_end[0] ? 0 : t < set.blk_end[1] ? 1 : 2;
+            const uint32_t t0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
+            const int64_t row = (int64_t)(t - t0) * RING_ROWS, ne1 = MMS_PICK(ne1, mi);
+            const int64_t rows = ne1 - row < RING_ROWS ? ne1 - row : RING_ROWS;
+            const size_t rb = mi >= first1 ? rb1 : rb0;
+            bulk_copy((uint8_t *)ring_sh + s * tile_bytes, MMS_PICK(w, mi) + row * rb,
+                      (uint32_t)(rows * rb), &full[s]);
+        }
+        return;
+    }
+    pdl_wait();
+    ring_act<GL> A;
+#pragma unroll
+    for (int i = 0; i < GL; i++) {
+        const int64_t ga = lane + 32 * i;
+        act_codes(aq + ga * 32, 0, 0, A.a0[i], A.a1[i]);
+        A.d[i] = __ldg(ad + ga);
+        if (T0 != REALM_TYPE_Q6_K) A.s[i] = __ldg(as + ga);
+        if (T0 == REALM_TYPE_Q6_K || T1 == REALM_TYPE_Q6_K)
+            A.z0[i] = k6_bias(A.a0[i]), A.z1[i] = k6_bias(A.a1[i]);
+    }
+    int32_t k = 0;
+    for (uint32_t t = blockIdx.x; t < n_tiles; t += gridDim.x, k++) {
+        const int s = k % stages;
+        mbar_wait(&full[s], (uint32_t)(k / stages) & 1);
+        const int mi = t < set.blk_end[0] ? 0 : t < set.blk_end[1] ? 1 : 2;
+        const uint32_t t0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
+        const int64_t o_row = (int64_t)(t - t0) * RING_ROWS + warp, ne1 = MMS_PICK(ne1, mi);
+        if (o_row < ne1) {
+            const uint8_t *stage = (const uint8_t *)ring_sh + s * tile_bytes;
+            float acc[1];
+            if (T1 != T0 && mi >= first1)
+                acc[0] = ring_row<T1, GL>(stage + warp * rb1, lane, A);
+            else
+                acc[0] = ring_row<T0, GL>(stage + warp * rb0, lane, A);
+            mv_store<1>(acc, lane, 0, 1, o_row, ne1, MMS_PICK(bias, mi), MMS_PICK(out, mi), resid);
+        }
+        __syncwarp();
+        if (lane == 0) mbar_arrive(&empty[s]);
+    }
+}
+
 /* The set of ops[0 .. n_set) (entries past n_set repeat the last member
  * with no blocks of their own). */
-static mms_set mms_set_of(const struct cuda_op *ops, int n_set)
+static mms_set mms_set_of(const struct cuda_op *ops, int n_set, int rows = MMS_WARPS)
 {
     mms_set set = {};
     uint32_t blocks = 0;
     for (int i = 0; i < MMS_SET; i++) {
         const struct cuda_op *o = &ops[i < n_set ? i : n_set - 1];
-        if (i < n_set) blocks += (uint32_t)((o->w.ne1 + MMS_WARPS - 1) / MMS_WARPS);
+        if (i < n_set) blocks += (uint32_t)((o->w.ne1 + rows - 1) / rows);
         set.w[i] = (const uint8_t *)o->w.data;
         set.bias[i] = (const float *)o->bias.data;
         set.out[i] = (float *)o->out;
@@ -704,13 +930,14 @@ static size_t mms_shm(int32_t slab_bytes, int32_t n_slabs)
     return (size_t)MMS_WARPS * (n_slabs > 1 ? 2 : 1) * slab_bytes;
 }
 
-/* *n: how many blocks of kern (MMS_WARPS warps, shm bytes of shared memory)
- * the whole GPU holds at once; false where CUDA cannot say. */
-template <typename K> static bool resident_blocks(const cuda_ctx *c, K kern, size_t shm, int64_t *n)
+/* *n: how many blocks of kern (shm bytes of shared memory, `threads`
+ * threads) the whole GPU holds at once; false where CUDA cannot say. */
+template <typename K>
+static bool resident_blocks(const cuda_ctx *c, K kern, size_t shm, int64_t *n,
+                            int threads = MMS_WARPS * 32)
 {
     int per_sm = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, MMS_WARPS * 32, shm) !=
-        cudaSuccess)
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, threads, shm) != cudaSuccess)
         return false;
     *n = (int64_t)per_sm * c->n_sm;
     return true;
@@ -772,6 +999,64 @@ static bool mms_same_fit(const cuda_ctx *c, const struct cuda_op *ops, int from,
     return true;
 }
 
+/* The ring mat-vec of ops[0 .. n_set) (one width, at one activation row;
+ * members from first1 on of type T1, n_set if none; GL = ne0 / 1024):
+ * as many stages as fit c->ring_kb, at least two, and as many blocks as
+ * the GPU holds at once, at most one a tile; false where two stages do not
+ * fit a block's shared memory. */
+template <int T0, int T1, int GL>
+static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                           const int8_t *aq, const float *ad, const float *as, float *resid)
+{
+    const int64_t ne0 = ops[0].w.ne0;
+    const size_t rb0 = realm_type_row_size(ops[0].w.type, ne0),
+                 rb1 = first1 < n_set ? realm_type_row_size(ops[first1].w.type, ne0) : rb0;
+    const size_t tile = RING_ROWS * (rb0 > rb1 ? rb0 : rb1);
+    size_t stages = (size_t)c->ring_kb * 1024 / tile;
+    stages = stages < 2 ? 2 : stages > RING_MAX_STAGES ? RING_MAX_STAGES : stages;
+    const size_t shm = stages * tile;
+    /* the most dynamic shared memory this instance may use on c->device */
+    static int opted_dev = -1;
+    static size_t opted = 0;
+    if (opted_dev != c->device || opted < shm) {
+        if (cudaFuncSetAttribute(k_mmv_ring<T0, T1, GL>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int)shm) != cudaSuccess) {
+            (void)cudaGetLastError(); /* more than a block may have */
+            return false;
+        }
+        opted_dev = c->device, opted = shm;
+    }
+    const mms_set set = mms_set_of(ops, n_set, RING_ROWS);
+    int64_t res;
+    if (!resident_blocks(c, k_mmv_ring<T0, T1, GL>, shm, &res, (RING_ROWS + 1) * 32) || res < 1)
+        return false;
+    const int64_t tiles = set.blk_end[MMS_SET - 1];
+    cuda__launch_pdl(c, k_mmv_ring<T0, T1, GL>, dim3((unsigned)(tiles < res ? tiles : res)),
+                     dim3((RING_ROWS + 1) * 32), shm, set, first1 < n_set ? first1 : MMS_SET, rb0,
+                     rb1, aq, ad, as, resid, (int32_t)stages, c->ring_early);
+    return true;
+}
+
+/* launch_ring_gl at GL = ne0 / 1024, where the ring takes the types and
+ * width (Q4_K/Q5_K/Q6_K, 2048 or 4096 columns: the activations of more
+ * groups a lane would not fit its registers) and c->mmv_ring; false
+ * otherwise. */
+template <int T0, int T1>
+static bool launch_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                        const int8_t *aq, const float *ad, const float *as, float *resid)
+{
+    constexpr bool k4 = T0 == REALM_TYPE_Q4_K || T0 == REALM_TYPE_Q5_K;
+    if constexpr ((k4 || T0 == REALM_TYPE_Q6_K) && (T1 == T0 || (k4 && T1 == REALM_TYPE_Q6_K))) {
+        if (!c->mmv_ring || ops[0].n != 1) return false;
+        if (ops[0].w.ne0 == 2048)
+            return launch_ring_gl<T0, T1, 2>(c, ops, n_set, first1, aq, ad, as, resid);
+        if (ops[0].w.ne0 == 4096)
+            return launch_ring_gl<T0, T1, 4>(c, ops, n_set, first1, aq, ad, as, resid);
+    }
+    return false;
+}
+
 /* ops[0 .. n_set): matrices of one type and width on the same activations
  * (the caller checks); resid only with n_set == 1. */
 template <int T, int NR>
@@ -782,6 +1067,7 @@ static bool launch_mms_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, cons
     int32_t sb, sg, ns;
     if (!mms_fit<T>(c, w, &sb, &sg, &ns) || !mms_same_fit<T>(c, ops, 1, n_set, sb, sg, ns))
         return false;
+    if (NR == 1 && launch_ring<T, T>(c, ops, n_set, n_set, aq, ad, as, resid)) return true;
     const mms_set set = mms_set_of(ops, n_set);
     dim3 grid(set.blk_end[MMS_SET - 1], (unsigned)((ops[0].n + NR - 1) / NR));
     size_t rb = realm_type_row_size(w->type, w->ne0);
@@ -796,6 +1082,7 @@ template <int T0, int T1, int NR>
 static bool launch_mms2_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
                           const int8_t *aq, const float *ad, const float *as)
 {
+    if (NR == 1 && launch_ring<T0, T1>(c, ops, n_set, first1, aq, ad, as, NULL)) return true;
     const realm_weight *w0 = &ops[0].w, *w1 = &ops[first1].w;
     mms_geom g0, g1;
     if (!mms_fit<T0>(c, w0, &g0.slab_bytes, &g0.slab_groups, &g0.n_slabs) ||
