@@ -725,9 +725,11 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
  * (tile t to block t mod grid); set.blk_end counts tiles; members from
  * first1 on are of type T1 (Q4_K_M's Q6_K v beside Q4_K q and k), rows of
  * rb1 bytes. The producer copies `early` tiles before it waits for the
- * kernel ahead (weights are constant). H100, 8B Q4_K_M decode +4.7%
- * against k_mmv_s, whose warps load the activations for every row (NOTES
- * round 19). */
+ * kernel ahead (weights are constant): c->ring_early_kb's worth, at least
+ * one (the 1B's 9 KB tiles: two, +1.4% against one). H100 8B Q4_K_M
+ * decode +6.3-6.6% against k_mmv_s, whose warps load the activations for
+ * every row; Q8_0 through the ring lost 2.9% against k_mmv_q and stays
+ * there (NOTES round 19). */
 #define RING_ROWS       8
 #define RING_MAX_STAGES 16
 
@@ -1012,6 +1014,9 @@ static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, in
     const size_t rb0 = realm_type_row_size(ops[0].w.type, ne0),
                  rb1 = first1 < n_set ? realm_type_row_size(ops[first1].w.type, ne0) : rb0;
     const size_t tile = RING_ROWS * (rb0 > rb1 ? rb0 : rb1);
+    if (rb0 % 16 || rb1 % 16) return false; /* bulk copies move multiples of 16 bytes */
+    for (int i = 0; i < n_set; i++)
+        if ((uintptr_t)ops[i].w.data % 16) return false;
     size_t stages = (size_t)c->ring_kb * 1024 / tile;
     stages = stages < 2 ? 2 : stages > RING_MAX_STAGES ? RING_MAX_STAGES : stages;
     const size_t shm = stages * tile;
@@ -1032,9 +1037,10 @@ static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, in
     if (!resident_blocks(c, k_mmv_ring<T0, T1, GL>, shm, &res, (RING_ROWS + 1) * 32) || res < 1)
         return false;
     const int64_t tiles = set.blk_end[MMS_SET - 1];
+    const size_t early = (size_t)c->ring_early_kb * 1024 / tile;
     cuda__launch_pdl(c, k_mmv_ring<T0, T1, GL>, dim3((unsigned)(tiles < res ? tiles : res)),
                      dim3((RING_ROWS + 1) * 32), shm, set, first1 < n_set ? first1 : MMS_SET, rb0,
-                     rb1, aq, ad, as, resid, (int32_t)stages, c->ring_early);
+                     rb1, aq, ad, as, resid, (int32_t)stages, (int32_t)(early > 1 ? early : 1));
     return true;
 }
 
