@@ -254,18 +254,20 @@ struct l2pf_ranges {
 
 __global__ static void k_l2_prefetch(const l2pf_ranges r)
 {
-    uint64_t off = ((uint64_t)blockIdx.x * blockDim.x + threadIdx.x) * L2PF_CHUNK;
+    /* one chunk a thread; each range starts at a chunk of its own */
+    uint64_t chunk = (uint64_t)blockIdx.x * blockDim.x + threadIdx.x;
 #pragma unroll
     for (int i = 0; i < L2PF_SETS; i++) {
-        if (off < r.n[i]) {
-            const uint64_t left = r.n[i] - off;
+        const uint64_t chunks = (r.n[i] + L2PF_CHUNK - 1) / L2PF_CHUNK;
+        if (chunk < chunks) {
+            const uint64_t off = chunk * L2PF_CHUNK, left = r.n[i] - off;
             const uint32_t size = (uint32_t)(left < L2PF_CHUNK ? left : L2PF_CHUNK);
             asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(r.p[i] + off),
                          "r"(size)
                          : "memory");
             return;
         }
-        off -= r.n[i];
+        chunk -= chunks;
     }
 }
 
@@ -281,7 +283,7 @@ bool realm__cuda_issue_l2_prefetch(cuda_ctx *c, const struct cuda_op *ops, int32
         j++;
     if (j == n) return false;
     l2pf_ranges r = {};
-    uint64_t budget = (uint64_t)c->l2pf_bytes, total = 0;
+    uint64_t budget = (uint64_t)c->l2pf_bytes, threads = 0;
     for (int k = 0; k < L2PF_SETS && j + k < n && budget > 0; k++) {
         const struct cuda_op *m = &ops[j + k];
         if (m->kind != CUDA_OP_MATMUL || m->x != ops[j].x || (uintptr_t)m->w.data % 16) break;
@@ -290,10 +292,9 @@ bool realm__cuda_issue_l2_prefetch(cuda_ctx *c, const struct cuda_op *ops, int32
         r.p[k] = (const char *)m->w.data;
         r.n[k] = bytes;
         budget -= bytes;
-        total += bytes;
+        threads += (bytes + L2PF_CHUNK - 1) / L2PF_CHUNK;
     }
-    if (!total) return false;
-    const uint64_t threads = (total + L2PF_CHUNK - 1) / L2PF_CHUNK;
+    if (!threads) return false;
     CUDA_CHECK(c, cudaEventRecord(c->ev_pf, c->stream));
     CUDA_CHECK(c, cudaStreamWaitEvent(c->copy_stream, c->ev_pf, 0));
     /* blocks of one warp: the bulk prefetches of one block queue on one
