@@ -292,10 +292,15 @@ static void test_matmul_model_shapes(void **state)
          * 4096 columns), with a last tile of fewer than its 8 rows */
         {REALM_TYPE_Q4_K, 2048, 8192, 1},   {REALM_TYPE_Q5_K, 4096, 1029, 1},
         {REALM_TYPE_Q6_K, 4096, 1029, 1},   {REALM_TYPE_Q6_K, 2048, 300, 1},
+        /* its rows split over four warps (8192 and 14336 columns), with a
+         * last tile of one row */
+        {REALM_TYPE_Q4_K, 14336, 1029, 1},  {REALM_TYPE_Q4_K, 8192, 301, 1},
+        {REALM_TYPE_Q6_K, 8192, 77, 1},     {REALM_TYPE_Q5_K, 14336, 37, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_matmul(cases[i].type, cases[i].ne0, cases[i].ne1, cases[i].n, false);
     check_matmul(REALM_TYPE_Q5_K, 2048, 77, 1, true); /* the ring's bias */
+    check_matmul(REALM_TYPE_Q6_K, 14336, 33, 1, true); /* and the split rows' */
     assert_int_equal(n_fail, 0);
 }
 

@@ -722,7 +722,13 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
  * mapping), it loads their activation codes, scales and sums into
  * registers once, after the wait, instead of once a row: the same floats
  * as k4_dot's and k6_dot's, in the same order. Tiles go round the blocks
- * (tile t to block t mod grid); set.blk_end counts tiles; members from
+ * (tile t to block t mod grid); set.blk_end counts tiles. Rows of 8192
+ * or 14336 columns (the down projections, whose lanes' activations would
+ * not fit the registers) are split over SPLIT = 4 warps, a part of gq
+ * groups each, 8 / SPLIT rows a tile; their sums meet in shared memory
+ * under a named barrier, in part order (not k_mmv_s's float order: the
+ * split rows match the CPU's within the mat-vec's tolerance, not
+ * k_mmv_s's bits; H100 8B Q4_K_M decode +3.7%, 1B +5.1%). Members from
  * first1 on are of type T1 (Q4_K_M's Q6_K v beside Q4_K q and k), rows of
  * rb1 bytes. The producer copies `early` tiles before it waits for the
  * kernel ahead (weights are constant): c->ring_early_kb's worth, at least
@@ -782,9 +788,11 @@ template <int GL> struct ring_act {
     int z0[GL], z1[GL]; /* 32·Σa of each 16-half (Q6_K) */
 };
 
-/* row (in shared memory) · the activations, as k4_dot/k6_dot sum it */
-template <int T, int GL>
-__device__ __forceinline__ float ring_row(const uint8_t *row, int lane, const ring_act<GL> &A)
+/* row (in shared memory; PART: the part of gq groups a warp of a split row
+ * takes) · the activations, as k4_dot/k6_dot sum it */
+template <int T, int GL, bool PART>
+__device__ __forceinline__ float ring_row(const uint8_t *row, int lane, const ring_act<GL> &A,
+                                          int gq)
 {
     float acc = 0.0f;
     if constexpr (T == REALM_TYPE_Q6_K) {
@@ -792,6 +800,7 @@ __device__ __forceinline__ float ring_row(const uint8_t *row, int lane, const ri
         const k6_lane L(lane, bp);
 #pragma unroll
         for (int i = 0; i < GL; i++, bp += 4 * 210) {
+            if (PART && lane + 32 * i >= gq) break;
             uint32_t w[8];
             float fa0, fa1;
             L.decode(bp, w, fa0, fa1);
@@ -804,6 +813,7 @@ __device__ __forceinline__ float ring_row(const uint8_t *row, int lane, const ri
         const uint8_t *bp = row + (lane >> 3) * k4_lane<T>::BS;
 #pragma unroll
         for (int i = 0; i < GL; i++, bp += 4 * k4_lane<T>::BS) {
+            if (PART && lane + 32 * i >= gq) break;
             uint32_t w[8];
             float dl, ml;
             L.decode(bp, w, dl, ml);
@@ -814,17 +824,19 @@ __device__ __forceinline__ float ring_row(const uint8_t *row, int lane, const ri
     return acc;
 }
 
-template <int T0, int T1, int GL>
+template <int T0, int T1, int GL, int SPLIT>
 __global__ static void __launch_bounds__((RING_ROWS + 1) * 32)
-    k_mmv_ring(const mms_set set, int first1, size_t rb0, size_t rb1, const int8_t *__restrict__ aq,
-               const float *__restrict__ ad, const float *__restrict__ as, float *resid,
-               int32_t stages, int32_t early)
+    k_mmv_ring(const mms_set set, int first1, size_t rb0, size_t rb1, int32_t gq,
+               const int8_t *__restrict__ aq, const float *__restrict__ ad,
+               const float *__restrict__ as, float *resid, int32_t stages, int32_t early)
 {
+    constexpr int R = RING_ROWS / SPLIT; /* rows a tile */
     extern __shared__ uint4 ring_sh[];
     __shared__ uint64_t full[RING_MAX_STAGES], empty[RING_MAX_STAGES];
+    __shared__ float part[2][RING_ROWS]; /* split rows' warp sums, by tile parity */
     pdl_trigger();
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const size_t tile_bytes = RING_ROWS * (rb0 > rb1 ? rb0 : rb1);
+    const size_t tile_bytes = R * (rb0 > rb1 ? rb0 : rb1);
     const uint32_t n_tiles = set.blk_end[MMS_SET - 1];
     if (threadIdx.x == 0) {
         for (int s = 0; s < stages; s++) {
@@ -843,19 +855,21 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32)
             if (k >= stages) mbar_wait(&empty[s], (uint32_t)(k / stages - 1) & 1);
             const int mi = t < set.blk_end[0] ? 0 : t < set.blk_end[1] ? 1 : 2;
             const uint32_t t0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
-            const int64_t row = (int64_t)(t - t0) * RING_ROWS, ne1 = MMS_PICK(ne1, mi);
-            const int64_t rows = ne1 - row < RING_ROWS ? ne1 - row : RING_ROWS;
+            const int64_t row = (int64_t)(t - t0) * R, ne1 = MMS_PICK(ne1, mi);
+            const int64_t rows = ne1 - row < R ? ne1 - row : R;
             const size_t rb = mi >= first1 ? rb1 : rb0;
             bulk_copy((uint8_t *)ring_sh + s * tile_bytes, MMS_PICK(w, mi) + row * rb,
                       (uint32_t)(rows * rb), &full[s]);
         }
         return;
     }
+    const int rr = warp / SPLIT, q = warp % SPLIT; /* the tile's row, the part of it */
     pdl_wait();
     ring_act<GL> A;
 #pragma unroll
     for (int i = 0; i < GL; i++) {
-        const int64_t ga = lane + 32 * i;
+        if (SPLIT > 1 && lane + 32 * i >= gq) break;
+        const int64_t ga = (int64_t)q * gq + lane + 32 * i;
         act_codes(aq + ga * 32, 0, 0, A.a0[i], A.a1[i]);
         A.d[i] = __ldg(ad + ga);
         if (T0 != REALM_TYPE_Q6_K) A.s[i] = __ldg(as + ga);
@@ -868,15 +882,40 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32)
         mbar_wait(&full[s], (uint32_t)(k / stages) & 1);
         const int mi = t < set.blk_end[0] ? 0 : t < set.blk_end[1] ? 1 : 2;
         const uint32_t t0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
-        const int64_t o_row = (int64_t)(t - t0) * RING_ROWS + warp, ne1 = MMS_PICK(ne1, mi);
+        const int64_t o_row = (int64_t)(t - t0) * R + rr, ne1 = MMS_PICK(ne1, mi);
         if (o_row < ne1) {
             const uint8_t *stage = (const uint8_t *)ring_sh + s * tile_bytes;
             float acc[1];
             if (T1 != T0 && mi >= first1)
-                acc[0] = ring_row<T1, GL>(stage + warp * rb1, lane, A);
+                acc[0] = ring_row<T1, GL, false>(stage + warp * rb1, lane, A, gq);
+            else if (SPLIT == 1)
+                acc[0] = ring_row<T0, GL, false>(stage + warp * rb0, lane, A, gq);
             else
-                acc[0] = ring_row<T0, GL>(stage + warp * rb0, lane, A);
-            mv_store<1>(acc, lane, 0, 1, o_row, ne1, MMS_PICK(bias, mi), MMS_PICK(out, mi), resid);
+                acc[0] = ring_row<T0, GL, true>(stage + rr * rb0 + q * (rb0 / SPLIT), lane, A, gq);
+            if constexpr (SPLIT == 1) {
+                mv_store<1>(acc, lane, 0, 1, o_row, ne1, MMS_PICK(bias, mi), MMS_PICK(out, mi),
+                            resid);
+            } else {
+                /* the row's SPLIT warps: their sums in part order, then as mv_store */
+                float v = acc[0];
+                for (int o = 16; o > 0; o >>= 1)
+                    v += __shfl_xor_sync(0xffffffffu, v, o);
+                if (lane == 0) part[k & 1][warp] = v;
+                static_assert(R == 2, "one named barrier a row of the tile: 1 and 2");
+                if (rr == 0)
+                    asm volatile("bar.sync 1, %0;\n" ::"n"(SPLIT * 32) : "memory");
+                else
+                    asm volatile("bar.sync 2, %0;\n" ::"n"(SPLIT * 32) : "memory");
+                if (q == 0 && lane == 0) {
+                    v = part[k & 1][warp];
+                    for (int j = 1; j < SPLIT; j++)
+                        v += part[k & 1][warp + j];
+                    const float *bias = MMS_PICK(bias, mi);
+                    if (bias) v += bias[o_row];
+                    MMS_PICK(out, mi)[o_row] = v;
+                    if (resid) resid[o_row] += v;
+                }
+            }
         }
         __syncwarp();
         if (lane == 0) mbar_arrive(&empty[s]);
@@ -1006,14 +1045,15 @@ static bool mms_same_fit(const cuda_ctx *c, const struct cuda_op *ops, int from,
  * as many stages as fit c->ring_kb, at least two, and as many blocks as
  * the GPU holds at once, at most one a tile; false where two stages do not
  * fit a block's shared memory. */
-template <int T0, int T1, int GL>
+template <int T0, int T1, int GL, int SPLIT>
 static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
                            const int8_t *aq, const float *ad, const float *as, float *resid)
 {
+    constexpr int R = RING_ROWS / SPLIT;
     const int64_t ne0 = ops[0].w.ne0;
     const size_t rb0 = realm_type_row_size(ops[0].w.type, ne0),
                  rb1 = first1 < n_set ? realm_type_row_size(ops[first1].w.type, ne0) : rb0;
-    const size_t tile = RING_ROWS * (rb0 > rb1 ? rb0 : rb1);
+    const size_t tile = R * (rb0 > rb1 ? rb0 : rb1);
     if (rb0 % 16 || rb1 % 16) return false; /* bulk copies move multiples of 16 bytes */
     for (int i = 0; i < n_set; i++)
         if ((uintptr_t)ops[i].w.data % 16) return false;
@@ -1024,7 +1064,7 @@ static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, in
     static int opted_dev = -1;
     static size_t opted = 0;
     if (opted_dev != c->device || opted < shm) {
-        if (cudaFuncSetAttribute(k_mmv_ring<T0, T1, GL>,
+        if (cudaFuncSetAttribute(k_mmv_ring<T0, T1, GL, SPLIT>,
                                  cudaFuncAttributeMaxDynamicSharedMemorySize,
                                  (int)shm) != cudaSuccess) {
             (void)cudaGetLastError(); /* more than a block may have */
@@ -1032,22 +1072,24 @@ static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, in
         }
         opted_dev = c->device, opted = shm;
     }
-    const mms_set set = mms_set_of(ops, n_set, RING_ROWS);
+    const mms_set set = mms_set_of(ops, n_set, R);
     int64_t res;
-    if (!resident_blocks(c, k_mmv_ring<T0, T1, GL>, shm, &res, (RING_ROWS + 1) * 32) || res < 1)
+    if (!resident_blocks(c, k_mmv_ring<T0, T1, GL, SPLIT>, shm, &res, (RING_ROWS + 1) * 32) ||
+        res < 1)
         return false;
     const int64_t tiles = set.blk_end[MMS_SET - 1];
     const size_t early = (size_t)c->ring_early_kb * 1024 / tile;
-    cuda__launch_pdl(c, k_mmv_ring<T0, T1, GL>, dim3((unsigned)(tiles < res ? tiles : res)),
+    cuda__launch_pdl(c, k_mmv_ring<T0, T1, GL, SPLIT>, dim3((unsigned)(tiles < res ? tiles : res)),
                      dim3((RING_ROWS + 1) * 32), shm, set, first1 < n_set ? first1 : MMS_SET, rb0,
-                     rb1, aq, ad, as, resid, (int32_t)stages, (int32_t)(early > 1 ? early : 1));
+                     rb1, (int32_t)(ne0 / 32 / SPLIT), aq, ad, as, resid, (int32_t)stages,
+                     (int32_t)(early > 1 ? early : 1));
     return true;
 }
 
-/* launch_ring_gl at GL = ne0 / 1024, where the ring takes the types and
- * width (Q4_K/Q5_K/Q6_K, 2048 or 4096 columns: the activations of more
- * groups a lane would not fit its registers) and c->mmv_ring; false
- * otherwise. */
+/* launch_ring_gl where the ring takes the types and width (Q4_K/Q5_K/Q6_K;
+ * 2048 or 4096 columns, GL = ne0 / 1024; 8192 and 14336 split over four
+ * warps, c->ring_split: the activations of more groups a lane would not
+ * fit its registers) and c->mmv_ring; false otherwise. */
 template <int T0, int T1>
 static bool launch_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
                         const int8_t *aq, const float *ad, const float *as, float *resid)
@@ -1056,9 +1098,15 @@ static bool launch_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int f
     if constexpr ((k4 || T0 == REALM_TYPE_Q6_K) && (T1 == T0 || (k4 && T1 == REALM_TYPE_Q6_K))) {
         if (!c->mmv_ring || ops[0].n != 1) return false;
         if (ops[0].w.ne0 == 2048)
-            return launch_ring_gl<T0, T1, 2>(c, ops, n_set, first1, aq, ad, as, resid);
+            return launch_ring_gl<T0, T1, 2, 1>(c, ops, n_set, first1, aq, ad, as, resid);
         if (ops[0].w.ne0 == 4096)
-            return launch_ring_gl<T0, T1, 4>(c, ops, n_set, first1, aq, ad, as, resid);
+            return launch_ring_gl<T0, T1, 4, 1>(c, ops, n_set, first1, aq, ad, as, resid);
+        if constexpr (T1 == T0) { /* 32 and 56 blocks a row: 8 and 14 a part */
+            if (ops[0].w.ne0 == 8192 && c->ring_split)
+                return launch_ring_gl<T0, T0, 2, 4>(c, ops, n_set, first1, aq, ad, as, resid);
+            if (ops[0].w.ne0 == 14336 && c->ring_split)
+                return launch_ring_gl<T0, T0, 4, 4>(c, ops, n_set, first1, aq, ad, as, resid);
+        }
     }
     return false;
 }
