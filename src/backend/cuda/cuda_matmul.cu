@@ -712,30 +712,30 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
                         g0.n_slabs);
 }
 
-/* ---- the ring mat-vec: Q4_K/Q5_K/Q6_K at one activation row, ne0 = 1024·GL ----
- * A persistent block per SM slot streams tiles of RING_ROWS consecutive
- * weight rows through a ring of shared-memory stages: one producer lane
- * issues each tile as one bulk copy (cp.async.bulk, completing on the
- * stage's `full` mbarrier) once the consumers have released the stage
- * (`empty`); RING_ROWS consumer warps decode a row each. Because a consumer
- * lane meets the same GL groups in every row (k4_dot's and k6_dot's lane
- * mapping), it loads their activation codes, scales and sums into
- * registers once, after the wait, instead of once a row: the same floats
- * as k4_dot's and k6_dot's, in the same order. Tiles go round the blocks
- * (tile t to block t mod grid); set.blk_end counts tiles. Rows of 8192
- * or 14336 columns (the down projections, whose lanes' activations would
- * not fit the registers) are split over SPLIT = 4 warps, a part of gq
- * groups each, 8 / SPLIT rows a tile; their sums meet in shared memory
- * under a named barrier, in part order (not k_mmv_s's float order: the
- * split rows match the CPU's within the mat-vec's tolerance, not
- * k_mmv_s's bits; H100 8B Q4_K_M decode +3.7%, 1B +5.1%). Members from
- * first1 on are of type T1 (Q4_K_M's Q6_K v beside Q4_K q and k), rows of
- * rb1 bytes. The producer copies `early` tiles before it waits for the
- * kernel ahead (weights are constant): c->ring_early_kb's worth, at least
- * one (the 1B's 9 KB tiles: two, +1.4% against one). H100 8B Q4_K_M
- * decode +6.3-6.6% against k_mmv_s, whose warps load the activations for
- * every row; Q8_0 through the ring lost 2.9% against k_mmv_q and stays
- * there (NOTES round 19). */
+/* ---- the ring mat-vec (k_mmv_ring): K-quant rows at one activation row ----
+ * Persistent blocks (as many as fit at once; tile t to block t mod grid)
+ * stream tiles of weight rows through a ring of shared-memory stages: one
+ * producer lane issues each tile as one bulk copy (cp.async.bulk) that
+ * completes on the stage's `full` mbarrier, once the consumers have
+ * released the stage on its `empty` one; RING_ROWS consumer warps decode
+ * the tile. A consumer lane meets the same groups in every row it decodes
+ * (k4_dot's and k6_dot's lane mapping), so it loads their activation codes,
+ * scales and sums into registers once, after the wait: the per-row
+ * activation loads were what kept k_mmv_s's decode on the critical path.
+ * - Rows of 2048/4096 columns (GL = ne0 / 1024 groups a lane): a warp a
+ *   row, RING_ROWS rows a tile, k4_dot's/k6_dot's float order (k_mmv_s's
+ *   bits). A set's members from first1 on may be of type T1, rows of rb1
+ *   bytes (Q4_K_M's Q6_K v beside Q4_K q and k).
+ * - Rows of 8192/14336 columns (the down projections, whose lanes'
+ *   activations would not fit the registers): SPLIT = 4 warps a row, a
+ *   part of gq groups each, RING_ROWS / SPLIT rows a tile; the parts' sums
+ *   meet in shared memory under a named barrier, in part order (the CPU's
+ *   within the mat-vec tolerance, not k_mmv_s's bits).
+ * The producer copies `early` tiles before it waits for the kernel ahead
+ * (weights are constant). H100 8B Q4_K_M decode +6.3-6.6% over k_mmv_s,
+ * then +3.7% with the split rows (1B: +1.4% from two early tiles, +5.1%
+ * from the split); Q8_0 through the ring lost 2.9% against k_mmv_q and
+ * stays there (NOTES round 19). */
 #define RING_ROWS       8
 #define RING_MAX_STAGES 16
 
@@ -1041,10 +1041,10 @@ static bool mms_same_fit(const cuda_ctx *c, const struct cuda_op *ops, int from,
 }
 
 /* The ring mat-vec of ops[0 .. n_set) (one width, at one activation row;
- * members from first1 on of type T1, n_set if none; GL = ne0 / 1024):
- * as many stages as fit c->ring_kb, at least two, and as many blocks as
- * the GPU holds at once, at most one a tile; false where two stages do not
- * fit a block's shared memory. */
+ * members from first1 on of type T1, n_set if none; GL groups a lane,
+ * SPLIT warps a row): as many stages as fit c->ring_kb, at least two, and
+ * as many blocks as the GPU holds at once, at most one a tile; false where
+ * two stages do not fit a block's shared memory. */
 template <int T0, int T1, int GL, int SPLIT>
 static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
                            const int8_t *aq, const float *ad, const float *as, float *resid)
