@@ -239,6 +239,17 @@ __device__ __forceinline__ float group_dot(const grp &q, const int8_t *__restric
 /* A mat-vec warp's epilogue: each activation row's sum over the lanes, then
  * lane r writes row r0 + r of weight row o_row (+ bias; added into resid
  * too when there is one). */
+/* v, activation row r's sum for weight row o_row, into out (+ bias; added
+ * into resid too when there is one) */
+__device__ __forceinline__ void mv_put(float v, int32_t r, int64_t ne1, int64_t o_row,
+                                       const float *bias, float *out, float *resid)
+{
+    if (bias) v += bias[o_row];
+    const int64_t oi = (int64_t)r * ne1 + o_row;
+    out[oi] = v;
+    if (resid) resid[oi] += v;
+}
+
 template <int NR>
 __device__ __forceinline__ void mv_store(const float (&acc)[NR], int lane, int32_t r0, int32_t n,
                                          int64_t o_row, int64_t ne1, const float *bias, float *out,
@@ -249,12 +260,7 @@ __device__ __forceinline__ void mv_store(const float (&acc)[NR], int lane, int32
         float v = acc[r];
         for (int o = 16; o > 0; o >>= 1)
             v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == r && r0 + r < n) {
-            if (bias) v += bias[o_row];
-            const int64_t oi = (int64_t)(r0 + r) * ne1 + o_row;
-            out[oi] = v;
-            if (resid) resid[oi] += v;
-        }
+        if (lane == r && r0 + r < n) mv_put(v, r0 + r, ne1, o_row, bias, out, resid);
     }
 }
 
@@ -824,6 +830,15 @@ __device__ __forceinline__ float ring_row(const uint8_t *row, int lane, const ri
     return acc;
 }
 
+/* tile t of the set, R rows a tile: its member and first row */
+__device__ __forceinline__ int ring_tile(const mms_set &set, uint32_t t, int R, int64_t *row)
+{
+    const int mi = t < set.blk_end[0] ? 0 : t < set.blk_end[1] ? 1 : 2;
+    const uint32_t t0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
+    *row = (int64_t)(t - t0) * R;
+    return mi;
+}
+
 template <int T0, int T1, int GL, int SPLIT>
 __global__ static void __launch_bounds__((RING_ROWS + 1) * 32)
     k_mmv_ring(const mms_set set, int first1, size_t rb0, size_t rb1, int32_t gq,
@@ -853,10 +868,9 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32)
             const int s = k % stages;
             if (k == early) pdl_wait();
             if (k >= stages) mbar_wait(&empty[s], (uint32_t)(k / stages - 1) & 1);
-            const int mi = t < set.blk_end[0] ? 0 : t < set.blk_end[1] ? 1 : 2;
-            const uint32_t t0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
-            const int64_t row = (int64_t)(t - t0) * R, ne1 = MMS_PICK(ne1, mi);
-            const int64_t rows = ne1 - row < R ? ne1 - row : R;
+            int64_t row;
+            const int mi = ring_tile(set, t, R, &row);
+            const int64_t ne1 = MMS_PICK(ne1, mi), rows = ne1 - row < R ? ne1 - row : R;
             const size_t rb = mi >= first1 ? rb1 : rb0;
             bulk_copy((uint8_t *)ring_sh + s * tile_bytes, MMS_PICK(w, mi) + row * rb,
                       (uint32_t)(rows * rb), &full[s]);
@@ -880,9 +894,9 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32)
     for (uint32_t t = blockIdx.x; t < n_tiles; t += gridDim.x, k++) {
         const int s = k % stages;
         mbar_wait(&full[s], (uint32_t)(k / stages) & 1);
-        const int mi = t < set.blk_end[0] ? 0 : t < set.blk_end[1] ? 1 : 2;
-        const uint32_t t0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
-        const int64_t o_row = (int64_t)(t - t0) * R + rr, ne1 = MMS_PICK(ne1, mi);
+        int64_t row;
+        const int mi = ring_tile(set, t, R, &row);
+        const int64_t o_row = row + rr, ne1 = MMS_PICK(ne1, mi);
         if (o_row < ne1) {
             const uint8_t *stage = (const uint8_t *)ring_sh + s * tile_bytes;
             float acc[1];
@@ -910,10 +924,7 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32)
                     v = part[k & 1][warp];
                     for (int j = 1; j < SPLIT; j++)
                         v += part[k & 1][warp + j];
-                    const float *bias = MMS_PICK(bias, mi);
-                    if (bias) v += bias[o_row];
-                    MMS_PICK(out, mi)[o_row] = v;
-                    if (resid) resid[o_row] += v;
+                    mv_put(v, 0, ne1, o_row, MMS_PICK(bias, mi), MMS_PICK(out, mi), resid);
                 }
             }
         }
