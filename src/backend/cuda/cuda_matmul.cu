@@ -739,7 +739,7 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
  *   within the mat-vec tolerance, not k_mmv_s's bits).
  * The producer copies `early` tiles before it waits for the kernel ahead
  * (weights are constant). H100 8B Q4_K_M decode +6.3-6.6% over k_mmv_s,
- * then +3.7% with the split rows (1B: +1.4% from two early tiles, +5.1%
+ * then +3.6% with the split rows (1B: +1.4% from two early tiles, +5.1%
  * from the split); Q8_0 through the ring lost 2.9% against k_mmv_q and
  * stays there (NOTES round 19). */
 #define RING_ROWS       8
