@@ -856,7 +856,7 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32)
     if (threadIdx.x == 0) {
         for (int s = 0; s < stages; s++) {
             mbar_init(&full[s], 1);
-            mbar_init(&empty[s], RING_ROWS);
+            mbar_init(&empty[s], RING_ROWS * 32);
         }
         asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
     }
@@ -928,8 +928,12 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32)
                 }
             }
         }
-        __syncwarp();
-        if (lane == 0) mbar_arrive(&empty[s]);
+        /* every lane releases its own reads of the stage (an arrive
+         * releases only the arriving thread's accesses; one lane's arrive
+         * after __syncwarp leaned on the warp barrier's ordering, which
+         * racecheck does not take: it reported the producer's next copy
+         * against the other lanes' reads) */
+        mbar_arrive(&empty[s]);
     }
 }
 
