@@ -736,7 +736,10 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
  *   activations would not fit the registers): SPLIT = 4 warps a row, a
  *   part of gq groups each, RING_ROWS / SPLIT rows a tile; the parts' sums
  *   meet in shared memory under a named barrier, in part order (the CPU's
- *   within the mat-vec tolerance, not k_mmv_s's bits).
+ *   within the mat-vec tolerance, not k_mmv_s's bits). At 14336 columns
+ *   the kernel is held to 72 registers, three blocks an SM instead of two
+ *   (ncu: Q4_K down 19.1 -> 17.8 us, Q6_K 28.1 -> 27.4; 8B decode +1.3%);
+ *   the same bound on the others spilled and lost 0.6-0.9%.
  * The producer copies `early` tiles before it waits for the kernel ahead
  * (weights are constant). H100 8B Q4_K_M decode +6.3-6.6% over k_mmv_s,
  * then +3.6% with the split rows (1B: +1.4% from two early tiles, +5.1%
@@ -840,7 +843,7 @@ __device__ __forceinline__ int ring_tile(const mms_set &set, uint32_t t, int R, 
 }
 
 template <int T0, int T1, int GL, int SPLIT>
-__global__ static void __launch_bounds__((RING_ROWS + 1) * 32)
+__global__ static void __launch_bounds__((RING_ROWS + 1) * 32, SPLIT > 1 && GL == 4 ? 3 : 0)
     k_mmv_ring(const mms_set set, int first1, size_t rb0, size_t rb1, int32_t gq,
                const int8_t *__restrict__ aq, const float *__restrict__ ad,
                const float *__restrict__ as, float *resid, int32_t stages, int32_t early)
