@@ -304,6 +304,14 @@ size_t realm__cuda_mmq_part_bytes(const realm_backend_limits *lim);
 /* Does w take the tile kernel's super-block path (Q4_K, Q5_K, Q6_K, Q8_0)? */
 bool realm__cuda_mmq_sb(const cuda_ctx *c, const realm_weight *w);
 
+/* cuda_mmv_ring.cu: the ring mat-vec of ops[0 .. n_set) at one activation
+ * row (members from first1 on of a second type; first1 = n_set if none), on
+ * cuda_matmul.cu's quantized activations; false, having enqueued nothing,
+ * where it does not take the types, width or row count (or
+ * $REALM_CUDA_MMV_RING=0). */
+bool realm__cuda_mmv_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                          const int8_t *aq, const float *ad, const float *as, float *resid);
+
 /* cuda_matmul.cu: can matmul/get_rows read this type? */
 bool realm__cuda_type_ok(realm_type t);
 /* scratch bytes the matmul paths need for these limits */

@@ -20,8 +20,9 @@
  * the unstaged kernel (k_mmv_q: Q8_0, which decodes faster unstaged) loads
  * each lane's first two groups into registers before its wait (four where
  * all the launch's blocks fit the GPU at once). At one activation row,
- * Q4_K/Q5_K/Q6_K matrices of 2048 or 4096 columns (and Q4_K_M's mixed
- * q/k/v sets) take the ring mat-vec instead (k_mmv_ring): persistent
+ * Q4_K/Q5_K/Q6_K matrices of 2048, 4096, 8192 or 14336 columns (and
+ * Q4_K_M's mixed q/k/v sets) take the ring mat-vec instead
+ * (cuda_mmv_ring.cu): persistent
  * blocks stream tiles of rows through shared memory by bulk copies, and
  * each lane keeps its activations in registers across the rows it meets.
  * A following `add` can be fused into the epilogue (resid), and matmuls of
@@ -43,7 +44,7 @@
 #include <stdio.h>
 
 #include "backend/cuda/cuda_impl.h"
-#include "backend/cuda/cuda_quant.cuh"
+#include "backend/cuda/cuda_mmv.cuh"
 
 #define MMV_THREADS   128
 #define MMV_MAX_NR    8
@@ -236,131 +237,6 @@ __device__ __forceinline__ float group_dot(const grp &q, const int8_t *__restric
     return v;
 }
 
-/* A mat-vec warp's epilogue: each activation row's sum over the lanes, then
- * lane r writes row r0 + r of weight row o_row (+ bias; added into resid
- * too when there is one). */
-/* v, activation row r's sum for weight row o_row, into out (+ bias; added
- * into resid too when there is one) */
-__device__ __forceinline__ void mv_put(float v, int32_t r, int64_t ne1, int64_t o_row,
-                                       const float *bias, float *out, float *resid)
-{
-    if (bias) v += bias[o_row];
-    const int64_t oi = (int64_t)r * ne1 + o_row;
-    out[oi] = v;
-    if (resid) resid[oi] += v;
-}
-
-template <int NR>
-__device__ __forceinline__ void mv_store(const float (&acc)[NR], int lane, int32_t r0, int32_t n,
-                                         int64_t o_row, int64_t ne1, const float *bias, float *out,
-                                         float *resid)
-{
-#pragma unroll
-    for (int r = 0; r < NR; r++) {
-        float v = acc[r];
-        for (int o = 16; o > 0; o >>= 1)
-            v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (lane == r && r0 + r < n) mv_put(v, r0 + r, ne1, o_row, bias, out, resid);
-    }
-}
-
-/* One mat-vec launch can serve up to MMS_SET matrices of one width that
- * read the same activations (q, k, v; gate, up), of one type (k_mmv_s2: two):
- * blocks [blk_end[i - 1], blk_end[i]) compute matrix i, MMS_WARPS rows each.
- * Each kernel locates its block's matrix in its own lines: a shared helper
- * changed k_mmv_s's code (44 -> 40 registers) in the build whose Q4_K_M
- * decode came out ~1% lower (NOTES round 14, item 5). */
-#define MMS_WARPS 4
-#define MMS_SET   3
-struct mms_set {
-    const uint8_t *w[MMS_SET];
-    const float *bias[MMS_SET];
-    float *out[MMS_SET];
-    int64_t ne1[MMS_SET];
-    uint32_t blk_end[MMS_SET];
-};
-
-/* set.f[mi] with constant indices: a dynamic index into a kernel parameter
- * makes every thread copy the whole struct to local memory (measured: 8B
- * decode 256 -> 199 tok/s) */
-#define MMS_PICK(f, mi) ((mi) == 0 ? set.f[0] : (mi) == 1 ? set.f[1] : set.f[2])
-
-/* dp4a of 4 unsigned weight bytes against 4 signed activation bytes */
-__device__ __forceinline__ int dp4a_us(uint32_t a, int b, int c)
-{
-    int d;
-    asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-    return d;
-}
-
-/* c + the dot of 16 unsigned weight bytes (4 words) with 16 activation codes */
-__device__ __forceinline__ int dot16_us(const uint32_t *w, const int4 &a, int c)
-{
-    return dp4a_us(w[3], a.w, dp4a_us(w[2], a.z, dp4a_us(w[1], a.y, dp4a_us(w[0], a.x, c))));
-}
-
-/* the 32 activation codes of group `ap` in activation row ar, as two int4 */
-__device__ __forceinline__ void act_codes(const int8_t *ap, int64_t ar, int64_t ne0, int4 &a0,
-                                          int4 &a1)
-{
-    const int4 *a4 = (const int4 *)(ap + ar * ne0);
-    a0 = __ldg(a4);
-    a1 = __ldg(a4 + 1);
-}
-
-/* A lane's constants for Q4_K/Q5_K groups (k4_dot says which it takes)
- * and the decoding of one group. */
-template <int T> struct k4_lane {
-    static constexpr int BS = T == REALM_TYPE_Q4_K ? 144 : 176; /* block bytes */
-    static constexpr int QS = T == REALM_TYPE_Q4_K ? 16 : 48;   /* codes' offset in the block */
-    int j;
-    bool hi;
-    uint32_t sh, m_lo, m_hi, sh_m, qmask;
-    int nib;
-    float unit;
-    __device__ __forceinline__ explicit k4_lane(int lane)
-    {
-        j = lane & 7;
-        hi = j >= 4;
-        /* scale: j < 4 the low 6 bits of byte j; else byte j + 4's low nibble
-         * and byte j - 4's top two bits. min: j < 4 byte j + 4's low 6 bits;
-         * else byte j + 4's high nibble and byte j's top two bits. Word x of
-         * the head holds scale bytes 4x - 4 .. 4x - 1. */
-        sh = 8 * (uint32_t)(j & 3), m_lo = hi ? 15u : 63u, m_hi = hi ? 0x30u : 0u;
-        sh_m = hi ? sh + 4 : sh;
-        nib = 4 * (j & 1);
-        qmask = (T == REALM_TYPE_Q4_K && nib) ? 0xF0F0F0F0u : 0x0F0F0F0Fu;
-        unit = (T == REALM_TYPE_Q4_K && nib) ? 0.0625f : 1.0f;
-    }
-    /* the lane's group of the block at bp: its codes, unsigned (Q4_K's high
-     * nibbles in place), and the float scale and min they take */
-    __device__ __forceinline__ void decode(const uint8_t *bp, uint32_t (&w)[8], float &dl,
-                                           float &ml) const
-    {
-        const uint4 h = *(const uint4 *)bp;
-        const uint4 qa = *(const uint4 *)(bp + QS + 32 * (j >> 1));
-        const uint4 qb = *(const uint4 *)(bp + QS + 32 * (j >> 1) + 16);
-        w[0] = qa.x, w[1] = qa.y, w[2] = qa.z, w[3] = qa.w;
-        w[4] = qb.x, w[5] = qb.y, w[6] = qb.z, w[7] = qb.w;
-        if (T == REALM_TYPE_Q4_K) {
-#pragma unroll
-            for (int k = 0; k < 8; k++)
-                w[k] &= qmask;
-        } else {
-            const uint4 ha = *(const uint4 *)(bp + 16), hb = *(const uint4 *)(bp + 32);
-            const uint32_t hw[8] = {ha.x, ha.y, ha.z, ha.w, hb.x, hb.y, hb.z, hb.w};
-#pragma unroll
-            for (int k = 0; k < 8; k++)
-                w[k] = ((w[k] >> nib) & qmask) | (((hw[k] >> j) & 0x01010101u) << 4);
-        }
-        const uint32_t ws = hi ? h.w : h.y, wm = hi ? h.w : h.z;
-        const uint32_t sc = ((ws >> sh) & m_lo) | ((h.y >> (sh + 2)) & m_hi);
-        const uint32_t mn = ((wm >> sh_m) & m_lo) | ((h.z >> (sh + 2)) & m_hi);
-        dl = h2f((uint16_t)h.x) * (float)sc * unit;
-        ml = h2f((uint16_t)(h.x >> 16)) * (float)mn;
-    }
-};
-
 /* Groups [g0, g0 + ng) of a Q4_K/Q5_K row, at `sb` (a staged slab, whose
  * units are whole 256-element blocks, or the row itself in global memory),
  * against NR activation rows. Lanes stride by 32 groups, so
@@ -400,52 +276,6 @@ __device__ __forceinline__ void k4_dot(const uint8_t *__restrict__ sb, int32_t n
             acc[r] += __ldg(dp + ro) * (dl * (float)s) - ml * __ldg(sp + ro);
         }
     }
-}
-
-/* A lane's constants for Q6_K groups (k6_dot says which it takes) and the
- * decoding of one group. */
-struct k6_lane {
-    int j, mis, qlo, qho;
-    uint32_t msh, rl, rh;
-    /* bp: where the lane's first block starts (its misalignment is the
-     * same for every block it meets: they are 840 bytes apart) */
-    __device__ __forceinline__ k6_lane(int lane, const uint8_t *bp)
-    {
-        j = lane & 7;
-        mis = (int)((uintptr_t)bp & 3);
-        msh = 8 * (uint32_t)mis;
-        rl = 4 * (uint32_t)((j & 3) >> 1);      /* low nibble or high */
-        rh = (2 * (uint32_t)(j & 3) + 28) & 31; /* bits 2(j%4).. to bits 4-5 */
-        qlo = 64 * (j >> 2) + 32 * (j & 1) - mis, qho = 128 + 32 * (j >> 2) - mis;
-    }
-    /* the lane's group of the block at bp: codes, unsigned (0..63), and the
-     * float scales of its two 16-halves */
-    __device__ __forceinline__ void decode(const uint8_t *bp, uint32_t (&w)[8], float &fa0,
-                                           float &fa1) const
-    {
-        const uint32_t *wl = (const uint32_t *)(bp + qlo), *wh = (const uint32_t *)(bp + qho);
-        uint32_t pl = wl[0], ph = wh[0];
-#pragma unroll
-        for (int k = 0; k < 8; k++) {
-            const uint32_t nl = wl[k + 1], nh = wh[k + 1];
-            const uint32_t l = __funnelshift_r(pl, nl, msh), h = __funnelshift_r(ph, nh, msh);
-            w[k] = (__funnelshift_r(l, l, rl) & 0x0F0F0F0Fu) |
-                   (__funnelshift_r(h, h, rh) & 0x30303030u);
-            pl = nl;
-            ph = nh;
-        }
-        const uint32_t scw = *(const uint16_t *)(bp + 192 + 2 * j);
-        const float d = h2f(*(const uint16_t *)(bp + 208));
-        fa0 = d * (float)(int8_t)(scw & 0xff), fa1 = d * (float)(int8_t)(scw >> 8);
-    }
-};
-
-/* 32·Σa of 16 activation codes: what the unsigned Q6_K codes' dot carries
- * over the signed one (|Σa| <= 16·128, exact) */
-__device__ __forceinline__ int k6_bias(const int4 &a)
-{
-    const uint32_t ones[4] = {0x01010101u, 0x01010101u, 0x01010101u, 0x01010101u};
-    return 32 * dot16_us(ones, a, 0);
 }
 
 /* Groups [g0, g0 + ng) of a Q6_K row at `sb` (as k4_dot: a staged slab of
@@ -718,246 +548,6 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
                         g0.n_slabs);
 }
 
-/* ---- the ring mat-vec (k_mmv_ring): K-quant rows at one activation row ----
- * Persistent blocks (as many as fit at once; tile t to block t mod grid)
- * stream tiles of weight rows through a ring of shared-memory stages: one
- * producer lane issues each tile as one bulk copy (cp.async.bulk) that
- * completes on the stage's `full` mbarrier, once the consumers have
- * released the stage on its `empty` one; RING_ROWS consumer warps decode
- * the tile. A consumer lane meets the same groups in every row it decodes
- * (k4_dot's and k6_dot's lane mapping), so it loads their activation codes,
- * scales and sums into registers once, after the wait: the per-row
- * activation loads were what kept k_mmv_s's decode on the critical path.
- * - Rows of 2048/4096 columns (GL = ne0 / 1024 groups a lane): a warp a
- *   row, RING_ROWS rows a tile, k4_dot's/k6_dot's float order (k_mmv_s's
- *   bits). A set's members from first1 on may be of type T1, rows of rb1
- *   bytes (Q4_K_M's Q6_K v beside Q4_K q and k).
- * - Rows of 8192/14336 columns (the down projections, whose lanes'
- *   activations would not fit the registers): SPLIT = 4 warps a row, a
- *   part of gq groups each, RING_ROWS / SPLIT rows a tile; the parts' sums
- *   meet in shared memory under a named barrier, in part order (the CPU's
- *   within the mat-vec tolerance, not k_mmv_s's bits). At 14336 columns
- *   the kernel is held to 72 registers, three blocks an SM instead of two
- *   (ncu: Q4_K down 19.1 -> 17.8 us, Q6_K 28.1 -> 27.4; 8B decode +1.3%);
- *   the same bound on the others spilled and lost 0.6-0.9%.
- * The producer copies `early` tiles before it waits for the kernel ahead
- * (weights are constant). H100 8B Q4_K_M decode +6.3-6.6% over k_mmv_s,
- * then +3.6% with the split rows (1B: +1.4% from two early tiles, +5.1%
- * from the split); Q8_0 through the ring lost 2.9% against k_mmv_q and
- * stays there (NOTES round 19). */
-#define RING_ROWS       8
-#define RING_MAX_STAGES 16
-
-__device__ __forceinline__ uint32_t smem_addr(const void *p)
-{
-    return (uint32_t)__cvta_generic_to_shared(p);
-}
-
-__device__ __forceinline__ void mbar_init(uint64_t *b, uint32_t count)
-{
-    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(b)), "r"(count)
-                 : "memory");
-}
-
-__device__ __forceinline__ void mbar_arrive(uint64_t *b)
-{
-    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(b)) : "memory");
-}
-
-__device__ __forceinline__ void mbar_wait(uint64_t *b, uint32_t parity)
-{
-    uint32_t done;
-    do {
-        asm volatile("{\n.reg .pred p;\n"
-                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-                     "selp.u32 %0, 1, 0, p;\n}\n"
-                     : "=r"(done)
-                     : "r"(smem_addr(b)), "r"(parity)
-                     : "memory");
-    } while (!done);
-}
-
-/* bytes (a multiple of 16, both addresses 16-byte aligned) from global to
- * shared; the transfer completes on mbarrier b, which expects them */
-__device__ __forceinline__ void bulk_copy(void *dst, const void *src, uint32_t bytes, uint64_t *b)
-{
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(b)),
-                 "r"(bytes)
-                 : "memory");
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], "
-                 "%2, [%3];\n" ::"r"(smem_addr(dst)),
-                 "l"(src), "r"(bytes), "r"(smem_addr(b))
-                 : "memory");
-}
-
-/* a consumer lane's activations: groups lane + 32 i, i < GL, of row 0 */
-template <int GL> struct ring_act {
-    int4 a0[GL], a1[GL];
-    float d[GL], s[GL]; /* scale; d·Σq (Q4_K/Q5_K) */
-    int z0[GL], z1[GL]; /* 32·Σa of each 16-half (Q6_K) */
-};
-
-/* row (in shared memory; PART: the part of gq groups a warp of a split row
- * takes) · the activations, as k4_dot/k6_dot sum it */
-template <int T, int GL, bool PART>
-__device__ __forceinline__ float ring_row(const uint8_t *row, int lane, const ring_act<GL> &A,
-                                          int gq)
-{
-    float acc = 0.0f;
-    if constexpr (T == REALM_TYPE_Q6_K) {
-        const uint8_t *bp = row + (lane >> 3) * 210;
-        const k6_lane L(lane, bp);
-#pragma unroll
-        for (int i = 0; i < GL; i++, bp += 4 * 210) {
-            if (PART && lane + 32 * i >= gq) break;
-            uint32_t w[8];
-            float fa0, fa1;
-            L.decode(bp, w, fa0, fa1);
-            const int i0 = dot16_us(w, A.a0[i], 0) - A.z0[i];
-            const int i1 = dot16_us(w + 4, A.a1[i], 0) - A.z1[i];
-            acc += A.d[i] * (fa0 * (float)i0 + fa1 * (float)i1);
-        }
-    } else {
-        const k4_lane<T> L(lane);
-        const uint8_t *bp = row + (lane >> 3) * k4_lane<T>::BS;
-#pragma unroll
-        for (int i = 0; i < GL; i++, bp += 4 * k4_lane<T>::BS) {
-            if (PART && lane + 32 * i >= gq) break;
-            uint32_t w[8];
-            float dl, ml;
-            L.decode(bp, w, dl, ml);
-            const int sum = dot16_us(w + 4, A.a1[i], dot16_us(w, A.a0[i], 0));
-            acc += A.d[i] * (dl * (float)sum) - ml * A.s[i];
-        }
-    }
-    return acc;
-}
-
-/* tile t of the set, R rows a tile: its member and first row */
-__device__ __forceinline__ int ring_tile(const mms_set &set, uint32_t t, int R, int64_t *row)
-{
-    const int mi = t < set.blk_end[0] ? 0 : t < set.blk_end[1] ? 1 : 2;
-    const uint32_t t0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
-    *row = (int64_t)(t - t0) * R;
-    return mi;
-}
-
-template <int T0, int T1, int GL, int SPLIT>
-__global__ static void __launch_bounds__((RING_ROWS + 1) * 32, SPLIT > 1 && GL == 4 ? 3 : 0)
-    k_mmv_ring(const mms_set set, int first1, size_t rb0, size_t rb1, int32_t gq,
-               const int8_t *__restrict__ aq, const float *__restrict__ ad,
-               const float *__restrict__ as, float *resid, int32_t stages, int32_t early)
-{
-    constexpr int R = RING_ROWS / SPLIT; /* rows a tile */
-    extern __shared__ uint4 ring_sh[];
-    __shared__ uint64_t full[RING_MAX_STAGES], empty[RING_MAX_STAGES];
-    __shared__ float part[2][RING_ROWS]; /* split rows' warp sums, by tile parity */
-    pdl_trigger();
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const size_t tile_bytes = R * (rb0 > rb1 ? rb0 : rb1);
-    const uint32_t n_tiles = set.blk_end[MMS_SET - 1];
-    if (threadIdx.x == 0) {
-        for (int s = 0; s < stages; s++) {
-            mbar_init(&full[s], 1);
-            mbar_init(&empty[s], RING_ROWS * 32);
-        }
-        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
-    }
-    __syncthreads();
-    if (warp == RING_ROWS) { /* the producer */
-        if (lane) return;
-        int32_t k = 0;
-        for (uint32_t t = blockIdx.x; t < n_tiles; t += gridDim.x, k++) {
-            const int s = k % stages;
-            if (k == early) pdl_wait();
-            if (k >= stages) mbar_wait(&empty[s], (uint32_t)(k / stages - 1) & 1);
-            int64_t row;
-            const int mi = ring_tile(set, t, R, &row);
-            const int64_t ne1 = MMS_PICK(ne1, mi), rows = ne1 - row < R ? ne1 - row : R;
-            const size_t rb = mi >= first1 ? rb1 : rb0;
-            bulk_copy((uint8_t *)ring_sh + s * tile_bytes, MMS_PICK(w, mi) + row * rb,
-                      (uint32_t)(rows * rb), &full[s]);
-        }
-        return;
-    }
-    const int rr = warp / SPLIT, q = warp % SPLIT; /* the tile's row, the part of it */
-    pdl_wait();
-    ring_act<GL> A;
-#pragma unroll
-    for (int i = 0; i < GL; i++) {
-        if (SPLIT > 1 && lane + 32 * i >= gq) break;
-        const int64_t ga = (int64_t)q * gq + lane + 32 * i;
-        act_codes(aq + ga * 32, 0, 0, A.a0[i], A.a1[i]);
-        A.d[i] = __ldg(ad + ga);
-        if (T0 != REALM_TYPE_Q6_K) A.s[i] = __ldg(as + ga);
-        if (T0 == REALM_TYPE_Q6_K || T1 == REALM_TYPE_Q6_K)
-            A.z0[i] = k6_bias(A.a0[i]), A.z1[i] = k6_bias(A.a1[i]);
-    }
-    int32_t k = 0;
-    for (uint32_t t = blockIdx.x; t < n_tiles; t += gridDim.x, k++) {
-        const int s = k % stages;
-        mbar_wait(&full[s], (uint32_t)(k / stages) & 1);
-        int64_t row;
-        const int mi = ring_tile(set, t, R, &row);
-        const int64_t o_row = row + rr, ne1 = MMS_PICK(ne1, mi);
-        if (o_row < ne1) {
-            const uint8_t *stage = (const uint8_t *)ring_sh + s * tile_bytes;
-            float acc[1];
-            if (T1 != T0 && mi >= first1)
-                acc[0] = ring_row<T1, GL, false>(stage + warp * rb1, lane, A, gq);
-            else if (SPLIT == 1)
-                acc[0] = ring_row<T0, GL, false>(stage + warp * rb0, lane, A, gq);
-            else
-                acc[0] = ring_row<T0, GL, true>(stage + rr * rb0 + q * (rb0 / SPLIT), lane, A, gq);
-            if constexpr (SPLIT == 1) {
-                mv_store<1>(acc, lane, 0, 1, o_row, ne1, MMS_PICK(bias, mi), MMS_PICK(out, mi),
-                            resid);
-            } else {
-                /* the row's SPLIT warps: their sums in part order, then as mv_store */
-                float v = acc[0];
-                for (int o = 16; o > 0; o >>= 1)
-                    v += __shfl_xor_sync(0xffffffffu, v, o);
-                if (lane == 0) part[k & 1][warp] = v;
-                static_assert(R == 2, "one named barrier a row of the tile: 1 and 2");
-                if (rr == 0)
-                    asm volatile("bar.sync 1, %0;\n" ::"n"(SPLIT * 32) : "memory");
-                else
-                    asm volatile("bar.sync 2, %0;\n" ::"n"(SPLIT * 32) : "memory");
-                if (q == 0 && lane == 0) {
-                    v = part[k & 1][warp];
-                    for (int j = 1; j < SPLIT; j++)
-                        v += part[k & 1][warp + j];
-                    mv_put(v, 0, ne1, o_row, MMS_PICK(bias, mi), MMS_PICK(out, mi), resid);
-                }
-            }
-        }
-        /* every lane releases its own reads of the stage (an arrive
-         * releases only the arriving thread's accesses; one lane's arrive
-         * after __syncwarp leaned on the warp barrier's ordering, which
-         * racecheck does not take: it reported the producer's next copy
-         * against the other lanes' reads) */
-        mbar_arrive(&empty[s]);
-    }
-}
-
-/* The set of ops[0 .. n_set) (entries past n_set repeat the last member
- * with no blocks of their own). */
-static mms_set mms_set_of(const struct cuda_op *ops, int n_set, int rows = MMS_WARPS)
-{
-    mms_set set = {};
-    uint32_t blocks = 0;
-    for (int i = 0; i < MMS_SET; i++) {
-        const struct cuda_op *o = &ops[i < n_set ? i : n_set - 1];
-        if (i < n_set) blocks += (uint32_t)((o->w.ne1 + rows - 1) / rows);
-        set.w[i] = (const uint8_t *)o->w.data;
-        set.bias[i] = (const float *)o->bias.data;
-        set.out[i] = (float *)o->out;
-        set.ne1[i] = o->w.ne1;
-        set.blk_end[i] = blocks;
-    }
-    return set;
-}
-
 /* Slab geometry for the staged kernel: slabs of at most `cap` bytes (at
  * least one unit), as even as whole units allow; false when the row cannot
  * be staged (row or data not 16-byte aligned). */
@@ -987,19 +577,6 @@ static bool mms_geometry(const realm_weight *w, size_t cap, int32_t *slab_bytes,
 static size_t mms_shm(int32_t slab_bytes, int32_t n_slabs)
 {
     return (size_t)MMS_WARPS * (n_slabs > 1 ? 2 : 1) * slab_bytes;
-}
-
-/* *n: how many blocks of kern (shm bytes of shared memory, `threads`
- * threads) the whole GPU holds at once; false where CUDA cannot say. */
-template <typename K>
-static bool resident_blocks(const cuda_ctx *c, K kern, size_t shm, int64_t *n,
-                            int threads = MMS_WARPS * 32)
-{
-    int per_sm = 0;
-    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, threads, shm) != cudaSuccess)
-        return false;
-    *n = (int64_t)per_sm * c->n_sm;
-    return true;
 }
 
 /* The slab geometry of w's staged mat-vec. Long rows (several slabs, two
@@ -1058,77 +635,6 @@ static bool mms_same_fit(const cuda_ctx *c, const struct cuda_op *ops, int from,
     return true;
 }
 
-/* The ring mat-vec of ops[0 .. n_set) (one width, at one activation row;
- * members from first1 on of type T1, n_set if none; GL groups a lane,
- * SPLIT warps a row): as many stages as fit c->ring_kb, at least two, and
- * as many blocks as the GPU holds at once, at most one a tile; false where
- * two stages do not fit a block's shared memory. */
-template <int T0, int T1, int GL, int SPLIT>
-static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
-                           const int8_t *aq, const float *ad, const float *as, float *resid)
-{
-    constexpr int R = RING_ROWS / SPLIT;
-    const int64_t ne0 = ops[0].w.ne0;
-    const size_t rb0 = realm_type_row_size(ops[0].w.type, ne0),
-                 rb1 = first1 < n_set ? realm_type_row_size(ops[first1].w.type, ne0) : rb0;
-    const size_t tile = R * (rb0 > rb1 ? rb0 : rb1);
-    if (rb0 % 16 || rb1 % 16) return false; /* bulk copies move multiples of 16 bytes */
-    for (int i = 0; i < n_set; i++)
-        if ((uintptr_t)ops[i].w.data % 16) return false;
-    size_t stages = (size_t)c->ring_kb * 1024 / tile;
-    stages = stages < 2 ? 2 : stages > RING_MAX_STAGES ? RING_MAX_STAGES : stages;
-    const size_t shm = stages * tile;
-    /* the most dynamic shared memory this instance may use on c->device */
-    static int opted_dev = -1;
-    static size_t opted = 0;
-    if (opted_dev != c->device || opted < shm) {
-        if (cudaFuncSetAttribute(k_mmv_ring<T0, T1, GL, SPLIT>,
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 (int)shm) != cudaSuccess) {
-            (void)cudaGetLastError(); /* more than a block may have */
-            return false;
-        }
-        opted_dev = c->device, opted = shm;
-    }
-    const mms_set set = mms_set_of(ops, n_set, R);
-    int64_t res;
-    if (!resident_blocks(c, k_mmv_ring<T0, T1, GL, SPLIT>, shm, &res, (RING_ROWS + 1) * 32) ||
-        res < 1)
-        return false;
-    const int64_t tiles = set.blk_end[MMS_SET - 1];
-    const size_t early = (size_t)c->ring_early_kb * 1024 / tile;
-    cuda__launch_pdl(c, k_mmv_ring<T0, T1, GL, SPLIT>, dim3((unsigned)(tiles < res ? tiles : res)),
-                     dim3((RING_ROWS + 1) * 32), shm, set, first1 < n_set ? first1 : MMS_SET, rb0,
-                     rb1, (int32_t)(ne0 / 32 / SPLIT), aq, ad, as, resid, (int32_t)stages,
-                     (int32_t)(early > 1 ? early : 1));
-    return true;
-}
-
-/* launch_ring_gl where the ring takes the types and width (Q4_K/Q5_K/Q6_K;
- * 2048 or 4096 columns, GL = ne0 / 1024; 8192 and 14336 split over four
- * warps, c->ring_split: the activations of more groups a lane would not
- * fit its registers) and c->mmv_ring; false otherwise. */
-template <int T0, int T1>
-static bool launch_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
-                        const int8_t *aq, const float *ad, const float *as, float *resid)
-{
-    constexpr bool k4 = T0 == REALM_TYPE_Q4_K || T0 == REALM_TYPE_Q5_K;
-    if constexpr ((k4 || T0 == REALM_TYPE_Q6_K) && (T1 == T0 || (k4 && T1 == REALM_TYPE_Q6_K))) {
-        if (!c->mmv_ring || ops[0].n != 1) return false;
-        if (ops[0].w.ne0 == 2048)
-            return launch_ring_gl<T0, T1, 2, 1>(c, ops, n_set, first1, aq, ad, as, resid);
-        if (ops[0].w.ne0 == 4096)
-            return launch_ring_gl<T0, T1, 4, 1>(c, ops, n_set, first1, aq, ad, as, resid);
-        if constexpr (T1 == T0) { /* 32 and 56 blocks a row: 8 and 14 a part */
-            if (ops[0].w.ne0 == 8192 && c->ring_split)
-                return launch_ring_gl<T0, T0, 2, 4>(c, ops, n_set, first1, aq, ad, as, resid);
-            if (ops[0].w.ne0 == 14336 && c->ring_split)
-                return launch_ring_gl<T0, T0, 4, 4>(c, ops, n_set, first1, aq, ad, as, resid);
-        }
-    }
-    return false;
-}
-
 /* ops[0 .. n_set): matrices of one type and width on the same activations
  * (the caller checks); resid only with n_set == 1. */
 template <int T, int NR>
@@ -1139,7 +645,7 @@ static bool launch_mms_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, cons
     int32_t sb, sg, ns;
     if (!mms_fit<T>(c, w, &sb, &sg, &ns) || !mms_same_fit<T>(c, ops, 1, n_set, sb, sg, ns))
         return false;
-    if (NR == 1 && launch_ring<T, T>(c, ops, n_set, n_set, aq, ad, as, resid)) return true;
+    if (NR == 1 && realm__cuda_mmv_ring(c, ops, n_set, n_set, aq, ad, as, resid)) return true;
     const mms_set set = mms_set_of(ops, n_set);
     dim3 grid(set.blk_end[MMS_SET - 1], (unsigned)((ops[0].n + NR - 1) / NR));
     size_t rb = realm_type_row_size(w->type, w->ne0);
@@ -1154,7 +660,7 @@ template <int T0, int T1, int NR>
 static bool launch_mms2_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
                           const int8_t *aq, const float *ad, const float *as)
 {
-    if (NR == 1 && launch_ring<T0, T1>(c, ops, n_set, first1, aq, ad, as, NULL)) return true;
+    if (NR == 1 && realm__cuda_mmv_ring(c, ops, n_set, first1, aq, ad, as, NULL)) return true;
     const realm_weight *w0 = &ops[0].w, *w1 = &ops[first1].w;
     mms_geom g0, g1;
     if (!mms_fit<T0>(c, w0, &g0.slab_bytes, &g0.slab_groups, &g0.n_slabs) ||

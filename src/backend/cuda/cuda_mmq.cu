@@ -389,7 +389,7 @@ __device__ __forceinline__ uint32_t div_by(uint32_t n, uint32_t d, uint64_t inv)
 }
 
 /* set.f[mi] with constant indices (a dynamic index into a kernel parameter
- * copies the whole struct to local memory: cuda_matmul.cu's MMS_PICK) */
+ * copies the whole struct to local memory: cuda_mmv.cuh's MMS_PICK) */
 #define MMQ_PICK(f, mi) ((mi) == 0 ? set.f[0] : (mi) == 1 ? set.f[1] : set.f[2])
 
 template <int T> struct sb_fmt {

@@ -1,0 +1,328 @@
+/*
+ * backend/cuda/cuda_mmv_ring.cu — the ring mat-vec (k_mmv_ring): Q4_K/Q5_K/Q6_K
+ * rows at one activation row, for cuda_matmul.cu's decode path.
+ *
+ * Persistent blocks (as many as fit at once; tile t to block t mod grid)
+ * stream tiles of weight rows through a ring of shared-memory stages: one
+ * producer lane issues each tile as one bulk copy (cp.async.bulk) that
+ * completes on the stage's `full` mbarrier, once the consumers have
+ * released the stage on its `empty` one; RING_ROWS consumer warps decode
+ * the tile. A consumer lane meets the same groups in every row it decodes
+ * (k4_lane's and k6_lane's mapping, as cuda_matmul.cu's k4_dot and k6_dot
+ * take them), so it loads their activation codes,
+ * scales and sums into registers once, after the wait: the per-row
+ * activation loads were what kept k_mmv_s's decode on the critical path.
+ * - Rows of 2048/4096 columns (GL = ne0 / 1024 groups a lane): a warp a
+ *   row, RING_ROWS rows a tile, k4_dot's/k6_dot's float order (k_mmv_s's
+ *   bits). A set's members from first1 on may be of type T1, rows of rb1
+ *   bytes (Q4_K_M's Q6_K v beside Q4_K q and k).
+ * - Rows of 8192/14336 columns (the down projections, whose lanes'
+ *   activations would not fit the registers): SPLIT = 4 warps a row, a
+ *   part of gq groups each, RING_ROWS / SPLIT rows a tile; the parts' sums
+ *   meet in shared memory under a named barrier, in part order (the CPU's
+ *   within the mat-vec tolerance, not k_mmv_s's bits). At 14336 columns
+ *   the kernel is held to 72 registers, three blocks an SM instead of two
+ *   (ncu: Q4_K down 19.1 -> 17.8 us, Q6_K 28.1 -> 27.4; 8B decode +1.3%);
+ *   the same bound on the others spilled and lost 0.6-0.9%.
+ * The producer copies `early` tiles before it waits for the kernel ahead
+ * (weights are constant). H100 8B Q4_K_M decode +6.3-6.6% over k_mmv_s,
+ * then +3.6% with the split rows (1B: +1.4% from two early tiles, +5.1%
+ * from the split); Q8_0 through the ring lost 2.9% against k_mmv_q and
+ * stays there (NOTES round 19).
+ * Every consumer lane arrives on `empty` itself: an arrive releases only
+ * the arriving thread's reads (racecheck clean; one lane arriving after
+ * __syncwarp was not).
+ */
+#include "backend/cuda/cuda_mmv.cuh"
+
+#define RING_ROWS       8
+#define RING_MAX_STAGES 16
+
+__device__ __forceinline__ uint32_t smem_addr(const void *p)
+{
+    return (uint32_t)__cvta_generic_to_shared(p);
+}
+
+__device__ __forceinline__ void mbar_init(uint64_t *b, uint32_t count)
+{
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(b)), "r"(count)
+                 : "memory");
+}
+
+__device__ __forceinline__ void mbar_arrive(uint64_t *b)
+{
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(b)) : "memory");
+}
+
+__device__ __forceinline__ void mbar_wait(uint64_t *b, uint32_t parity)
+{
+    uint32_t done;
+    do {
+        asm volatile("{\n.reg .pred p;\n"
+                     "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
+                     "selp.u32 %0, 1, 0, p;\n}\n"
+                     : "=r"(done)
+                     : "r"(smem_addr(b)), "r"(parity)
+                     : "memory");
+    } while (!done);
+}
+
+/* bytes (a multiple of 16, both addresses 16-byte aligned) from global to
+ * shared; the transfer completes on mbarrier b, which expects them */
+__device__ __forceinline__ void bulk_copy(void *dst, const void *src, uint32_t bytes, uint64_t *b)
+{
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(b)),
+                 "r"(bytes)
+                 : "memory");
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], "
+                 "%2, [%3];\n" ::"r"(smem_addr(dst)),
+                 "l"(src), "r"(bytes), "r"(smem_addr(b))
+                 : "memory");
+}
+
+/* a consumer lane's activations: groups lane + 32 i, i < GL, of row 0 */
+template <int GL> struct ring_act {
+    int4 a0[GL], a1[GL];
+    float d[GL], s[GL]; /* scale; d·Σq (Q4_K/Q5_K) */
+    int z0[GL], z1[GL]; /* 32·Σa of each 16-half (Q6_K) */
+};
+
+/* row (in shared memory; PART: the part of gq groups a warp of a split row
+ * takes) · the activations, as k4_dot/k6_dot sum it */
+template <int T, int GL, bool PART>
+__device__ __forceinline__ float ring_row(const uint8_t *row, int lane, const ring_act<GL> &A,
+                                          int gq)
+{
+    float acc = 0.0f;
+    if constexpr (T == REALM_TYPE_Q6_K) {
+        const uint8_t *bp = row + (lane >> 3) * 210;
+        const k6_lane L(lane, bp);
+#pragma unroll
+        for (int i = 0; i < GL; i++, bp += 4 * 210) {
+            if (PART && lane + 32 * i >= gq) break;
+            uint32_t w[8];
+            float fa0, fa1;
+            L.decode(bp, w, fa0, fa1);
+            const int i0 = dot16_us(w, A.a0[i], 0) - A.z0[i];
+            const int i1 = dot16_us(w + 4, A.a1[i], 0) - A.z1[i];
+            acc += A.d[i] * (fa0 * (float)i0 + fa1 * (float)i1);
+        }
+    } else {
+        const k4_lane<T> L(lane);
+        const uint8_t *bp = row + (lane >> 3) * k4_lane<T>::BS;
+#pragma unroll
+        for (int i = 0; i < GL; i++, bp += 4 * k4_lane<T>::BS) {
+            if (PART && lane + 32 * i >= gq) break;
+            uint32_t w[8];
+            float dl, ml;
+            L.decode(bp, w, dl, ml);
+            const int sum = dot16_us(w + 4, A.a1[i], dot16_us(w, A.a0[i], 0));
+            acc += A.d[i] * (dl * (float)sum) - ml * A.s[i];
+        }
+    }
+    return acc;
+}
+
+/* tile t of the set, R rows a tile: its member and first row */
+__device__ __forceinline__ int ring_tile(const mms_set &set, uint32_t t, int R, int64_t *row)
+{
+    const int mi = t < set.blk_end[0] ? 0 : t < set.blk_end[1] ? 1 : 2;
+    const uint32_t t0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
+    *row = (int64_t)(t - t0) * R;
+    return mi;
+}
+
+template <int T0, int T1, int GL, int SPLIT>
+__global__ static void __launch_bounds__((RING_ROWS + 1) * 32, SPLIT > 1 && GL == 4 ? 3 : 0)
+    k_mmv_ring(const mms_set set, int first1, size_t rb0, size_t rb1, int32_t gq,
+               const int8_t *__restrict__ aq, const float *__restrict__ ad,
+               const float *__restrict__ as, float *resid, int32_t stages, int32_t early)
+{
+    constexpr int R = RING_ROWS / SPLIT; /* rows a tile */
+    extern __shared__ uint4 ring_sh[];
+    __shared__ uint64_t full[RING_MAX_STAGES], empty[RING_MAX_STAGES];
+    __shared__ float part[2][RING_ROWS]; /* split rows' warp sums, by tile parity */
+    pdl_trigger();
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const size_t tile_bytes = R * (rb0 > rb1 ? rb0 : rb1);
+    const uint32_t n_tiles = set.blk_end[MMS_SET - 1];
+    if (threadIdx.x == 0) {
+        for (int s = 0; s < stages; s++) {
+            mbar_init(&full[s], 1);
+            mbar_init(&empty[s], RING_ROWS * 32);
+        }
+        asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+    }
+    __syncthreads();
+    if (warp == RING_ROWS) { /* the producer */
+        if (lane) return;
+        int32_t k = 0;
+        for (uint32_t t = blockIdx.x; t < n_tiles; t += gridDim.x, k++) {
+            const int s = k % stages;
+            if (k == early) pdl_wait();
+            if (k >= stages) mbar_wait(&empty[s], (uint32_t)(k / stages - 1) & 1);
+            int64_t row;
+            const int mi = ring_tile(set, t, R, &row);
+            const int64_t ne1 = MMS_PICK(ne1, mi), rows = ne1 - row < R ? ne1 - row : R;
+            const size_t rb = mi >= first1 ? rb1 : rb0;
+            bulk_copy((uint8_t *)ring_sh + s * tile_bytes, MMS_PICK(w, mi) + row * rb,
+                      (uint32_t)(rows * rb), &full[s]);
+        }
+        return;
+    }
+    const int rr = warp / SPLIT, q = warp % SPLIT; /* the tile's row, the part of it */
+    pdl_wait();
+    ring_act<GL> A;
+#pragma unroll
+    for (int i = 0; i < GL; i++) {
+        if (SPLIT > 1 && lane + 32 * i >= gq) break;
+        const int64_t ga = (int64_t)q * gq + lane + 32 * i;
+        act_codes(aq + ga * 32, 0, 0, A.a0[i], A.a1[i]);
+        A.d[i] = __ldg(ad + ga);
+        if (T0 != REALM_TYPE_Q6_K) A.s[i] = __ldg(as + ga);
+        if (T0 == REALM_TYPE_Q6_K || T1 == REALM_TYPE_Q6_K)
+            A.z0[i] = k6_bias(A.a0[i]), A.z1[i] = k6_bias(A.a1[i]);
+    }
+    int32_t k = 0;
+    for (uint32_t t = blockIdx.x; t < n_tiles; t += gridDim.x, k++) {
+        const int s = k % stages;
+        mbar_wait(&full[s], (uint32_t)(k / stages) & 1);
+        int64_t row;
+        const int mi = ring_tile(set, t, R, &row);
+        const int64_t o_row = row + rr, ne1 = MMS_PICK(ne1, mi);
+        if (o_row < ne1) {
+            const uint8_t *stage = (const uint8_t *)ring_sh + s * tile_bytes;
+            float acc[1];
+            if (T1 != T0 && mi >= first1)
+                acc[0] = ring_row<T1, GL, false>(stage + warp * rb1, lane, A, gq);
+            else if (SPLIT == 1)
+                acc[0] = ring_row<T0, GL, false>(stage + warp * rb0, lane, A, gq);
+            else
+                acc[0] = ring_row<T0, GL, true>(stage + rr * rb0 + q * (rb0 / SPLIT), lane, A, gq);
+            if constexpr (SPLIT == 1) {
+                mv_store<1>(acc, lane, 0, 1, o_row, ne1, MMS_PICK(bias, mi), MMS_PICK(out, mi),
+                            resid);
+            } else {
+                /* the row's SPLIT warps: their sums in part order, then as mv_store */
+                float v = acc[0];
+                for (int o = 16; o > 0; o >>= 1)
+                    v += __shfl_xor_sync(0xffffffffu, v, o);
+                if (lane == 0) part[k & 1][warp] = v;
+                static_assert(R == 2, "one named barrier a row of the tile: 1 and 2");
+                if (rr == 0)
+                    asm volatile("bar.sync 1, %0;\n" ::"n"(SPLIT * 32) : "memory");
+                else
+                    asm volatile("bar.sync 2, %0;\n" ::"n"(SPLIT * 32) : "memory");
+                if (q == 0 && lane == 0) {
+                    v = part[k & 1][warp];
+                    for (int j = 1; j < SPLIT; j++)
+                        v += part[k & 1][warp + j];
+                    mv_put(v, 0, ne1, o_row, MMS_PICK(bias, mi), MMS_PICK(out, mi), resid);
+                }
+            }
+        }
+        /* every lane releases its own reads of the stage (an arrive
+         * releases only the arriving thread's accesses; one lane's arrive
+         * after __syncwarp leaned on the warp barrier's ordering, which
+         * racecheck does not take: it reported the producer's next copy
+         * against the other lanes' reads) */
+        mbar_arrive(&empty[s]);
+    }
+}
+
+/* The ring mat-vec of ops[0 .. n_set) (one width, at one activation row;
+ * members from first1 on of type T1, n_set if none; GL groups a lane,
+ * SPLIT warps a row): as many stages as fit c->ring_kb, at least two, and
+ * as many blocks as the GPU holds at once, at most one a tile; false where
+ * two stages do not fit a block's shared memory. */
+template <int T0, int T1, int GL, int SPLIT>
+static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                           const int8_t *aq, const float *ad, const float *as, float *resid)
+{
+    constexpr int R = RING_ROWS / SPLIT;
+    const int64_t ne0 = ops[0].w.ne0;
+    const size_t rb0 = realm_type_row_size(ops[0].w.type, ne0),
+                 rb1 = first1 < n_set ? realm_type_row_size(ops[first1].w.type, ne0) : rb0;
+    const size_t tile = R * (rb0 > rb1 ? rb0 : rb1);
+    if (rb0 % 16 || rb1 % 16) return false; /* bulk copies move multiples of 16 bytes */
+    for (int i = 0; i < n_set; i++)
+        if ((uintptr_t)ops[i].w.data % 16) return false;
+    size_t stages = (size_t)c->ring_kb * 1024 / tile;
+    stages = stages < 2 ? 2 : stages > RING_MAX_STAGES ? RING_MAX_STAGES : stages;
+    const size_t shm = stages * tile;
+    /* the most dynamic shared memory this instance may use on c->device */
+    static int opted_dev = -1;
+    static size_t opted = 0;
+    if (opted_dev != c->device || opted < shm) {
+        if (cudaFuncSetAttribute(k_mmv_ring<T0, T1, GL, SPLIT>,
+                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int)shm) != cudaSuccess) {
+            (void)cudaGetLastError(); /* more than a block may have */
+            return false;
+        }
+        opted_dev = c->device, opted = shm;
+    }
+    const mms_set set = mms_set_of(ops, n_set, R);
+    int64_t res;
+    if (!resident_blocks(c, k_mmv_ring<T0, T1, GL, SPLIT>, shm, &res, (RING_ROWS + 1) * 32) ||
+        res < 1)
+        return false;
+    const int64_t tiles = set.blk_end[MMS_SET - 1];
+    const size_t early = (size_t)c->ring_early_kb * 1024 / tile;
+    cuda__launch_pdl(c, k_mmv_ring<T0, T1, GL, SPLIT>, dim3((unsigned)(tiles < res ? tiles : res)),
+                     dim3((RING_ROWS + 1) * 32), shm, set, first1 < n_set ? first1 : MMS_SET, rb0,
+                     rb1, (int32_t)(ne0 / 32 / SPLIT), aq, ad, as, resid, (int32_t)stages,
+                     (int32_t)(early > 1 ? early : 1));
+    return true;
+}
+
+/* launch_ring_gl at the width's GL and SPLIT: 2048 or 4096 columns
+ * (GL = ne0 / 1024), 8192 and 14336 split over four warps (c->ring_split;
+ * the activations of more groups a lane would not fit its registers), one
+ * type only */
+template <int T0, int T1>
+static bool launch_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                        const int8_t *aq, const float *ad, const float *as, float *resid)
+{
+    if (ops[0].w.ne0 == 2048)
+        return launch_ring_gl<T0, T1, 2, 1>(c, ops, n_set, first1, aq, ad, as, resid);
+    if (ops[0].w.ne0 == 4096)
+        return launch_ring_gl<T0, T1, 4, 1>(c, ops, n_set, first1, aq, ad, as, resid);
+    if constexpr (T1 == T0) { /* 32 and 56 blocks a row: 8 and 14 a part */
+        if (ops[0].w.ne0 == 8192 && c->ring_split)
+            return launch_ring_gl<T0, T0, 2, 4>(c, ops, n_set, first1, aq, ad, as, resid);
+        if (ops[0].w.ne0 == 14336 && c->ring_split)
+            return launch_ring_gl<T0, T0, 4, 4>(c, ops, n_set, first1, aq, ad, as, resid);
+    }
+    return false;
+}
+
+bool realm__cuda_mmv_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                          const int8_t *aq, const float *ad, const float *as, float *resid)
+{
+    if (!c->mmv_ring || ops[0].n != 1) return false;
+    const realm_type t0 = ops[0].w.type, t1 = first1 < n_set ? ops[first1].w.type : t0;
+#define RING(A, B) return launch_ring<A, B>(c, ops, n_set, first1, aq, ad, as, resid)
+    if (t1 == t0) {
+        switch (t0) {
+        case REALM_TYPE_Q4_K:
+            RING(REALM_TYPE_Q4_K, REALM_TYPE_Q4_K);
+        case REALM_TYPE_Q5_K:
+            RING(REALM_TYPE_Q5_K, REALM_TYPE_Q5_K);
+        case REALM_TYPE_Q6_K:
+            RING(REALM_TYPE_Q6_K, REALM_TYPE_Q6_K);
+        default:
+            return false;
+        }
+    }
+    if (t1 != REALM_TYPE_Q6_K) return false;
+    switch (t0) {
+    case REALM_TYPE_Q4_K:
+        RING(REALM_TYPE_Q4_K, REALM_TYPE_Q6_K);
+    case REALM_TYPE_Q5_K:
+        RING(REALM_TYPE_Q5_K, REALM_TYPE_Q6_K);
+    default:
+        return false;
+    }
+#undef RING
+}
