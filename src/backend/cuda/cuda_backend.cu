@@ -942,6 +942,9 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->mmv_ring = env_int("REALM_CUDA_MMV_RING", 1) != 0;
     c->ring_kb = env_int("REALM_CUDA_RING_KB", 40);
     c->ring_early_kb = env_int("REALM_CUDA_RING_EARLY_KB", 18);
+    /* no block has more than 227 KB of shared memory (H100) */
+    if (c->ring_kb < 1 || c->ring_kb > 227) c->ring_kb = 40;
+    if (c->ring_early_kb < 0 || c->ring_early_kb > 227) c->ring_early_kb = 18;
     c->ring_split = env_int("REALM_CUDA_RING_SPLIT", 1) != 0;
     c->mms_cap = env_int("REALM_CUDA_MMS_CAP", 4096);
     if (c->mms_cap < 16 || c->mms_cap > 6144) c->mms_cap = 4096; /* <= 48 KB a block */
