@@ -20,6 +20,11 @@
  * header table (and, after a body, fires BODY_COMPLETION again for ever), so
  * such early (pipelined) bytes close the connection instead: the request in
  * progress is cancelled and the client retries, as RFC 9112 9.3.2 expects.
+ *
+ * A body refused with 413 is still read (and dropped) before the close, up
+ * to LINGER_S seconds and LINGER_BODY_FACTOR times the cap: a close with
+ * unread bytes resets the connection, and a client still writing its body
+ * then loses the response (RFC 9112 9.6's lingering close).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -184,9 +189,20 @@ static int on_http(srv_server *s, srv_conn *c, struct lws *wsi, const char *path
     return 0;
 }
 
+/* How long, and how many refused bytes, a connection may linger after its
+ * 413 (see srv_conn.lingering): past either it closes anyway. */
+#define LINGER_S           5
+#define LINGER_BODY_FACTOR 16
+
 static int on_body(srv_server *s, srv_conn *c, const char *in, size_t len)
 {
-    if (c->too_large || !c->req) return 0;
+    if (c->too_large) {
+        c->drained += (int64_t)len;
+        if (c->lingering && c->drained > (int64_t)LINGER_BODY_FACTOR * s->opts.max_body_bytes)
+            return close_conn(c, "the refused body is too long to drain");
+        return 0;
+    }
+    if (!c->req) return 0;
     if (c->req->body.n + len > (size_t)s->opts.max_body_bytes) {
         c->too_large = true;
         c->wants_close = true;
@@ -202,7 +218,14 @@ static int on_body(srv_server *s, srv_conn *c, const char *in, size_t len)
 static int transaction_done(srv_conn *c)
 {
     if (c->content_length < 0) return close_conn(c, "end of a streamed response");
-    if (c->wants_close) return close_conn(c, "response sent with Connection: close");
+    if (c->wants_close) {
+        if (c->too_large && !c->body_complete) { /* read the rest of the body first */
+            c->lingering = true;
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LINGER_S);
+            return 0;
+        }
+        return close_conn(c, "response sent with Connection: close");
+    }
     if (c->req) {
         c->req->conn = NULL;
         srv_req_unref(c->req);
@@ -274,6 +297,7 @@ int srv_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     case LWS_CALLBACK_HTTP_BODY:
         return on_body(s, c, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (c->lingering) return close_conn(c, "response sent with Connection: close; refused body read");
         if (c->body_complete) /* lws re-reads its stale state: the next request came early */
             return close_conn(c, "a request arrived before the previous response ended (pipelining)");
         c->body_complete = true;

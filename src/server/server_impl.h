@@ -137,7 +137,11 @@ struct srv_conn {
     char extra_hdr_name[32], extra_hdr_val[64];
     bool hdr_pending, hdr_sent, body_done;
     bool too_large;
-    int64_t body_expected;
+    /* [loop] the 413 is out and the rest of the refused body is read and
+     * dropped before the close: closing with unread bytes resets the
+     * connection, and the client may lose the response it had not read */
+    bool lingering;
+    int64_t body_expected, drained;
     srv_buf out;  /* HTTP: body bytes to write; WS: [u32 len][bytes] messages */
     size_t out_off;
     srv_buf rx;   /* WS: fragments of the message being received */
