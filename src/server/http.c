@@ -297,7 +297,8 @@ int srv_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *us
     case LWS_CALLBACK_HTTP_BODY:
         return on_body(s, c, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        if (c->lingering) return close_conn(c, "response sent with Connection: close; refused body read");
+        if (c->lingering)
+            return close_conn(c, "response sent with Connection: close; refused body read");
         if (c->body_complete) /* lws re-reads its stale state: the next request came early */
             return close_conn(c, "a request arrived before the previous response ended (pipelining)");
         c->body_complete = true;
