@@ -177,6 +177,33 @@ struct k6_lane {
         const float d = h2f(*(const uint16_t *)(bp + 208));
         fa0 = d * (float)(int8_t)(scw & 0xff), fa1 = d * (float)(int8_t)(scw >> 8);
     }
+    /* decode for a block whose misalignment is known at compile time, MIS
+     * (0: plain words, no shifts; 2: at 2 mod 4), whatever the lane was
+     * constructed with */
+    template <int MIS>
+    __device__ __forceinline__ void decode_at(const uint8_t *bp, uint32_t (&w)[8], float &fa0,
+                                              float &fa1) const
+    {
+        const uint32_t *wl = (const uint32_t *)(bp + qlo + mis - MIS),
+                       *wh = (const uint32_t *)(bp + qho + mis - MIS);
+        uint32_t pl = wl[0], ph = wh[0];
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            uint32_t l = pl, h = ph;
+            if constexpr (MIS != 0) {
+                const uint32_t nl = wl[k + 1], nh = wh[k + 1];
+                l = __funnelshift_r(pl, nl, 8 * MIS), h = __funnelshift_r(ph, nh, 8 * MIS);
+                pl = nl, ph = nh;
+            } else if (k < 7) {
+                pl = wl[k + 1], ph = wh[k + 1];
+            }
+            w[k] = (__funnelshift_r(l, l, rl) & 0x0F0F0F0Fu) |
+                   (__funnelshift_r(h, h, rh) & 0x30303030u);
+        }
+        const uint32_t scw = *(const uint16_t *)(bp + 192 + 2 * j);
+        const float d = h2f(*(const uint16_t *)(bp + 208));
+        fa0 = d * (float)(int8_t)(scw & 0xff), fa1 = d * (float)(int8_t)(scw >> 8);
+    }
 };
 
 /* 32·Σa of 16 activation codes: what the unsigned Q6_K codes' dot carries

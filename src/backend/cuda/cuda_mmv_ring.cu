@@ -13,9 +13,11 @@
  * scales and sums into registers once, after the wait: the per-row
  * activation loads were what kept k_mmv_s's decode on the critical path.
  * - Rows of 2048/4096 columns (GL = ne0 / 1024 groups a lane): a warp a
- *   row, RING_ROWS rows a tile, k4_dot's/k6_dot's float order (k_mmv_s's
- *   bits). A set's members from first1 on may be of type T1, rows of rb1
- *   bytes (Q4_K_M's Q6_K v beside Q4_K q and k).
+ *   row, RING_ROWS rows a tile; a lane's groups in ring_block's order
+ *   (blocks of one parity a warp iteration: Q6_K's even blocks decode from
+ *   aligned words), so not k_mmv_s's bits, the CPU's within tolerance.
+ *   NOT YET MEASURED (branch next/ring-q6-parity). A set's members from first1 on may be of type
+ * T1, rows of rb1 bytes (Q4_K_M's Q6_K v beside Q4_K q and k).
  * - Rows of 8192/14336 columns (the down projections, whose lanes'
  *   activations would not fit the registers): SPLIT = 4 warps a row, a
  *   part of gq groups each, RING_ROWS / SPLIT rows a tile; the parts' sums
@@ -87,32 +89,48 @@ template <int GL> struct ring_act {
     int z0[GL], z1[GL]; /* 32·Σa of each 16-half (Q6_K) */
 };
 
+/* The block a lane takes in iteration i: a warp's iteration takes blocks
+ * of one parity (0 2 4 6, then 1 3 5 7, 8 10 12 14, …), so in its even
+ * iterations a Q6_K row's 210-byte blocks are 4-byte aligned (rows and
+ * parts are: whole rows of 16-byte multiples, parts of an even number of
+ * blocks) and decode from plain words. The lane's sub-block is lane % 8
+ * as in k4_dot/k6_dot; GL must be even. */
+__device__ __forceinline__ int ring_block(int lane, int i)
+{
+    return 8 * (i >> 1) + 2 * (lane >> 3) + (i & 1);
+}
+
 /* row (in shared memory; PART: the part of gq groups a warp of a split row
- * takes) · the activations, as k4_dot/k6_dot sum it */
+ * takes) · the activations, group by group in ring_block's order */
 template <int T, int GL, bool PART>
 __device__ __forceinline__ float ring_row(const uint8_t *row, int lane, const ring_act<GL> &A,
                                           int gq)
 {
+    static_assert(GL % 2 == 0, "ring_block pairs iterations");
     float acc = 0.0f;
     if constexpr (T == REALM_TYPE_Q6_K) {
-        const uint8_t *bp = row + (lane >> 3) * 210;
-        const k6_lane L(lane, bp);
+        const k6_lane L(lane, row);
 #pragma unroll
-        for (int i = 0; i < GL; i++, bp += 4 * 210) {
-            if (PART && lane + 32 * i >= gq) break;
+        for (int i = 0; i < GL; i++) {
+            const int b = ring_block(lane, i);
+            if (PART && 8 * b >= gq) break;
             uint32_t w[8];
             float fa0, fa1;
-            L.decode(bp, w, fa0, fa1);
+            if (i & 1)
+                L.decode_at<2>(row + b * 210, w, fa0, fa1);
+            else
+                L.decode_at<0>(row + b * 210, w, fa0, fa1);
             const int i0 = dot16_us(w, A.a0[i], 0) - A.z0[i];
             const int i1 = dot16_us(w + 4, A.a1[i], 0) - A.z1[i];
             acc += A.d[i] * (fa0 * (float)i0 + fa1 * (float)i1);
         }
     } else {
         const k4_lane<T> L(lane);
-        const uint8_t *bp = row + (lane >> 3) * k4_lane<T>::BS;
 #pragma unroll
-        for (int i = 0; i < GL; i++, bp += 4 * k4_lane<T>::BS) {
-            if (PART && lane + 32 * i >= gq) break;
+        for (int i = 0; i < GL; i++) {
+            const int b = ring_block(lane, i);
+            if (PART && 8 * b >= gq) break;
+            const uint8_t *bp = row + b * k4_lane<T>::BS;
             uint32_t w[8];
             float dl, ml;
             L.decode(bp, w, dl, ml);
@@ -175,8 +193,8 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32, SPLIT > 1 && GL =
     ring_act<GL> A;
 #pragma unroll
     for (int i = 0; i < GL; i++) {
-        if (SPLIT > 1 && lane + 32 * i >= gq) break;
-        const int64_t ga = (int64_t)q * gq + lane + 32 * i;
+        if (SPLIT > 1 && 8 * ring_block(lane, i) >= gq) break;
+        const int64_t ga = (int64_t)q * gq + 8 * ring_block(lane, i) + (lane & 7);
         act_codes(aq + ga * 32, 0, 0, A.a0[i], A.a1[i]);
         A.d[i] = __ldg(ad + ga);
         if (T0 != REALM_TYPE_Q6_K) A.s[i] = __ldg(as + ga);
