@@ -167,15 +167,11 @@ struct k6_lane {
 #pragma unroll
         for (int k = 0; k < 8; k++) {
             const uint32_t nl = wl[k + 1], nh = wh[k + 1];
-            const uint32_t l = __funnelshift_r(pl, nl, msh), h = __funnelshift_r(ph, nh, msh);
-            w[k] = (__funnelshift_r(l, l, rl) & 0x0F0F0F0Fu) |
-                   (__funnelshift_r(h, h, rh) & 0x30303030u);
+            w[k] = codes(__funnelshift_r(pl, nl, msh), __funnelshift_r(ph, nh, msh));
             pl = nl;
             ph = nh;
         }
-        const uint32_t scw = *(const uint16_t *)(bp + 192 + 2 * j);
-        const float d = h2f(*(const uint16_t *)(bp + 208));
-        fa0 = d * (float)(int8_t)(scw & 0xff), fa1 = d * (float)(int8_t)(scw >> 8);
+        scales(bp, fa0, fa1);
     }
     /* decode for a block whose misalignment is known at compile time, MIS
      * (0: plain words, no shifts; 2: at 2 mod 4), whatever the lane was
@@ -197,9 +193,19 @@ struct k6_lane {
             } else if (k < 7) {
                 pl = wl[k + 1], ph = wh[k + 1];
             }
-            w[k] = (__funnelshift_r(l, l, rl) & 0x0F0F0F0Fu) |
-                   (__funnelshift_r(h, h, rh) & 0x30303030u);
+            w[k] = codes(l, h);
         }
+        scales(bp, fa0, fa1);
+    }
+    /* four codes from the aligned words of ql (l) and qh (h) */
+    __device__ __forceinline__ uint32_t codes(uint32_t l, uint32_t h) const
+    {
+        return (__funnelshift_r(l, l, rl) & 0x0F0F0F0Fu) |
+               (__funnelshift_r(h, h, rh) & 0x30303030u);
+    }
+    /* the float scales of the lane's two 16-halves in the block at bp */
+    __device__ __forceinline__ void scales(const uint8_t *bp, float &fa0, float &fa1) const
+    {
         const uint32_t scw = *(const uint16_t *)(bp + 192 + 2 * j);
         const float d = h2f(*(const uint16_t *)(bp + 208));
         fa0 = d * (float)(int8_t)(scw & 0xff), fa1 = d * (float)(int8_t)(scw >> 8);
