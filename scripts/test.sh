@@ -28,6 +28,10 @@ if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
         tail -n 40 "$REALM_ROOT/build-cuda-check/build.log"
         exit 1
     fi
+    log "CUDA kernels: no non-coherent load ahead of griddepcontrol.wait (SASS)"
+    "$REALM_VENV/bin/python" "$REALM_ROOT/tests/cuda/check_pdl_sass.py" --self-test
+    "$REALM_VENV/bin/python" "$REALM_ROOT/tests/cuda/check_pdl_sass.py" \
+        "$REALM_ROOT"/build-cuda-check/CMakeFiles/realm_core.dir/src/backend/cuda/*.o
 fi
 
 log "oracle tests (NumPy + gguf, HF tokenizers, Jinja2)"

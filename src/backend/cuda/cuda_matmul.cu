@@ -205,13 +205,12 @@ __global__ static void __launch_bounds__(NORM_THREADS)
 
 /* One group's contribution for activation row ar (every mat-vec's float order). */
 template <int T>
-__device__ __forceinline__ float group_dot(const grp &q, const int8_t *__restrict__ aq,
-                                           const float *__restrict__ ad,
-                                           const float *__restrict__ as, int64_t ne0, int64_t G,
-                                           int64_t ar, int64_t g)
+__device__ __forceinline__ float group_dot(const grp &q, const int8_t *aq, const float *ad,
+                                           const float *as, int64_t ne0, int64_t G, int64_t ar,
+                                           int64_t g)
 {
     const int4 *ap = (const int4 *)(aq + ar * ne0 + g * 32);
-    int4 a0 = __ldg(ap), a1 = __ldg(ap + 1);
+    int4 a0 = ld_prior(ap), a1 = ld_prior(ap + 1);
     int av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
     int i0 = 0, i1 = 0, s0 = 0, s1 = 0;
 #pragma unroll
@@ -219,7 +218,7 @@ __device__ __forceinline__ float group_dot(const grp &q, const int8_t *__restric
         i0 = __dp4a(q.w[k], av[k], i0);
         i1 = __dp4a(q.w[k + 4], av[k + 4], i1);
     }
-    float da = __ldg(ad + ar * G + g);
+    float da = ld_prior(ad + ar * G + g);
     float v;
     if (T == REALM_TYPE_Q2_K || T == REALM_TYPE_Q4_K || T == REALM_TYPE_Q5_K) {
 #pragma unroll
@@ -232,7 +231,7 @@ __device__ __forceinline__ float group_dot(const grp &q, const int8_t *__restric
         v = da * (q.fa0 * (float)i0 + q.fa1 * (float)i1);
     } else {
         v = (float)(i0 + i1) * (q.fa0 * da);
-        if (T == REALM_TYPE_Q4_1 || T == REALM_TYPE_Q5_1) v += q.fs * __ldg(as + ar * G + g);
+        if (T == REALM_TYPE_Q4_1 || T == REALM_TYPE_Q5_1) v += q.fs * ld_prior(as + ar * G + g);
     }
     return v;
 }
@@ -250,8 +249,7 @@ __device__ __forceinline__ float group_dot(const grp &q, const int8_t *__restric
  * group_dot's (one integer sum per group, then da·(dl·Σ) − ml·(d·Σq)). */
 template <int T, int NR>
 __device__ __forceinline__ void k4_dot(const uint8_t *__restrict__ sb, int32_t ng, int64_t g0,
-                                       int lane, const int8_t *__restrict__ aq,
-                                       const float *__restrict__ ad, const float *__restrict__ as,
+                                       int lane, const int8_t *aq, const float *ad, const float *as,
                                        int64_t ne0, int32_t r0, int32_t n, float (&acc)[NR])
 {
     constexpr int BS = k4_lane<T>::BS;
@@ -273,7 +271,7 @@ __device__ __forceinline__ void k4_dot(const uint8_t *__restrict__ sb, int32_t n
             act_codes(ap, r0 + r, ne0, a0, a1);
             const int s = dot16_us(w + 4, a1, dot16_us(w, a0, 0));
             const int64_t ro = (int64_t)(r0 + r) * G;
-            acc[r] += __ldg(dp + ro) * (dl * (float)s) - ml * __ldg(sp + ro);
+            acc[r] += ld_prior(dp + ro) * (dl * (float)s) - ml * ld_prior(sp + ro);
         }
     }
 }
@@ -289,9 +287,8 @@ __device__ __forceinline__ void k4_dot(const uint8_t *__restrict__ sb, int32_t n
  * the floats are the same. */
 template <int NR>
 __device__ __forceinline__ void k6_dot(const uint8_t *__restrict__ sb, int32_t ng, int64_t g0,
-                                       int lane, const int8_t *__restrict__ aq,
-                                       const float *__restrict__ ad, int64_t ne0, int32_t r0,
-                                       int32_t n, float (&acc)[NR])
+                                       int lane, const int8_t *aq, const float *ad, int64_t ne0,
+                                       int32_t r0, int32_t n, float (&acc)[NR])
 {
     const int64_t G = ne0 / 32;
     const uint8_t *bp = sb + (lane >> 3) * 210;
@@ -312,7 +309,7 @@ __device__ __forceinline__ void k6_dot(const uint8_t *__restrict__ sb, int32_t n
             /* Σ(q - 32)·a = Σq·a - 32·Σa */
             const int i0 = dot16_us(w, a0, 0) - k6_bias(a0);
             const int i1 = dot16_us(w + 4, a1, 0) - k6_bias(a1);
-            acc[r] += __ldg(dp + (int64_t)(r0 + r) * G) * (fa0 * (float)i0 + fa1 * (float)i1);
+            acc[r] += ld_prior(dp + (int64_t)(r0 + r) * G) * (fa0 * (float)i0 + fa1 * (float)i1);
         }
     }
 }
@@ -433,9 +430,9 @@ __global__ static void __launch_bounds__(MMV_THREADS)
 template <int T, int NR>
 __device__ __forceinline__ void
 mms_row(const uint8_t *__restrict__ w, const float *__restrict__ bias, float *__restrict__ out,
-        int64_t ne1, int64_t o_row, size_t row_bytes, int64_t ne0, const int8_t *__restrict__ aq,
-        const float *__restrict__ ad, const float *__restrict__ as, int32_t n, float *resid,
-        int32_t slab_bytes, int32_t slab_groups, int32_t n_slabs)
+        int64_t ne1, int64_t o_row, size_t row_bytes, int64_t ne0, const int8_t *aq,
+        const float *ad, const float *as, int32_t n, float *resid, int32_t slab_bytes,
+        int32_t slab_groups, int32_t n_slabs)
 {
     extern __shared__ uint4 mms_sh[];
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -497,9 +494,9 @@ mms_row(const uint8_t *__restrict__ w, const float *__restrict__ bias, float *__
 
 template <int T, int NR>
 __global__ static void __launch_bounds__(MMS_WARPS * 32)
-    k_mmv_s(const mms_set set, size_t row_bytes, int64_t ne0, const int8_t *__restrict__ aq,
-            const float *__restrict__ ad, const float *__restrict__ as, int32_t n, float *resid,
-            int32_t slab_bytes, int32_t slab_groups, int32_t n_slabs)
+    k_mmv_s(const mms_set set, size_t row_bytes, int64_t ne0, const int8_t *aq, const float *ad,
+            const float *as, int32_t n, float *resid, int32_t slab_bytes, int32_t slab_groups,
+            int32_t n_slabs)
 {
     pdl_trigger();
     const int warp = threadIdx.x / 32;
@@ -527,8 +524,7 @@ struct mms_geom {
 template <int T0, int T1, int NR>
 __global__ static void __launch_bounds__(MMS_WARPS * 32)
     k_mmv_s2(const mms_set set, int first1, const mms_geom g0, const mms_geom g1, int64_t ne0,
-             const int8_t *__restrict__ aq, const float *__restrict__ ad,
-             const float *__restrict__ as, int32_t n)
+             const int8_t *aq, const float *ad, const float *as, int32_t n)
 {
     pdl_trigger();
     const int warp = threadIdx.x / 32;

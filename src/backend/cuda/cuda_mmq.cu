@@ -494,9 +494,8 @@ __device__ __forceinline__ sb_where sb_locate(const mmq_set &set, uint32_t row_t
 
 template <int T, int BN>
 __global__ static void __launch_bounds__(MMQ_THREADS, MMQ_MIN_BLOCKS)
-    k_mmq_sb(const mmq_set set, size_t row_bytes, int64_t ne0, uint32_t row_tiles,
-             const int8_t *__restrict__ aq, const float *__restrict__ ad,
-             const float *__restrict__ as, int32_t n, float *resid)
+    k_mmq_sb(const mmq_set set, size_t row_bytes, int64_t ne0, uint32_t row_tiles, const int8_t *aq,
+             const float *ad, const float *as, int32_t n, float *resid)
 {
     typedef sb_tile<T, BN> L;
     typedef sb_fmt<T> F;

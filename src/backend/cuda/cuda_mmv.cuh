@@ -84,8 +84,8 @@ __device__ __forceinline__ void act_codes(const int8_t *ap, int64_t ar, int64_t 
                                           int4 &a1)
 {
     const int4 *a4 = (const int4 *)(ap + ar * ne0);
-    a0 = __ldg(a4);
-    a1 = __ldg(a4 + 1);
+    a0 = ld_prior(a4);
+    a1 = ld_prior(a4 + 1);
 }
 
 /* A lane's constants for Q4_K/Q5_K groups (k4_dot says which it takes)

@@ -153,9 +153,8 @@ __device__ __forceinline__ int ring_tile(const mms_set &set, uint32_t t, int R, 
 
 template <int T0, int T1, int GL, int SPLIT>
 __global__ static void __launch_bounds__((RING_ROWS + 1) * 32, SPLIT > 1 && GL == 4 ? 3 : 0)
-    k_mmv_ring(const mms_set set, int first1, size_t rb0, size_t rb1, int32_t gq,
-               const int8_t *__restrict__ aq, const float *__restrict__ ad,
-               const float *__restrict__ as, float *resid, int32_t stages, int32_t early)
+    k_mmv_ring(const mms_set set, int first1, size_t rb0, size_t rb1, int32_t gq, const int8_t *aq,
+               const float *ad, const float *as, float *resid, int32_t stages, int32_t early)
 {
     constexpr int R = RING_ROWS / SPLIT; /* rows a tile */
     extern __shared__ uint4 ring_sh[];
@@ -197,8 +196,8 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32, SPLIT > 1 && GL =
         if (SPLIT > 1 && 8 * ring_block(lane, i) >= gq) break;
         const int64_t ga = (int64_t)q * gq + 8 * ring_block(lane, i) + (lane & 7);
         act_codes(aq + ga * 32, 0, 0, A.a0[i], A.a1[i]);
-        A.d[i] = __ldg(ad + ga);
-        if (T0 != REALM_TYPE_Q6_K) A.s[i] = __ldg(as + ga);
+        A.d[i] = ld_prior(ad + ga);
+        if (T0 != REALM_TYPE_Q6_K) A.s[i] = ld_prior(as + ga);
         if (T0 == REALM_TYPE_Q6_K || T1 == REALM_TYPE_Q6_K)
             A.z0[i] = k6_bias(A.a0[i]), A.z1[i] = k6_bias(A.a1[i]);
     }

@@ -514,4 +514,18 @@ __device__ __forceinline__ void pdl_trigger(void)
 #endif
 }
 
+/* A load of what a kernel ahead wrote (activations, their scales) in a
+ * kernel launched with PDL: coherent (ld.global.ca), never __ldg or a load
+ * through a const __restrict__ pointer. Those become ld.global.nc, which
+ * promises the bytes do not change while the kernel runs; under PDL they do
+ * until pdl_wait returns, and ptxas does schedule ld.global.nc above
+ * griddepcontrol.wait: it moved k_mmv_ring's activation loads there once
+ * its consumer warps had work before the wait (wrong logits from the second
+ * decode step; NOTES round 22). tests/cuda/check_pdl_sass.py finds such
+ * loads in the built kernels. */
+template <typename T> __device__ __forceinline__ T ld_prior(const T *p)
+{
+    return __ldca(p);
+}
+
 #endif
