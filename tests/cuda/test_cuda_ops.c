@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cuda/cuda.h"
 #include "backend/registry.h"
 #include "base/alloc.h"
 
@@ -314,6 +315,181 @@ static void test_matmul_ring(void **state)
         check_matmul(cases[i].type, cases[i].ne0, cases[i].ne1, 1, false);
     check_matmul(REALM_TYPE_Q5_K, 2048, 77, 1, true);
     check_matmul(REALM_TYPE_Q6_K, 14336, 33, 1, true);
+    assert_int_equal(n_fail, 0);
+}
+
+/* bytes on backend be: a copy of host (or zeros when host is NULL) */
+static realm_buffer be_put(realm_backend *be, const void *host, size_t bytes)
+{
+    realm_buffer b;
+    realm_error err = {0};
+    assert_int_equal(be->ops->buffer_alloc(be, bytes, &b, &err), REALM_OK);
+    if (host) be->ops->buffer_upload(be, &b, 0, host, bytes);
+    return b;
+}
+
+static void be_get(realm_backend *be, const realm_buffer *b, void *host, size_t bytes)
+{
+    realm_error err = {0};
+    be->ops->buffer_download(be, b, 0, host, bytes);
+    assert_int_equal(be->ops->synchronize(be, &err), REALM_OK);
+}
+
+/* matmul q, k, v, rope q, rope k, kv_store: model/forward.c's order */
+static void run_qkv_rope(realm_backend *be, const realm_weight *w, const float *x, float *const *o,
+                         int nq, int nk, int hd, int n_rot, const float *inv,
+                         const realm_kv_pool *kv, const realm_batch *b)
+{
+    for (int i = 0; i < 3; i++)
+        be->ops->matmul(be, &w[i], NULL, x, 1, o[i]);
+    be->ops->rope(be, o[0], 1, nq, hd, n_rot, REALM_ROPE_NORMAL, inv, b->pos);
+    be->ops->rope(be, o[1], 1, nk, hd, n_rot, REALM_ROPE_NORMAL, inv, b->pos);
+    be->ops->kv_store(be, kv, 0, b, o[1], o[2]);
+}
+
+/* The ring's q/k/v set with rope(q), rope(k) and kv_store in its epilogue
+ * (one activation row, 2048 and 4096 columns; one type, and Q4_K_M's and
+ * Q5_K_M's Q6_K v; rope over whole heads and over half of each): on `gpu`
+ * and on a backend with fusion off (three mat-vecs, two ropes, a
+ * kv_store), q, k, v and the K/V pool must agree to the bit (the same sums,
+ * k_rope_kv's arithmetic); against the CPU, q, k and v within 1e-3 of
+ * their RMS (a wrong pair or angle errs by O(1)). */
+static void test_ring_rope(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    realm_error err = {0};
+    realm_backend *plain = NULL;
+    realm_backend_options bo = {.mem_budget_bytes = (size_t)2 << 30};
+    setenv("REALM_CUDA_NO_FUSE", "1", 1);
+    setenv("REALM_CUDA_MMQ", "0", 1);
+    realm_status st = realm_backend_create("cuda", &bo, &plain, &err);
+    unsetenv("REALM_CUDA_NO_FUSE");
+    unsetenv("REALM_CUDA_MMQ");
+    assert_int_equal(st, REALM_OK);
+    realm_backend_limits lim = {.max_rows = 8, .max_ctx = 200, .max_ne0 = 4096};
+    assert_int_equal(plain->ops->reserve(plain, &lim, &err), REALM_OK);
+    const struct {
+        realm_type tqk, tv;
+        int ne0, hd, nq, nk, n_rot;
+    } cases[] = {
+        {REALM_TYPE_Q4_K, REALM_TYPE_Q4_K, 2048, 64, 32, 8, 64},
+        {REALM_TYPE_Q4_K, REALM_TYPE_Q6_K, 4096, 128, 32, 8, 128},
+        {REALM_TYPE_Q4_K, REALM_TYPE_Q4_K, 4096, 128, 32, 8, 128},
+        {REALM_TYPE_Q5_K, REALM_TYPE_Q6_K, 2048, 64, 32, 8, 32},
+        {REALM_TYPE_Q6_K, REALM_TYPE_Q6_K, 2048, 128, 16, 4, 64},
+    };
+    enum { BS = 16, NB = 4 };
+    int32_t table[NB] = {2, 0, 3, 1}, pos[1] = {37}, sq[1] = {0}, tok[1] = {0};
+    realm_batch_seq seq = {table, NB};
+    realm_batch b = {.n_rows = 1, .token = tok, .pos = pos, .seq = sq, .n_seqs = 1, .seqs = &seq};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int ne0 = cases[ci].ne0, hd = cases[ci].hd, nq = cases[ci].nq, nk = cases[ci].nk;
+        const int rows[3] = {nq * hd, nk * hd, nk * hd}, kvd = nk * hd;
+        const realm_type types[3] = {cases[ci].tqk, cases[ci].tqk, cases[ci].tv};
+        realm_weight wc[3], wg[3], wp[3];
+        void *host[3];
+        realm_buffer gw[3], pw[3];
+        for (int i = 0; i < 3; i++) {
+            const size_t nw = (size_t)ne0 * rows[i],
+                         bytes = realm_type_row_size(types[i], ne0) * rows[i];
+            float *f = realm_malloc(nw * 4);
+            for (size_t j = 0; j < nw; j++)
+                f[j] = frand();
+            host[i] = realm_malloc(bytes);
+            realm_type_traits_get(types[i])->from_float(f, host[i], (int64_t)nw);
+            realm_free(f);
+            gw[i] = be_put(gpu, host[i], bytes);
+            pw[i] = be_put(plain, host[i], bytes);
+            wc[i] = (realm_weight){.type = types[i], .ne0 = ne0, .ne1 = rows[i], .data = host[i]};
+            wg[i] = wc[i];
+            wg[i].data = gw[i].data;
+            wp[i] = wc[i];
+            wp[i].data = pw[i].data;
+        }
+        float inv[64], x[4096];
+        for (int i = 0; i < cases[ci].n_rot / 2; i++)
+            inv[i] = powf(500000.0f, -2.0f * i / cases[ci].n_rot);
+        for (int i = 0; i < ne0; i++)
+            x[i] = frand();
+        const size_t pool = (size_t)NB * BS * kvd;
+        float *hp[2] = {realm_calloc(pool, 4), realm_calloc(pool, 4)};
+        realm_buffer gx = be_put(gpu, x, ne0 * 4), px = be_put(plain, x, ne0 * 4);
+        realm_buffer gi = be_put(gpu, inv, sizeof inv), pi = be_put(plain, inv, sizeof inv);
+        realm_buffer go[3], po[3],
+            gk = be_put(gpu, hp[0], pool * 4), gv = be_put(gpu, hp[0], pool * 4),
+            pk = be_put(plain, hp[0], pool * 4), pv = be_put(plain, hp[0], pool * 4);
+        float *hc[3], *cg[3], *cp[3];
+        for (int i = 0; i < 3; i++) {
+            go[i] = be_put(gpu, NULL, (size_t)rows[i] * 4);
+            po[i] = be_put(plain, NULL, (size_t)rows[i] * 4);
+            hc[i] = realm_malloc((size_t)rows[i] * 4);
+            cg[i] = realm_malloc((size_t)rows[i] * 4);
+            cp[i] = realm_malloc((size_t)rows[i] * 4);
+        }
+        realm_kv_pool kvc = {
+            .n_layer = 1, .n_blocks = NB, .block_size = BS, .kv_dim = kvd, .k = hp[0], .v = hp[1]};
+        realm_kv_pool kvg = kvc, kvp = kvc;
+        kvg.k = gk.data, kvg.v = gv.data, kvp.k = pk.data, kvp.v = pv.data;
+        const int nr = cases[ci].n_rot;
+        run_qkv_rope(cpu, wc, x, hc, nq, nk, hd, nr, inv, &kvc, &b);
+        const uint64_t fused = realm_backend_cuda_counts_of(gpu).ring_rope;
+        run_qkv_rope(gpu, wg, gx.data, (float *const[]){go[0].data, go[1].data, go[2].data}, nq, nk,
+                     hd, nr, gi.data, &kvg, &b);
+        run_qkv_rope(plain, wp, px.data, (float *const[]){po[0].data, po[1].data, po[2].data}, nq,
+                     nk, hd, nr, pi.data, &kvp, &b);
+        const char *names[3] = {"q", "k", "v"};
+        for (int i = 0; i < 3; i++) {
+            be_get(gpu, &go[i], cg[i], (size_t)rows[i] * 4);
+            if (i == 0) /* the first download ran the pass: one fused launch */
+                assert_int_equal(realm_backend_cuda_counts_of(gpu).ring_rope, fused + 1);
+            be_get(plain, &po[i], cp[i], (size_t)rows[i] * 4);
+            float *scale = realm_malloc((size_t)rows[i] * 4);
+            rms_scale(hc[i], (size_t)rows[i], scale);
+            char shape[48];
+            snprintf(shape, sizeof shape, "%s %dx%d hd%d rot%d", names[i], rows[i], ne0, hd, nr);
+            verdict("ring-rope", realm_type_traits_get(types[i])->name, shape, cg[i], cp[i],
+                    (size_t)rows[i], NULL, 0.0);
+            verdict("rrope-cpu", realm_type_traits_get(types[i])->name, shape, cg[i], hc[i],
+                    (size_t)rows[i], scale, 1e-3);
+            realm_free(scale);
+        }
+        float *pg = realm_malloc(pool * 4), *pp = realm_malloc(pool * 4);
+        for (int kv = 0; kv < 2; kv++) {
+            be_get(gpu, kv ? &gv : &gk, pg, pool * 4);
+            be_get(plain, kv ? &pv : &pk, pp, pool * 4);
+            char shape[48];
+            snprintf(shape, sizeof shape, "%s pool %dx%d", kv ? "v" : "k", kvd, ne0);
+            verdict("ring-rope", realm_type_traits_get(types[1 + kv])->name, shape, pg, pp, pool,
+                    NULL, 0.0);
+            float *scale = realm_malloc(pool * 4);
+            rms_scale(hp[kv], pool, scale);
+            verdict("rrope-cpu", realm_type_traits_get(types[1 + kv])->name, shape, pg, hp[kv],
+                    pool, scale, 1e-3);
+            realm_free(scale);
+        }
+        realm_free(pg);
+        realm_free(pp);
+        for (int i = 0; i < 3; i++) {
+            gfree(&gw[i]);
+            gfree(&go[i]);
+            plain->ops->buffer_free(plain, &pw[i]);
+            plain->ops->buffer_free(plain, &po[i]);
+            realm_free(host[i]);
+            realm_free(hc[i]);
+            realm_free(cg[i]);
+            realm_free(cp[i]);
+        }
+        gfree(&gx), gfree(&gi), gfree(&gk), gfree(&gv);
+        plain->ops->buffer_free(plain, &px);
+        plain->ops->buffer_free(plain, &pi);
+        plain->ops->buffer_free(plain, &pk);
+        plain->ops->buffer_free(plain, &pv);
+        realm_free(hp[0]);
+        realm_free(hp[1]);
+    }
+    assert_int_equal(realm_backend_cuda_counts_of(plain).ring_rope, 0);
+    realm_backend_free(plain);
     assert_int_equal(n_fail, 0);
 }
 
@@ -1026,6 +1202,7 @@ int main(void)
         cmocka_unit_test_setup(test_matmul, reset_fails),
         cmocka_unit_test_setup(test_matmul_model_shapes, reset_fails),
         cmocka_unit_test_setup(test_matmul_ring, reset_fails),
+        cmocka_unit_test_setup(test_ring_rope, reset_fails),
         cmocka_unit_test_setup(test_mmq, reset_fails),
         cmocka_unit_test_setup(test_matmul_sets, reset_fails),
         cmocka_unit_test_setup(test_head_download, reset_fails),

@@ -29,6 +29,7 @@
 #define REALM_BACKEND_CUDA_CUDA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "backend/backend.h"
 
@@ -40,5 +41,15 @@ typedef struct realm_backend_cuda_params {
 /* params may be NULL for the defaults. Free with realm_backend_free. */
 realm_status realm_backend_cuda_create(const realm_backend_cuda_params *params,
                                        realm_backend **out, realm_error *err);
+
+/* What the issue loop fused since creation, for tests and benchmarks that
+ * must know a path ran (a pass replayed from its CUDA graph counts once,
+ * when it was captured). */
+typedef struct realm_backend_cuda_counts {
+    uint64_t ring_rope; /* q/k/v mat-vec sets that did rope + kv_store too */
+} realm_backend_cuda_counts;
+
+/* be: a backend realm_backend_cuda_create made */
+realm_backend_cuda_counts realm_backend_cuda_counts_of(const realm_backend *be);
 
 #endif

@@ -905,6 +905,11 @@ static const realm_backend_ops cuda_ops = {
     .add = rec_add,
 };
 
+extern "C" realm_backend_cuda_counts realm_backend_cuda_counts_of(const realm_backend *be)
+{
+    return ((const cuda_ctx *)be->ctx)->counts;
+}
+
 static int env_int(const char *name, int dflt)
 {
     const char *v = getenv(name);
@@ -946,6 +951,7 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     if (c->ring_kb < 1 || c->ring_kb > 227) c->ring_kb = 40;
     if (c->ring_early_kb < 0 || c->ring_early_kb > 227) c->ring_early_kb = 18;
     c->ring_split = env_int("REALM_CUDA_RING_SPLIT", 1) != 0;
+    c->ring_rope = env_int("REALM_CUDA_RING_ROPE", 1) != 0;
     c->mms_cap = env_int("REALM_CUDA_MMS_CAP", 4096);
     if (c->mms_cap < 16 || c->mms_cap > 6144) c->mms_cap = 4096; /* <= 48 KB a block */
     c->no_fuse = env_int("REALM_CUDA_NO_FUSE", 0) != 0;

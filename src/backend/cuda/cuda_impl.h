@@ -64,6 +64,21 @@ struct cuda_op {
     void *out;
 };
 
+/* rope(q) + rope(k) + kv_store(k, v) of one pass, resolved to device
+ * pointers (realm__cuda_rope_kv_of): what k_rope_kv and the ring mat-vec's
+ * fused epilogue take. q is nq heads of head_dim a row, k and v nk; pairs
+ * below half turn (neox: i and i + half, else 2i and 2i + 1). */
+struct cuda_rope_kv {
+    float *q, *k;
+    const float *v;
+    int32_t nq, nk, head_dim, half, neox;
+    const float *inv_freq;
+    const int32_t *qpos, *kpos; /* q's and k's positions a row */
+    float *kbase, *vbase;       /* the K/V pool */
+    int32_t layer, n_blocks, block_size, max_blocks;
+    const int32_t *pos, *seq, *tables; /* the batch: where each row's K/V goes */
+};
+
 struct cuda_graph_entry {
     cudaGraphExec_t exec;
     struct cuda_op *ops; /* the records the graph was captured from */
@@ -141,6 +156,7 @@ typedef struct cuda_ctx {
     bool mmv_ring;          /* $REALM_CUDA_MMV_RING (1): k_mmv_ring where it applies */
     int32_t ring_kb;        /* $REALM_CUDA_RING_KB (40): shared memory of its stages, KB */
     bool ring_split;        /* $REALM_CUDA_RING_SPLIT (1): 8192/14336-wide rows too, split */
+    bool ring_rope;         /* $REALM_CUDA_RING_ROPE (1): q/k/v sets do rope + kv_store */
     int32_t ring_early_kb;  /* $REALM_CUDA_RING_EARLY_KB (18): what it copies before the wait */
     bool att_quant;         /* $REALM_CUDA_ATT_QUANT (1): decode attention quantizes for wo */
     bool no_fuse;           /* $REALM_CUDA_NO_FUSE: every op on its own (A/B) */
@@ -186,6 +202,7 @@ typedef struct cuda_ctx {
     double prof_ms[CUDA_PROF_SLOTS];
     double prof_bytes[CUDA_PROF_SLOTS]; /* weight bytes read (matmul slots) */
     long long prof_n[CUDA_PROF_SLOTS];
+    realm_backend_cuda_counts counts;
 } cuda_ctx;
 
 static inline cuda_ctx *cuda__ctx(realm_backend *be)
@@ -242,8 +259,10 @@ bool realm__cuda_issue_l2_prefetch(cuda_ctx *c, const struct cuda_op *ops, int32
  * did (false: the caller issues the add) */
 bool realm__cuda_issue_matmul(cuda_ctx *c, const struct cuda_op *op, float *resid);
 /* ops[0], ops[1], ... (up to 3 of n_ops) that are matmuls of one weight type
- * and width on the same input, at decode sizes, as one mat-vec launch;
- * returns how many it issued, 0 when it issued nothing. */
+ * and width on the same input, at decode sizes, as one mat-vec launch (q,
+ * k, v at one row with the rope, rope and kv_store after them, where the
+ * ring takes them); returns how many ops it issued, 0 when it issued
+ * nothing. */
 int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_ops);
 /* mm: the op after the attention (NULL: none); where it is a matmul on the
  * attention's output, the decode split may write its quantized input */
@@ -306,11 +325,19 @@ bool realm__cuda_mmq_sb(const cuda_ctx *c, const realm_weight *w);
 
 /* cuda_mmv_ring.cu: the ring mat-vec of ops[0 .. n_set) at one activation
  * row (members from first1 on of a second type; first1 = n_set if none), on
- * cuda_matmul.cu's quantized activations; false, having enqueued nothing,
- * where it does not take the types, width or row count (or
+ * cuda_matmul.cu's quantized activations; with rope (or NULL: the set is
+ * q, k, v, no resid), also rope(q), rope(k) and kv_store(k, v) in its
+ * epilogue (not neox; 2048 or 4096 columns). False, having enqueued
+ * nothing, where it does not take the types, width or row count (or
  * $REALM_CUDA_MMV_RING=0). */
 bool realm__cuda_mmv_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
-                          const int8_t *aq, const float *ad, const float *as, float *resid);
+                          const int8_t *aq, const float *ad, const float *as, float *resid,
+                          const struct cuda_rope_kv *rope);
+/* cuda_ops.cu: rope q (rq), rope k (rk) and kv_store (st) of one pass as one
+ * cuda_rope_kv, or false where they do not fit together (k_rope_kv's
+ * conditions) */
+bool realm__cuda_rope_kv_of(const cuda_ctx *c, const struct cuda_op *rq, const struct cuda_op *rk,
+                            const struct cuda_op *st, struct cuda_rope_kv *d);
 
 /* cuda_matmul.cu: can matmul/get_rows read this type? */
 bool realm__cuda_type_ok(realm_type t);

@@ -641,7 +641,7 @@ static bool launch_mms_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, cons
     int32_t sb, sg, ns;
     if (!mms_fit<T>(c, w, &sb, &sg, &ns) || !mms_same_fit<T>(c, ops, 1, n_set, sb, sg, ns))
         return false;
-    if (NR == 1 && realm__cuda_mmv_ring(c, ops, n_set, n_set, aq, ad, as, resid)) return true;
+    if (NR == 1 && realm__cuda_mmv_ring(c, ops, n_set, n_set, aq, ad, as, resid, NULL)) return true;
     const mms_set set = mms_set_of(ops, n_set);
     dim3 grid(set.blk_end[MMS_SET - 1], (unsigned)((ops[0].n + NR - 1) / NR));
     size_t rb = realm_type_row_size(w->type, w->ne0);
@@ -656,7 +656,7 @@ template <int T0, int T1, int NR>
 static bool launch_mms2_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
                           const int8_t *aq, const float *ad, const float *as)
 {
-    if (NR == 1 && realm__cuda_mmv_ring(c, ops, n_set, first1, aq, ad, as, NULL)) return true;
+    if (NR == 1 && realm__cuda_mmv_ring(c, ops, n_set, first1, aq, ad, as, NULL, NULL)) return true;
     const realm_weight *w0 = &ops[0].w, *w1 = &ops[first1].w;
     mms_geom g0, g1;
     if (!mms_fit<T0>(c, w0, &g0.slab_bytes, &g0.slab_groups, &g0.n_slabs) ||
@@ -1139,6 +1139,19 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
     for (int i = 0; i < k; i++) /* no member may overwrite the input the others read */
         if (ops[i].out == op->x) return 0;
     act_view a = quantize_input(c, op);
+    /* q, k, v at one row, then their rope, rope and kv_store: the ring does
+     * those three ops in its epilogue */
+    struct cuda_rope_kv rkv;
+    if (!mmq && k == 3 && n_ops >= 6 && c->ring_rope && !c->mmv_plain && ops[3].n == op->n &&
+        realm__cuda_rope_kv_of(c, &ops[3], &ops[4], &ops[5], &rkv) && rkv.q == ops[0].out &&
+        rkv.k == ops[1].out && rkv.v == ops[2].out &&
+        (int64_t)rkv.nq * rkv.head_dim == ops[0].w.ne1 &&
+        (int64_t)rkv.nk * rkv.head_dim == ops[1].w.ne1 && ops[2].w.ne1 == ops[1].w.ne1 &&
+        realm__cuda_mmv_ring(c, ops, k, first1 ? first1 : k, a.aq, a.ad, a.as, NULL, &rkv)) {
+        c->counts.ring_rope++;
+        c->aq_x = NULL;
+        return 6;
+    }
     if (mmq) /* the input stays cached: the tile kernel's sets are not mat-vecs */
         return realm__cuda_mmq(c, ops, k, a.aq, a.ad, a.as, NULL) ? k : 0;
     /* a staged set whose members would slab their rows differently goes

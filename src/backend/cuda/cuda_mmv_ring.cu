@@ -18,7 +18,10 @@
  *   aligned words; ncu Q6_K down 25.2 -> 23.9 us, 8B decode +0.5-0.7%),
  *   so not k_mmv_s's bits, the CPU's within tolerance. A set's members
  *   from first1 on may be of type T1, rows of rb1 bytes (Q4_K_M's Q6_K v
- *   beside Q4_K q and k).
+ *   beside Q4_K q and k). A q/k/v set may also do the rope(q), rope(k)
+ *   and kv_store after it (ROPE; not neox): a pair's two rows are a
+ *   tile's neighbouring warps, which meet under a named barrier
+ *   (ring_rope_store), so one kernel boundary a layer fewer.
  * - Rows of 8192/14336 columns (the down projections, whose lanes'
  *   activations would not fit the registers): SPLIT = 4 warps a row, a
  *   part of gq groups each, RING_ROWS / SPLIT rows a tile; the parts' sums
@@ -37,9 +40,11 @@
  * __syncwarp was not).
  */
 #include "backend/cuda/cuda_mmv.cuh"
+#include "backend/cuda/cuda_rope.cuh"
 
 #define RING_ROWS       8
 #define RING_MAX_STAGES 16
+#define RING_ROPE_PAIRS 128 /* the most pairs a head the rope epilogue turns */
 
 __device__ __forceinline__ uint32_t smem_addr(const void *p)
 {
@@ -142,6 +147,82 @@ __device__ __forceinline__ float ring_row(const uint8_t *row, int lane, const ri
     return acc;
 }
 
+/* bar.sync on named barrier 1 + pair (0..3) for 64 threads: immediate
+ * ids (with a register id ptxas reserves all 16) */
+__device__ __forceinline__ void ring_pair_bar(int pair)
+{
+    switch (pair) {
+    case 0:
+        asm volatile("bar.sync 1, 64;\n" ::: "memory");
+        break;
+    case 1:
+        asm volatile("bar.sync 2, 64;\n" ::: "memory");
+        break;
+    case 2:
+        asm volatile("bar.sync 3, 64;\n" ::: "memory");
+        break;
+    default:
+        asm volatile("bar.sync 4, 64;\n" ::: "memory");
+        break;
+    }
+}
+
+/* The rope epilogue's constants, before the wait (positions, block tables
+ * and inv_freq are staged or constant): the (cos, sin) of every turned pair
+ * at q's position (tab[2i], tab[2i + 1]) and at k's (from tab[2 half]), and
+ * the batch row's K/V pool slot. The consumer warps share tab (named
+ * barrier 5). Each angle and slot was one chain of dependent global loads
+ * on a tile's critical path when computed in the epilogue. */
+__device__ __forceinline__ size_t ring_rope_setup(const cuda_rope_kv &rope, float *tab)
+{
+    for (int j = threadIdx.x; j < 2 * rope.half; j += RING_ROWS * 32) {
+        const bool is_k = j >= rope.half;
+        rope_angle(is_k ? j - rope.half : j, is_k ? rope.kpos[0] : rope.qpos[0], rope.inv_freq,
+                   &tab[2 * j], &tab[2 * j + 1]);
+    }
+    asm volatile("bar.sync 5, %0;\n" ::"n"(RING_ROWS * 32) : "memory");
+    return rope_kv_slot(rope, 0);
+}
+
+/* The epilogue of a q/k/v set with rope (k_mmv_ring's ROPE): row o_row of
+ * member mi (q, k, v) from the warp's sum acc, + bias, q and k rows below
+ * 2·half of their head turned with their pair's other row (warp ^ 1: a
+ * tile's rows start at a multiple of 8, so 2i is an even warp; its sum
+ * meets the other's in part[k & 1] under the pair's named barrier) by
+ * ring_rope_setup's angles, then into out and, for k and v, the K/V pool's
+ * slot: k_rope_kv's arithmetic, so its bits. */
+__device__ __forceinline__ void ring_rope_store(float acc, int lane, int warp, int32_t k, int mi,
+                                                int64_t o_row, const float *bias, float *out,
+                                                const cuda_rope_kv &rope, const float *tab,
+                                                size_t slot, float (&part)[2][RING_ROWS])
+{
+    float v = acc;
+    for (int o = 16; o > 0; o >>= 1)
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+    if (bias) v += bias[o_row];
+    const int32_t i = (int32_t)(o_row % rope.head_dim) / 2; /* the pair */
+    const bool turn = mi < 2 && i < rope.half;              /* the same for both warps */
+    if (turn) {
+        if (lane == 0) part[k & 1][warp] = v;
+        ring_pair_bar(warp / 2);
+    }
+    if (lane) return;
+    if (turn) {
+        const float u = part[k & 1][warp ^ 1];
+        const float *a = tab + 2 * (mi * rope.half + i);
+        float x0, x1;
+        if (warp & 1) {
+            rope_turn(u, v, a[0], a[1], &x0, &x1);
+            v = x1;
+        } else {
+            rope_turn(v, u, a[0], a[1], &x0, &x1);
+            v = x0;
+        }
+    }
+    out[o_row] = v;
+    if (mi > 0) (mi == 1 ? rope.kbase : rope.vbase)[slot * rope.nk * rope.head_dim + o_row] = v;
+}
+
 /* tile t of the set, R rows a tile: its member and first row */
 __device__ __forceinline__ int ring_tile(const mms_set &set, uint32_t t, int R, int64_t *row)
 {
@@ -151,15 +232,19 @@ __device__ __forceinline__ int ring_tile(const mms_set &set, uint32_t t, int R, 
     return mi;
 }
 
-template <int T0, int T1, int GL, int SPLIT>
-__global__ static void __launch_bounds__((RING_ROWS + 1) * 32, SPLIT > 1 && GL == 4 ? 3 : 0)
+template <int T0, int T1, int GL, int SPLIT, bool ROPE>
+__global__ static void __launch_bounds__((RING_ROWS + 1) * 32,
+                                         (SPLIT > 1 || (ROPE && T0 == T1)) && GL == 4 ? 3 : 0)
     k_mmv_ring(const mms_set set, int first1, size_t rb0, size_t rb1, int32_t gq, const int8_t *aq,
-               const float *ad, const float *as, float *resid, int32_t stages, int32_t early)
+               const float *ad, const float *as, float *resid, int32_t stages, int32_t early,
+               const cuda_rope_kv rope)
 {
+    static_assert(!ROPE || SPLIT == 1, "rope pairs are a tile's neighbouring warps");
     constexpr int R = RING_ROWS / SPLIT; /* rows a tile */
     extern __shared__ uint4 ring_sh[];
     __shared__ uint64_t full[RING_MAX_STAGES], empty[RING_MAX_STAGES];
-    __shared__ float part[2][RING_ROWS]; /* split rows' warp sums, by tile parity */
+    __shared__ float part[2][RING_ROWS]; /* split rows' (rope pairs') warp sums, by tile parity */
+    __shared__ float rope_tab[ROPE ? 4 * RING_ROPE_PAIRS : 1]; /* ring_rope_setup's angles */
     pdl_trigger();
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const size_t tile_bytes = R * (rb0 > rb1 ? rb0 : rb1);
@@ -189,6 +274,8 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32, SPLIT > 1 && GL =
         return;
     }
     const int rr = warp / SPLIT, q = warp % SPLIT; /* the tile's row, the part of it */
+    size_t slot = 0;
+    if constexpr (ROPE) slot = ring_rope_setup(rope, rope_tab);
     pdl_wait();
     ring_act<GL> A;
 #pragma unroll
@@ -217,7 +304,10 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32, SPLIT > 1 && GL =
                 acc[0] = ring_row<T0, GL, false>(stage + warp * rb0, lane, A, gq);
             else
                 acc[0] = ring_row<T0, GL, true>(stage + rr * rb0 + q * (rb0 / SPLIT), lane, A, gq);
-            if constexpr (SPLIT == 1) {
+            if constexpr (ROPE) {
+                ring_rope_store(acc[0], lane, warp, k, mi, o_row, MMS_PICK(bias, mi),
+                                MMS_PICK(out, mi), rope, rope_tab, slot, part);
+            } else if constexpr (SPLIT == 1) {
                 mv_store<1>(acc, lane, 0, 1, o_row, ne1, MMS_PICK(bias, mi), MMS_PICK(out, mi),
                             resid);
             } else {
@@ -250,12 +340,14 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32, SPLIT > 1 && GL =
 
 /* The ring mat-vec of ops[0 .. n_set) (one width, at one activation row;
  * members from first1 on of type T1, n_set if none; GL groups a lane,
- * SPLIT warps a row): as many stages as fit c->ring_kb, at least two, and
- * as many blocks as the GPU holds at once, at most one a tile; false where
- * two stages do not fit a block's shared memory. */
-template <int T0, int T1, int GL, int SPLIT>
+ * SPLIT warps a row; ROPE: rope and kv_store by *rope in the epilogue): as
+ * many stages as fit c->ring_kb, at least two, and as many blocks as the
+ * GPU holds at once, at most one a tile; false where two stages do not fit
+ * a block's shared memory. */
+template <int T0, int T1, int GL, int SPLIT, bool ROPE>
 static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
-                           const int8_t *aq, const float *ad, const float *as, float *resid)
+                           const int8_t *aq, const float *ad, const float *as, float *resid,
+                           const cuda_rope_kv *rope)
 {
     constexpr int R = RING_ROWS / SPLIT;
     const int64_t ne0 = ops[0].w.ne0;
@@ -268,13 +360,13 @@ static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, in
     size_t stages = (size_t)c->ring_kb * 1024 / tile;
     stages = stages < 2 ? 2 : stages > RING_MAX_STAGES ? RING_MAX_STAGES : stages;
     const size_t shm = stages * tile;
+    auto kernel = k_mmv_ring<T0, T1, GL, SPLIT, ROPE>;
     /* the most dynamic shared memory this instance may use on c->device */
     static int opted_dev = -1;
     static size_t opted = 0;
     if (opted_dev != c->device || opted < shm) {
-        if (cudaFuncSetAttribute(k_mmv_ring<T0, T1, GL, SPLIT>,
-                                 cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 (int)shm) != cudaSuccess) {
+        if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm) !=
+            cudaSuccess) {
             (void)cudaGetLastError(); /* more than a block may have */
             return false;
         }
@@ -282,45 +374,47 @@ static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, in
     }
     const mms_set set = mms_set_of(ops, n_set, R);
     int64_t res;
-    if (!resident_blocks(c, k_mmv_ring<T0, T1, GL, SPLIT>, shm, &res, (RING_ROWS + 1) * 32) ||
-        res < 1)
-        return false;
+    if (!resident_blocks(c, kernel, shm, &res, (RING_ROWS + 1) * 32) || res < 1) return false;
     const int64_t tiles = set.blk_end[MMS_SET - 1];
     const size_t early = (size_t)c->ring_early_kb * 1024 / tile;
-    cuda__launch_pdl(c, k_mmv_ring<T0, T1, GL, SPLIT>, dim3((unsigned)(tiles < res ? tiles : res)),
+    cuda__launch_pdl(c, kernel, dim3((unsigned)(tiles < res ? tiles : res)),
                      dim3((RING_ROWS + 1) * 32), shm, set, first1 < n_set ? first1 : MMS_SET, rb0,
                      rb1, (int32_t)(ne0 / 32 / SPLIT), aq, ad, as, resid, (int32_t)stages,
-                     (int32_t)(early > 1 ? early : 1));
+                     (int32_t)(early > 1 ? early : 1), rope ? *rope : cuda_rope_kv{});
     return true;
 }
 
 /* launch_ring_gl at the width's GL and SPLIT: 2048 or 4096 columns
- * (GL = ne0 / 1024), 8192 and 14336 split over four warps (c->ring_split;
- * the activations of more groups a lane would not fit its registers), one
- * type only */
+ * (GL = ne0 / 1024; with rope or without), 8192 and 14336 split over four
+ * warps (c->ring_split; the activations of more groups a lane would not
+ * fit its registers), one type only */
 template <int T0, int T1>
 static bool launch_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
-                        const int8_t *aq, const float *ad, const float *as, float *resid)
+                        const int8_t *aq, const float *ad, const float *as, float *resid,
+                        const cuda_rope_kv *rope)
 {
-    if (ops[0].w.ne0 == 2048)
-        return launch_ring_gl<T0, T1, 2, 1>(c, ops, n_set, first1, aq, ad, as, resid);
-    if (ops[0].w.ne0 == 4096)
-        return launch_ring_gl<T0, T1, 4, 1>(c, ops, n_set, first1, aq, ad, as, resid);
+#define GL_(G, S, P) launch_ring_gl<T0, T1, G, S, P>(c, ops, n_set, first1, aq, ad, as, resid, rope)
+    if (ops[0].w.ne0 == 2048) return rope ? GL_(2, 1, true) : GL_(2, 1, false);
+    if (ops[0].w.ne0 == 4096) return rope ? GL_(4, 1, true) : GL_(4, 1, false);
+    if (rope) return false;
     if constexpr (T1 == T0) { /* 32 and 56 blocks a row: 8 and 14 a part */
-        if (ops[0].w.ne0 == 8192 && c->ring_split)
-            return launch_ring_gl<T0, T0, 2, 4>(c, ops, n_set, first1, aq, ad, as, resid);
-        if (ops[0].w.ne0 == 14336 && c->ring_split)
-            return launch_ring_gl<T0, T0, 4, 4>(c, ops, n_set, first1, aq, ad, as, resid);
+        if (ops[0].w.ne0 == 8192 && c->ring_split) return GL_(2, 4, false);
+        if (ops[0].w.ne0 == 14336 && c->ring_split) return GL_(4, 4, false);
     }
     return false;
+#undef GL_
 }
 
 bool realm__cuda_mmv_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
-                          const int8_t *aq, const float *ad, const float *as, float *resid)
+                          const int8_t *aq, const float *ad, const float *as, float *resid,
+                          const struct cuda_rope_kv *rope)
 {
     if (!c->mmv_ring || ops[0].n != 1) return false;
+    if (rope &&
+        (n_set != 3 || resid || rope->neox || rope->head_dim % 2 || rope->half > RING_ROPE_PAIRS))
+        return false;
     const realm_type t0 = ops[0].w.type, t1 = first1 < n_set ? ops[first1].w.type : t0;
-#define RING(A, B) return launch_ring<A, B>(c, ops, n_set, first1, aq, ad, as, resid)
+#define RING(A, B) return launch_ring<A, B>(c, ops, n_set, first1, aq, ad, as, resid, rope)
     if (t1 == t0) {
         switch (t0) {
         case REALM_TYPE_Q4_K:

@@ -7,6 +7,7 @@
  * arguments. */
 #include "backend/cuda/cuda_impl.h"
 #include "backend/cuda/cuda_quant.cuh"
+#include "backend/cuda/cuda_rope.cuh"
 
 #define LAUNCHED(c, what) CUDA_CHECK(c, cudaGetLastError())
 
@@ -71,24 +72,12 @@ void realm__cuda_issue_rmsnorm(cuda_ctx *c, const struct cuda_op *op)
     LAUNCHED(c, "rmsnorm");
 }
 
-/* The angle of pair i at position p, in double as the CPU's. */
-__device__ __forceinline__ void rope_angle(int32_t i, int32_t p, const float *inv_freq, float *cs,
-                                           float *sn)
-{
-    double s, co;
-    sincos((double)p * inv_freq[i], &s, &co);
-    *cs = (float)co;
-    *sn = (float)s;
-}
-
 /* Rotate pair i of one head in place by (cs, sn). */
 __device__ __forceinline__ void rope_rotate(float *xh, int32_t i, int32_t half, int neox, float cs,
                                             float sn)
 {
     int32_t i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
-    float a = xh[i0], b = xh[i1];
-    xh[i0] = a * cs - b * sn;
-    xh[i1] = a * sn + b * cs;
+    rope_turn(xh[i0], xh[i1], cs, sn, &xh[i0], &xh[i1]);
 }
 
 __device__ __forceinline__ void rope_pair(float *xh, int32_t i, int32_t half, int neox, int32_t p,
@@ -112,64 +101,81 @@ __global__ static void k_rope(float *x, int32_t n_head, int32_t head_dim, int32_
 /* rope(q) + rope(k) + kv_store(k, v) in one launch: block (head slot, row)
  * with head_dim threads; slots [0, nq) rotate q heads, [nq, nq + nk) rotate
  * k heads and store them, [nq + nk, nq + 2 nk) store v heads. */
-__global__ static void k_rope_kv(float *q, float *k, const float *v, int32_t nq, int32_t nk,
-                                 int32_t head_dim, int32_t half, int neox, const float *inv_freq,
-                                 const int32_t *qpos, const int32_t *kpos, float *kbase,
-                                 float *vbase, int32_t layer, int32_t n_blocks, int32_t block_size,
-                                 const int32_t *pos, const int32_t *seq, const int32_t *tables,
-                                 int32_t max_blocks)
+__global__ static void k_rope_kv(const cuda_rope_kv d)
 {
     const int32_t h = blockIdx.x, r = blockIdx.y, i = threadIdx.x;
+    const int32_t nq = d.nq, nk = d.nk, head_dim = d.head_dim, half = d.half;
     const int32_t kv_dim = nk * head_dim;
     const bool is_k = h >= nq && h < nq + nk;
     /* angles and the K/V slot come from constants and the staged batch
      * (uploaded before the pass's first kernel): computed while the kernel
      * before runs */
     float cs = 1.0f, sn = 0.0f;
-    if ((h < nq || is_k) && i < half) rope_angle(i, h < nq ? qpos[r] : kpos[r], inv_freq, &cs, &sn);
-    const int32_t p = pos[r];
-    const int32_t block = tables[(int64_t)seq[r] * max_blocks + p / block_size];
-    const size_t slot =
-        ((size_t)layer * n_blocks + (size_t)block) * block_size + (size_t)(p % block_size);
+    if ((h < nq || is_k) && i < half)
+        rope_angle(i, h < nq ? d.qpos[r] : d.kpos[r], d.inv_freq, &cs, &sn);
+    const size_t slot = rope_kv_slot(d, r);
     pdl_wait();
     pdl_trigger();
     if (h < nq) {
-        if (i < half) rope_rotate(q + ((int64_t)r * nq + h) * head_dim, i, half, neox, cs, sn);
+        if (i < half) rope_rotate(d.q + ((int64_t)r * nq + h) * head_dim, i, half, d.neox, cs, sn);
         return;
     }
     const int32_t kh = is_k ? h - nq : h - nq - nk;
-    float *src = (is_k ? k : (float *)v) + (int64_t)r * kv_dim + (int64_t)kh * head_dim;
+    float *src = (is_k ? d.k : (float *)d.v) + (int64_t)r * kv_dim + (int64_t)kh * head_dim;
     if (is_k) {
-        if (i < half) rope_rotate(src, i, half, neox, cs, sn);
+        if (i < half) rope_rotate(src, i, half, d.neox, cs, sn);
         __syncthreads(); /* the pair's other element was written by another thread */
     }
-    float *dst = (is_k ? kbase : vbase) + slot * kv_dim + (size_t)kh * head_dim;
+    float *dst = (is_k ? d.kbase : d.vbase) + slot * kv_dim + (size_t)kh * head_dim;
     for (int32_t j = i; j < head_dim; j += blockDim.x)
         dst[j] = src[j];
+}
+
+bool realm__cuda_rope_kv_of(const cuda_ctx *c, const struct cuda_op *rq, const struct cuda_op *rk,
+                            const struct cuda_op *st, struct cuda_rope_kv *d)
+{
+    const realm_kv_pool *kv = &st->kv;
+    const struct cuda_batch *b = &st->batch;
+    const int32_t hd = rk->i1;
+    if (rq->kind != CUDA_OP_ROPE || rk->kind != CUDA_OP_ROPE || st->kind != CUDA_OP_KV_STORE ||
+        st->x != rk->out || rq->out == rk->out || rq->out == st->y || rk->out == st->y ||
+        rq->n != rk->n || rk->n != b->n_rows || rq->i1 != hd || rq->i2 != rk->i2 ||
+        rq->width != rk->width || rq->y != rk->y || (int64_t)rk->i0 * hd != kv->kv_dim ||
+        hd > 1024 || rk->i2 / 2 <= 0)
+        return false;
+    *d = (struct cuda_rope_kv){
+        .q = (float *)rq->out,
+        .k = (float *)rk->out,
+        .v = (const float *)st->y,
+        .nq = rq->i0,
+        .nk = rk->i0,
+        .head_dim = hd,
+        .half = rk->i2 / 2,
+        .neox = rk->width == REALM_ROPE_NEOX,
+        .inv_freq = (const float *)rk->y,
+        .qpos = (const int32_t *)cuda__staging(c, rq->idx_off),
+        .kpos = (const int32_t *)cuda__staging(c, rk->idx_off),
+        .kbase = kv->k,
+        .vbase = kv->v,
+        .layer = st->i0,
+        .n_blocks = kv->n_blocks,
+        .block_size = kv->block_size,
+        .max_blocks = b->max_blocks,
+        .pos = (const int32_t *)cuda__staging(c, b->pos_off),
+        .seq = (const int32_t *)cuda__staging(c, b->seq_off),
+        .tables = (const int32_t *)cuda__staging(c, b->table_off),
+    };
+    return true;
 }
 
 bool realm__cuda_issue_rope_kv(cuda_ctx *c, const struct cuda_op *rq, const struct cuda_op *rk,
                                const struct cuda_op *st)
 {
-    const realm_kv_pool *kv = &st->kv;
-    const struct cuda_batch *b = &st->batch;
-    const int32_t hd = rk->i1;
-    if (st->x != rk->out || rq->out == rk->out || rq->out == st->y || rk->out == st->y ||
-        rq->n != rk->n || rk->n != b->n_rows || rq->i1 != hd || rq->i2 != rk->i2 ||
-        rq->width != rk->width || rq->y != rk->y || (int64_t)rk->i0 * hd != kv->kv_dim ||
-        hd > 1024 || rk->i2 / 2 <= 0)
-        return false;
-    const int32_t half = rk->i2 / 2;
-    const int threads = hd < 32 ? 32 : hd;
-    dim3 grid((unsigned)(rq->i0 + 2 * rk->i0), (unsigned)rq->n);
-    cuda__launch_pdl(c, k_rope_kv, grid, dim3((unsigned)threads), 0, (float *)rq->out,
-                     (float *)rk->out, (const float *)st->y, rq->i0, rk->i0, hd, half,
-                     rk->width == REALM_ROPE_NEOX, (const float *)rk->y,
-                     (const int32_t *)cuda__staging(c, rq->idx_off),
-                     (const int32_t *)cuda__staging(c, rk->idx_off), kv->k, kv->v, st->i0,
-                     kv->n_blocks, kv->block_size, (const int32_t *)cuda__staging(c, b->pos_off),
-                     (const int32_t *)cuda__staging(c, b->seq_off),
-                     (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks);
+    struct cuda_rope_kv d;
+    if (!realm__cuda_rope_kv_of(c, rq, rk, st, &d)) return false;
+    const int threads = d.head_dim < 32 ? 32 : d.head_dim;
+    dim3 grid((unsigned)(d.nq + 2 * d.nk), (unsigned)rq->n);
+    cuda__launch_pdl(c, k_rope_kv, grid, dim3((unsigned)threads), 0, d);
     LAUNCHED(c, "rope_kv");
     return true;
 }
