@@ -25,6 +25,13 @@
  * to LINGER_S seconds and LINGER_BODY_FACTOR times the cap: a close with
  * unread bytes resets the connection, and a client still writing its body
  * then loses the response (RFC 9112 9.6's lingering close).
+ *
+ * So is the body of any other response whose headers go out before its
+ * request's body has been read (404, 405, the draining server's 503), and
+ * that response says Connection: close. Kept alive, lws 4.1 would drop the
+ * rest of the body itself, but where its end and the next request arrive in
+ * one read it takes that request with stale state (BODY_COMPLETION fires
+ * for ever) and the request would be lost.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -133,6 +140,9 @@ static int on_http(srv_server *s, srv_conn *c, struct lws *wsi, const char *path
     if (c->busy) return close_conn(c, "a request arrived before the previous response ended (pipelining)");
     srv_buf_free(&c->out);
     *c = (srv_conn){.wsi = wsi, .busy = true};
+    char cl[32];
+    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+        c->body_expected = strtoll(cl, NULL, 10);
     static const struct {
         enum lws_token_indexes tok;
         const char *name;
@@ -172,17 +182,14 @@ static int on_http(srv_server *s, srv_conn *c, struct lws *wsi, const char *path
         respond_error(c, 503, "server_shutting_down", "the server is shutting down");
         return 0;
     }
-    char cl[32];
-    if (lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
-        c->body_expected = strtoll(cl, NULL, 10);
-        if (c->body_expected > s->opts.max_body_bytes) {
-            c->too_large = true;
-            c->wants_close = true;
-            char msg[96];
-            snprintf(msg, sizeof msg, "the request body is larger than %d bytes", s->opts.max_body_bytes);
-            respond_error(c, 413, "invalid_request_error", msg);
-            return 0;
-        }
+    if (c->body_expected > s->opts.max_body_bytes) {
+        c->too_large = true;
+        c->wants_close = true;
+        char msg[96];
+        snprintf(msg, sizeof msg, "the request body is larger than %d bytes",
+                 s->opts.max_body_bytes);
+        respond_error(c, 413, "invalid_request_error", msg);
+        return 0;
     }
     if (!strcmp(method, "POST") && c->body_expected > 0) return 0; /* the body follows */
     dispatch(s, c);
@@ -196,7 +203,7 @@ static int on_http(srv_server *s, srv_conn *c, struct lws *wsi, const char *path
 
 static int on_body(srv_server *s, srv_conn *c, const char *in, size_t len)
 {
-    if (c->too_large) {
+    if (c->too_large || c->hdr_pending) { /* refused or answered already: dropped */
         c->drained += (int64_t)len;
         if (c->lingering && c->drained > (int64_t)LINGER_BODY_FACTOR * s->opts.max_body_bytes)
             return close_conn(c, "the refused body is too long to drain");
@@ -219,7 +226,7 @@ static int transaction_done(srv_conn *c)
 {
     if (c->content_length < 0) return close_conn(c, "end of a streamed response");
     if (c->wants_close) {
-        if (c->too_large && !c->body_complete) { /* read the rest of the body first */
+        if (!c->body_complete && c->body_expected > 0) { /* read the rest of the body first */
             c->lingering = true;
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LINGER_S);
             return 0;
@@ -243,6 +250,7 @@ static int http_writeable(srv_conn *c)
     struct lws *wsi = c->wsi;
     if (!c->hdr_sent) {
         if (!c->hdr_pending) return 0;
+        if (c->body_expected > 0 && !c->body_complete) c->wants_close = true; /* see the top */
         unsigned char *start = g_scratch + LWS_PRE, *p = start, *end = g_scratch + 4096;
         lws_filepos_t cl = c->content_length < 0 ? LWS_ILLEGAL_HTTP_CONTENT_LEN
                                                  : (lws_filepos_t)c->content_length;
