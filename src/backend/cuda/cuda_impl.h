@@ -154,10 +154,10 @@ typedef struct cuda_ctx {
     bool mms_fit;           /* $REALM_CUDA_MMS_FIT (default 1): long rows' slabs fit one wave */
     int32_t mms_cap;        /* $REALM_CUDA_MMS_CAP (4096): the staged mat-vec's largest slab, bytes */
     bool mmv_ring;          /* $REALM_CUDA_MMV_RING (1): k_mmv_ring where it applies */
-    int32_t ring_kb;        /* $REALM_CUDA_RING_KB (40): shared memory of its stages, KB */
+    int32_t ring_kb;        /* $REALM_CUDA_RING_KB (20): shared memory of its stages, KB */
     bool ring_split;        /* $REALM_CUDA_RING_SPLIT (1): 8192/14336-wide rows too, split */
     bool ring_rope;         /* $REALM_CUDA_RING_ROPE (1): q/k/v sets do rope + kv_store */
-    int32_t ring_early_kb;  /* $REALM_CUDA_RING_EARLY_KB (18): what it copies before the wait */
+    int32_t ring_early_kb;  /* $REALM_CUDA_RING_EARLY_KB (10): what it copies before the wait */
     bool att_quant;         /* $REALM_CUDA_ATT_QUANT (1): decode attention quantizes for wo */
     bool no_fuse;           /* $REALM_CUDA_NO_FUSE: every op on its own (A/B) */
     bool pdl;               /* $REALM_CUDA_PDL (default 1): decode kernels start early (PDL) */

@@ -32,9 +32,10 @@
  *   the same bound on the others spilled and lost 0.6-0.9%.
  * The producer copies `early` tiles before it waits for the kernel ahead
  * (weights are constant). H100 8B Q4_K_M decode +6.3-6.6% over k_mmv_s,
- * then +3.6% with the split rows (1B: +1.4% from two early tiles, +5.1%
- * from the split); Q8_0 through the ring lost 2.9% against k_mmv_q and
- * stays there (NOTES round 19).
+ * then +3.6% with the split rows (1B: +5.1% from the split); Q8_0 through
+ * the ring lost 2.9% against k_mmv_q and stays there (NOTES round 19).
+ * Deeper rings lose: with the 1B's 9 KB tiles, four stages and two tiles
+ * before the wait decoded 7% slower than two and one (NOTES round 22).
  * Every consumer lane arrives on `empty` itself: an arrive releases only
  * the arriving thread's reads (racecheck clean; one lane arriving after
  * __syncwarp was not).
