@@ -16,8 +16,9 @@ nothing and keeps the rule checkable).
     check_pdl_sass.py OBJ...          check the sm_90 SASS of the objects
     check_pdl_sass.py --self-test     the parser against a recorded fixture
 
-cuobjdump comes from PATH, the CUDA toolkit, or the nvidia-cuda-cuobjdump
-wheel in the running Python environment (tests/requirements.txt).
+cuobjdump (and the nvdisasm it runs) come from PATH, the CUDA toolkit, or
+the nvidia-cuda-cuobjdump and nvidia-cuda-nvdisasm wheels in the running
+Python environment (tests/requirements.txt).
 """
 import glob
 import os
@@ -71,7 +72,7 @@ def find_cuobjdump():
     for c in cands:
         if os.path.isfile(c) and os.access(c, os.X_OK):
             return c
-    sys.exit("check_pdl_sass: no cuobjdump (pip install nvidia-cuda-cuobjdump)")
+    sys.exit("check_pdl_sass: no cuobjdump (pip install nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm)")
 
 
 def self_test():
@@ -97,9 +98,15 @@ def main(argv):
         print(__doc__)
         return 2
     tool = find_cuobjdump()
+    # cuobjdump runs nvdisasm, which the wheels install beside it
+    env = dict(os.environ, PATH=os.path.dirname(tool) + os.pathsep + os.environ.get("PATH", ""))
     problems, n_wait = [], 0
     for obj in argv:
-        sass = subprocess.run([tool, "-sass", obj], check=True, capture_output=True, text=True).stdout
+        run = subprocess.run([tool, "-sass", obj], capture_output=True, text=True, env=env)
+        if run.returncode:
+            print(f"check_pdl_sass: cuobjdump -sass {obj}: {run.stderr.strip()}")
+            return 1
+        sass = run.stdout
         p, n = check(sass, os.path.basename(obj))
         problems += p
         n_wait += n
