@@ -241,6 +241,15 @@ static inline void cuda__launch_pdl(cuda_ctx *c, void (*k)(P...), dim3 grid, dim
     CUDA_CHECK(c, cudaLaunchKernelEx(&cfg, k, (P)args...));
 }
 
+/* act_q (or act_h) now holds x as n rows of ne0, quantized as `kind` */
+static inline void cuda__remember_act(cuda_ctx *c, const void *x, int32_t n, int64_t ne0, int kind)
+{
+    c->aq_x = x;
+    c->aq_n = n;
+    c->aq_ne0 = ne0;
+    c->aq_kind = kind;
+}
+
 static inline const void *cuda__staging(const cuda_ctx *c, uint32_t off)
 {
     return c->staging_d + off;
@@ -341,6 +350,23 @@ bool realm__cuda_rope_kv_of(const cuda_ctx *c, const struct cuda_op *rq, const s
 
 /* cuda_matmul.cu: can matmul/get_rows read this type? */
 bool realm__cuda_type_ok(realm_type t);
+/* cuda_mmv.cu: the mat-vec of ops[0 .. n_set) (one weight type and width
+ * on one input; members from first1 on of a second type, mixable with the
+ * first; first1 = 0 if none) at ops[0].n <= mmv_max_rows rows, on the
+ * quantized activations (aq, ad, as; float weights read op->x): the ring,
+ * staged or unstaged kernel; resid: also add the product into it
+ * (quantized weights). False, having enqueued nothing, where a set cannot
+ * go as one launch. */
+bool realm__cuda_mmv(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                     const int8_t *aq, const float *ad, const float *as, float *resid);
+/* may a staged set hold members of types t0 and t1? */
+bool realm__cuda_mmv_mixable(realm_type t0, realm_type t1);
+/* cuda_gemm.cu: op at any row count through cuBLAS (f16 tiles of W) */
+void realm__cuda_matmul_big(cuda_ctx *c, const struct cuda_op *op);
+
+/* the large path's dequantization tile (cuda_gemm.cu) */
+#define DQ_TILE_BYTES ((size_t)128 << 20)
+
 /* scratch bytes the matmul paths need for these limits */
 void realm__cuda_matmul_scratch(const realm_backend_limits *lim, size_t *act_q_bytes,
                                 size_t *dq_bytes, size_t *act_h_bytes);
