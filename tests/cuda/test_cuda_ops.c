@@ -378,6 +378,8 @@ static void test_ring_rope(void **state)
         {REALM_TYPE_Q4_K, REALM_TYPE_Q4_K, 4096, 128, 32, 8, 128},
         {REALM_TYPE_Q5_K, REALM_TYPE_Q6_K, 2048, 64, 32, 8, 32},
         {REALM_TYPE_Q6_K, REALM_TYPE_Q6_K, 2048, 128, 16, 4, 64},
+        {REALM_TYPE_Q8_0, REALM_TYPE_Q8_0, 4096, 128, 32, 8, 128}, /* k_mmv_q */
+        {REALM_TYPE_Q8_0, REALM_TYPE_Q8_0, 2048, 64, 32, 8, 32},
     };
     enum { BS = 16, NB = 4 };
     int32_t table[NB] = {2, 0, 3, 1}, pos[1] = {37}, sq[1] = {0}, tok[1] = {0};
@@ -433,7 +435,7 @@ static void test_ring_rope(void **state)
         kvg.k = gk.data, kvg.v = gv.data, kvp.k = pk.data, kvp.v = pv.data;
         const int nr = cases[ci].n_rot;
         run_qkv_rope(cpu, wc, x, hc, nq, nk, hd, nr, inv, &kvc, &b);
-        const uint64_t fused = realm_backend_cuda_counts_of(gpu).ring_rope;
+        const uint64_t fused = realm_backend_cuda_counts_of(gpu).qkv_rope;
         run_qkv_rope(gpu, wg, gx.data, (float *const[]){go[0].data, go[1].data, go[2].data}, nq, nk,
                      hd, nr, gi.data, &kvg, &b);
         run_qkv_rope(plain, wp, px.data, (float *const[]){po[0].data, po[1].data, po[2].data}, nq,
@@ -442,7 +444,7 @@ static void test_ring_rope(void **state)
         for (int i = 0; i < 3; i++) {
             be_get(gpu, &go[i], cg[i], (size_t)rows[i] * 4);
             if (i == 0) /* the first download ran the pass: one fused launch */
-                assert_int_equal(realm_backend_cuda_counts_of(gpu).ring_rope, fused + 1);
+                assert_int_equal(realm_backend_cuda_counts_of(gpu).qkv_rope, fused + 1);
             be_get(plain, &po[i], cp[i], (size_t)rows[i] * 4);
             float *scale = realm_malloc((size_t)rows[i] * 4);
             rms_scale(hc[i], (size_t)rows[i], scale);
@@ -488,7 +490,7 @@ static void test_ring_rope(void **state)
         realm_free(hp[0]);
         realm_free(hp[1]);
     }
-    assert_int_equal(realm_backend_cuda_counts_of(plain).ring_rope, 0);
+    assert_int_equal(realm_backend_cuda_counts_of(plain).qkv_rope, 0);
     realm_backend_free(plain);
     assert_int_equal(n_fail, 0);
 }

@@ -156,7 +156,7 @@ typedef struct cuda_ctx {
     bool mmv_ring;          /* $REALM_CUDA_MMV_RING (1): k_mmv_ring where it applies */
     int32_t ring_kb;        /* $REALM_CUDA_RING_KB (20): shared memory of its stages, KB */
     bool ring_split;        /* $REALM_CUDA_RING_SPLIT (1): 8192/14336-wide rows too, split */
-    bool ring_rope;         /* $REALM_CUDA_RING_ROPE (1): q/k/v sets do rope + kv_store */
+    bool qkv_rope;          /* $REALM_CUDA_QKV_ROPE (1): q/k/v sets do rope + kv_store */
     int32_t ring_early_kb;  /* $REALM_CUDA_RING_EARLY_KB (10): what it copies before the wait */
     bool att_quant;         /* $REALM_CUDA_ATT_QUANT (1): decode attention quantizes for wo */
     bool no_fuse;           /* $REALM_CUDA_NO_FUSE: every op on its own (A/B) */
@@ -359,6 +359,11 @@ bool realm__cuda_type_ok(realm_type t);
  * go as one launch. */
 bool realm__cuda_mmv(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
                      const int8_t *aq, const float *ad, const float *as, float *resid);
+/* q, k, v (ops[0..3), Q8_0) at one row with rope(q), rope(k) and kv_store
+ * by *rope in the epilogue of one k_mmv_q launch; false, having enqueued
+ * nothing, for other types (the ring takes the K-quants) or shapes */
+bool realm__cuda_mmv_rope(cuda_ctx *c, const struct cuda_op *ops, const int8_t *aq, const float *ad,
+                          const float *as, const struct cuda_rope_kv *rope);
 /* may a staged set hold members of types t0 and t1? */
 bool realm__cuda_mmv_mixable(realm_type t0, realm_type t1);
 /* cuda_gemm.cu: op at any row count through cuBLAS (f16 tiles of W) */

@@ -349,13 +349,14 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
     /* q, k, v at one row, then their rope, rope and kv_store: the ring does
      * those three ops in its epilogue */
     struct cuda_rope_kv rkv;
-    if (!mmq && k == 3 && n_ops >= 6 && c->ring_rope && !c->mmv_plain && ops[3].n == op->n &&
+    if (!mmq && k == 3 && n_ops >= 6 && c->qkv_rope && !c->mmv_plain && ops[3].n == op->n &&
         realm__cuda_rope_kv_of(c, &ops[3], &ops[4], &ops[5], &rkv) && rkv.q == ops[0].out &&
         rkv.k == ops[1].out && rkv.v == ops[2].out &&
         (int64_t)rkv.nq * rkv.head_dim == ops[0].w.ne1 &&
         (int64_t)rkv.nk * rkv.head_dim == ops[1].w.ne1 && ops[2].w.ne1 == ops[1].w.ne1 &&
-        realm__cuda_mmv_ring(c, ops, k, first1 ? first1 : k, a.aq, a.ad, a.as, NULL, &rkv)) {
-        c->counts.ring_rope++;
+        (realm__cuda_mmv_ring(c, ops, k, first1 ? first1 : k, a.aq, a.ad, a.as, NULL, &rkv) ||
+         (!first1 && realm__cuda_mmv_rope(c, ops, a.aq, a.ad, a.as, &rkv)))) {
+        c->counts.qkv_rope++;
         c->aq_x = NULL;
         return 6;
     }

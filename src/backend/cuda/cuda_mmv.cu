@@ -27,6 +27,7 @@
  */
 #include "backend/cuda/cuda_impl.h"
 #include "backend/cuda/cuda_mmv.cuh"
+#include "backend/cuda/cuda_rope.cuh"
 
 #define MMV_THREADS 128
 
@@ -146,12 +147,17 @@ __device__ __forceinline__ void k6_dot(const uint8_t *__restrict__ sb, int32_t n
  * shuffles); NR activation rows starting at blockIdx.y * NR; the blocks of a
  * set as in k_mmv_s (Q8_0's q/k/v and gate/up in one launch each: 8B decode
  * 277.9 vs 253.2 tok/s one by one, NOTES round 14). Each lane loads its
- * first EARLY groups before pdl_wait (four: launch_mmv_q8). */
-template <int T, int NR, int EARLY = 2>
+ * first EARLY groups before pdl_wait (four: launch_mmv_q8). ROPE (a q/k/v
+ * set at one row, realm__cuda_mmv_rope): rope(q), rope(k) and kv_store by
+ * `rope` in the epilogue; a pair's rows are a block's neighbouring warps,
+ * and their angle and the K/V slot are computed before the wait. */
+template <int T, int NR, int EARLY = 2, bool ROPE = false>
 __global__ static void __launch_bounds__(MMS_WARPS * 32)
     k_mmv_q(const mms_set set, size_t row_bytes, int64_t ne0, const int8_t *aq, const float *ad,
-            const float *as, int32_t n, float *resid)
+            const float *as, int32_t n, float *resid, const cuda_rope_kv rope)
 {
+    static_assert(!ROPE || NR == 1, "rope at one activation row");
+    __shared__ float xch[ROPE ? MMS_WARPS : 1]; /* the rope pairs' sums */
     pdl_trigger(); /* as k_mmv_s: a mat-vec lets its follower start at once */
     const int64_t G = ne0 / 32;
     const int lane = threadIdx.x % 32;
@@ -163,7 +169,16 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
     const unsigned b0 = mi == 0 ? 0u : mi == 1 ? set.blk_end[0] : set.blk_end[1];
     const int64_t o_row = (int64_t)(bx - b0) * MMS_WARPS + threadIdx.x / 32;
     const int32_t r0 = blockIdx.y * NR;
-    if (o_row >= ne1) return;
+    if (o_row >= ne1) return; /* ROPE: ne1 is whole heads, so whole pairs */
+    const int32_t pair = ROPE ? (int32_t)(o_row % rope.head_dim) / 2 : 0;
+    const bool turn = ROPE && mi < 2 && pair < rope.half;
+    float cs = 1.0f, sn = 0.0f; /* the pair's angle, on lane 0 */
+    size_t slot = 0;
+    if constexpr (ROPE) { /* staged positions and tables, constant inv_freq */
+        if (turn && lane == 0)
+            rope_angle(pair, mi == 0 ? rope.qpos[0] : rope.kpos[0], rope.inv_freq, &cs, &sn);
+        slot = rope_kv_slot(rope, 0);
+    }
     const uint8_t *wr = MMS_PICK(w, mi) + (size_t)o_row * row_bytes;
     float acc[NR];
     for (int r = 0; r < NR; r++)
@@ -200,7 +215,16 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
             }
         }
     }
-    mv_store<NR>(acc, lane, r0, n, o_row, ne1, bias, out, resid);
+    if constexpr (ROPE) {
+        float v = acc[0];
+        for (int o = 16; o > 0; o >>= 1)
+            v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (bias) v += bias[o_row];
+        if (turn) v = rope_pair_turn(v, lane, threadIdx.x / 32, cs, sn, xch);
+        if (lane == 0) rope_kv_put(rope, mi, o_row, out, slot, v);
+    } else {
+        mv_store<NR>(acc, lane, r0, n, o_row, ne1, bias, out, resid);
+    }
 }
 
 /* Float weights against f32 activations. */
@@ -558,7 +582,7 @@ static bool launch_mmv_q8(cuda_ctx *c, const mms_set &set, dim3 grid, size_t rb,
     if (!resident_blocks(c, k_mmv_q<REALM_TYPE_Q8_0, 1, 4>, 0, &res) || res < (int64_t)grid.x)
         return false;
     cuda__launch_pdl(c, k_mmv_q<REALM_TYPE_Q8_0, 1, 4>, grid, dim3(MMS_WARPS * 32), 0, set, rb, ne0,
-                     aq, ad, as, n, resid);
+                     aq, ad, as, n, resid, cuda_rope_kv{});
     return true;
 }
 
@@ -583,7 +607,7 @@ static void launch_mmv(cuda_ctx *c, const struct cuda_op *ops, int n_set, const 
         return;
 #define Q(T)                                                                                       \
     cuda__launch_pdl(c, k_mmv_q<T, NR>, gridq, dim3(MMS_WARPS * 32), 0, set, rb, w->ne0, aq, ad,   \
-                     as, op->n, resid)
+                     as, op->n, resid, cuda_rope_kv{})
 #define F(T)                                                                                       \
     k_mmv_f<T, NR><<<dim3((unsigned)w->ne1, gy), MMV_THREADS, 0, c->stream>>>(wd, w->ne0, w->ne1,  \
                                                                               x, op->n, bias, out)
@@ -663,5 +687,19 @@ bool realm__cuda_mmv(cuda_ctx *c, const struct cuda_op *ops, int n_set, int firs
         if (n_set > 1) return false;
     }
     launch_mmv_n(c, ops, n_set, aq, ad, as, resid);
+    return true;
+}
+
+bool realm__cuda_mmv_rope(cuda_ctx *c, const struct cuda_op *ops, const int8_t *aq, const float *ad,
+                          const float *as, const struct cuda_rope_kv *rope)
+{
+    if (ops[0].n != 1 || rope->neox || rope->head_dim % 2) return false;
+    for (int i = 0; i < 3; i++)
+        if (ops[i].w.type != REALM_TYPE_Q8_0) return false;
+    const mms_set set = mms_set_of(ops, 3);
+    cuda__launch_pdl(c, k_mmv_q<REALM_TYPE_Q8_0, 1, 2, true>, dim3(set.blk_end[MMS_SET - 1]),
+                     dim3(MMS_WARPS * 32), 0, set,
+                     realm_type_row_size(REALM_TYPE_Q8_0, ops[0].w.ne0), ops[0].w.ne0, aq, ad, as,
+                     (int32_t)1, (float *)NULL, *rope);
     return true;
 }

@@ -21,7 +21,7 @@
  *   beside Q4_K q and k). A q/k/v set may also do the rope(q), rope(k)
  *   and kv_store after it (ROPE; not neox): a pair's two rows are a
  *   tile's neighbouring warps, which meet under a named barrier
- *   (ring_rope_store), so one kernel boundary a layer fewer.
+ *   (rope_pair_turn), so one kernel boundary a layer fewer.
  * - Rows of 8192/14336 columns (the down projections, whose lanes'
  *   activations would not fit the registers): SPLIT = 4 warps a row, a
  *   part of gq groups each, RING_ROWS / SPLIT rows a tile; the parts' sums
@@ -148,26 +148,6 @@ __device__ __forceinline__ float ring_row(const uint8_t *row, int lane, const ri
     return acc;
 }
 
-/* bar.sync on named barrier 1 + pair (0..3) for 64 threads: immediate
- * ids (with a register id ptxas reserves all 16) */
-__device__ __forceinline__ void ring_pair_bar(int pair)
-{
-    switch (pair) {
-    case 0:
-        asm volatile("bar.sync 1, 64;\n" ::: "memory");
-        break;
-    case 1:
-        asm volatile("bar.sync 2, 64;\n" ::: "memory");
-        break;
-    case 2:
-        asm volatile("bar.sync 3, 64;\n" ::: "memory");
-        break;
-    default:
-        asm volatile("bar.sync 4, 64;\n" ::: "memory");
-        break;
-    }
-}
-
 /* The rope epilogue's constants, before the wait (positions, block tables
  * and inv_freq are staged or constant): the (cos, sin) of every turned pair
  * at q's position (tab[2i], tab[2i + 1]) and at k's (from tab[2 half]), and
@@ -187,11 +167,10 @@ __device__ __forceinline__ size_t ring_rope_setup(const cuda_rope_kv &rope, floa
 
 /* The epilogue of a q/k/v set with rope (k_mmv_ring's ROPE): row o_row of
  * member mi (q, k, v) from the warp's sum acc, + bias, q and k rows below
- * 2·half of their head turned with their pair's other row (warp ^ 1: a
- * tile's rows start at a multiple of 8, so 2i is an even warp; its sum
- * meets the other's in part[k & 1] under the pair's named barrier) by
- * ring_rope_setup's angles, then into out and, for k and v, the K/V pool's
- * slot: k_rope_kv's arithmetic, so its bits. */
+ * 2·half of their head turned with their pair's other row (rope_pair_turn:
+ * a tile's rows start at a multiple of 8; the pair's sums meet in part[k &
+ * 1], by tile parity) by ring_rope_setup's angles, then into out and, for k
+ * and v, the K/V pool's slot. */
 __device__ __forceinline__ void ring_rope_store(float acc, int lane, int warp, int32_t k, int mi,
                                                 int64_t o_row, const float *bias, float *out,
                                                 const cuda_rope_kv &rope, const float *tab,
@@ -202,26 +181,11 @@ __device__ __forceinline__ void ring_rope_store(float acc, int lane, int warp, i
         v += __shfl_xor_sync(0xffffffffu, v, o);
     if (bias) v += bias[o_row];
     const int32_t i = (int32_t)(o_row % rope.head_dim) / 2; /* the pair */
-    const bool turn = mi < 2 && i < rope.half;              /* the same for both warps */
-    if (turn) {
-        if (lane == 0) part[k & 1][warp] = v;
-        ring_pair_bar(warp / 2);
-    }
-    if (lane) return;
-    if (turn) {
-        const float u = part[k & 1][warp ^ 1];
+    if (mi < 2 && i < rope.half) {                          /* the same for both warps */
         const float *a = tab + 2 * (mi * rope.half + i);
-        float x0, x1;
-        if (warp & 1) {
-            rope_turn(u, v, a[0], a[1], &x0, &x1);
-            v = x1;
-        } else {
-            rope_turn(v, u, a[0], a[1], &x0, &x1);
-            v = x0;
-        }
+        v = rope_pair_turn(v, lane, warp, a[0], a[1], part[k & 1]);
     }
-    out[o_row] = v;
-    if (mi > 0) (mi == 1 ? rope.kbase : rope.vbase)[slot * rope.nk * rope.head_dim + o_row] = v;
+    if (lane == 0) rope_kv_put(rope, mi, o_row, out, slot, v);
 }
 
 /* tile t of the set, R rows a tile: its member and first row */
