@@ -196,8 +196,9 @@ static int on_http(srv_server *s, srv_conn *c, struct lws *wsi, const char *path
     return 0;
 }
 
-/* How long, and how many refused bytes, a connection may linger after its
- * 413 (see srv_conn.lingering): past either it closes anyway. */
+/* How long, and how many refused bytes, a connection may linger after a
+ * 413 or another early error (see srv_conn.lingering): past either it
+ * closes anyway. */
 #define LINGER_S           5
 #define LINGER_BODY_FACTOR 16
 

@@ -137,9 +137,11 @@ struct srv_conn {
     char extra_hdr_name[32], extra_hdr_val[64];
     bool hdr_pending, hdr_sent, body_done;
     bool too_large;
-    /* [loop] the 413 is out and the rest of the refused body is read and
-     * dropped before the close: closing with unread bytes resets the
-     * connection, and the client may lose the response it had not read */
+    /* [loop] a response sent with Connection: close before its request's
+     * body was read (a 413, or any early error: http.c) is out, and the rest
+     * of that body is read and dropped before the close: closing with unread
+     * bytes resets the connection, and the client may lose the response it
+     * had not read */
     bool lingering;
     int64_t body_expected, drained;
     srv_buf out;  /* HTTP: body bytes to write; WS: [u32 len][bytes] messages */
