@@ -712,7 +712,7 @@ static void test_matmul_sets(void **state)
 
 /* The LM head's way: a matmul whose whole output is then downloaded into
  * page-locked memory runs in column chunks, each chunk's copy beside the
- * next chunk's matmul (cuda_backend.cu, issue_head_chunks). Against the CPU
+ * next chunk's matmul (cuda_pass.cu, issue_head_chunks). Against the CPU
  * like any matmul: through a graph (<= 64 rows) and without (70 rows), on
  * the mat-vec and the tile kernel, at 3000 outputs (a partial last chunk),
  * below the chunking threshold (7 rows) and with a bias (not chunked: the

@@ -5,9 +5,10 @@
  * copied into the pinned staging area at a per-pass offset) and issued on the
  * stream in segments (a pass's first ops once early_ops are recorded, the
  * rest at flush): directly, or captured once into a CUDA graph that later
- * segments with byte-equal records replay. The issue functions (cuda_ops.cu,
- * cuda_matmul.cu, cuda_attention.cu) only enqueue kernels; they record the
- * first CUDA error in the context and never synchronize.
+ * segments with byte-equal records replay (cuda_pass.cu). The issue
+ * functions (cuda_ops.cu, cuda_matmul.cu, cuda_attention.cu, ...) only
+ * enqueue kernels; they record the first CUDA error in the context and
+ * never synchronize.
  */
 #ifndef REALM_BACKEND_CUDA_CUDA_IMPL_H
 #define REALM_BACKEND_CUDA_CUDA_IMPL_H
@@ -212,6 +213,16 @@ static inline cuda_ctx *cuda__ctx(realm_backend *be)
 
 /* Keep the first error; later ones are consequences. */
 void realm__cuda_fail(cuda_ctx *c, cudaError_t e, const char *what);
+
+/* cuda_pass.cu: the segment recorded since the last launch onto the stream,
+ * without waiting (a captured graph where it fits); everything recorded,
+ * then wait for it; the $REALM_CUDA_PROFILE and $REALM_CUDA_HOST_TIME
+ * reports (stderr); CLOCK_MONOTONIC in seconds. */
+void realm__cuda_launch(cuda_ctx *c);
+void realm__cuda_flush(cuda_ctx *c);
+void realm__cuda_print_profile(const cuda_ctx *c);
+void realm__cuda_print_host_time(const cuda_ctx *c);
+double realm__cuda_now_s(void);
 #define CUDA_CHECK(c, call)                                                                        \
     do {                                                                                           \
         cudaError_t e_ = (call);                                                                   \
@@ -276,6 +287,9 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
 /* mm: the op after the attention (NULL: none); where it is a matmul on the
  * attention's output, the decode split may write its quantized input */
 void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op, const struct cuda_op *mm);
+/* the decode split (cuda_att_decode.cu) for op where it applies (few rows);
+ * false, having issued nothing, where not */
+bool realm__cuda_att_decode(cuda_ctx *c, const struct cuda_op *op, const struct cuda_op *mm);
 
 /* Where a producer kernel may write matmul mm's quantized input itself: the
  * activation kind (cuda_quant.cuh's act_kind) and the layout the matmul
@@ -292,7 +306,7 @@ bool realm__cuda_act_target(cuda_ctx *c, const struct cuda_op *mm, const void *x
                             int64_t ne0, struct cuda_act_target *t);
 void realm__cuda_act_written(cuda_ctx *c, const struct cuda_op *mm);
 
-/* Fused pairs and triples (cuda_backend.cu's issue loop finds them): each
+/* Fused pairs and triples (cuda_pass.cu's issue loop finds them): each
  * returns false, having enqueued nothing, when the ops do not fit its
  * pattern. rmsnorm/swiglu + the matmul that reads their output: the
  * producer also writes the matmul's quantized activations (the matmul then
@@ -303,7 +317,7 @@ bool realm__cuda_issue_swiglu_quant(cuda_ctx *c, const struct cuda_op *sw, const
 bool realm__cuda_issue_rope_kv(cuda_ctx *c, const struct cuda_op *rq, const struct cuda_op *rk,
                                const struct cuda_op *st);
 
-/* cuda_attention.cu: bytes of the split-attention partials for these limits */
+/* cuda_att_decode.cu: bytes of the split-attention partials for these limits */
 size_t realm__cuda_att_part_bytes(const realm_backend_limits *lim);
 /* cuda_attention.cu: the row tiles of b for the tiled attention kernel
  * into tab (room for 4 * n_rows ints: first row, rows and position count
@@ -314,7 +328,7 @@ size_t realm__cuda_att_part_bytes(const realm_backend_limits *lim);
  * too long for the one-row kernel: then it gets one tile per row. */
 int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *tab,
                               int32_t *n_single);
-/* cuda_attention.cu: early[r] = 1 where no row of b holds an earlier
+/* cuda_att_decode.cu: early[r] = 1 where no row of b holds an earlier
  * position of row r's sequence, so the decode split may read r's K/V
  * before the kernel ahead (which stores the batch's own positions) is done;
  * 0 elsewhere, and for every row of a batch the split does not take. */
