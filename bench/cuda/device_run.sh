@@ -4,7 +4,7 @@
 # CPU backend (tables), then speed on synth models (Llama-3-8B shape Q4_K_M and
 # Q8_0, Llama-3.2-1B Q4_K_M) and, when a trimmed llama.cpp source tarball is
 # carried in .llama/, the same models through llama-bench for comparison.
-#   usage: bench/cuda/device_run.sh [correct|speed|all|quick|profile|ab|ops|bench|sanitize] [--no-llama]
+#   usage: bench/cuda/device_run.sh [correct|speed|all|quick|profile|ab|ops|bench|sanitize|timeline] [--no-llama]
 # The speed table of an all/speed run (ratios, roofline shares): keep the
 # whole output (`device_run.sh all > $OUT/all.log 2>&1`; a call's output tail
 # is cut) and run bench/cuda/speed_table.py on it.
@@ -131,6 +131,38 @@ if [ "$PHASE" = bench ]; then
           echo "$spec [$a] $v $(env $e timeout 120 $B/realm_bench_cuda $f --device cuda $a 2>&1 | grep -oE '[a-z0-9_]+_(tok_s|ms)=[0-9.]+' | tr '\n' ' ')"
         done
       done
+    done
+  done
+  echo "total: $(( $(date +%s) - t0 )) s"; exit 0
+fi
+
+# timeline: each kernel's start and end in the real pipeline (CUPTI activity
+# records through bench/cuda/timeline_inject.c, loaded as a CUDA injection
+# library; nothing serialized), for a --steps 32 --decode-only run of each
+# model of $TL_MODELS (default the 8B Q4_K_M and Q8_0 and the 1B Q4_K_M),
+# under each setting of $TL_ENVS; bench/cuda/timeline.py sums each kernel's
+# share of a step. Needs the PyPI wheel nvidia-cuda-cupti (headers and
+# libcupti) in .whl/cupti/ (`pip download --no-deps nvidia-cuda-cupti==13.0.85
+# -d .whl/cupti`); the CSVs stay in $OUT.
+if [ "$PHASE" = timeline ]; then
+  CU=/tmp/cupti; mkdir -p $CU
+  python3 -m zipfile -e $ROOT/.whl/cupti/nvidia_cuda_cupti-*.whl $CU || exit 1
+  CUDA_ROOT=$(dirname "$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")
+  gcc -std=c17 -O2 -fPIC -shared -I $CU/nvidia/cu13/include -I $CUDA_ROOT/include \
+    $ROOT/bench/cuda/timeline_inject.c -o $CU/libtimeline.so -L $CU/nvidia/cu13/lib -l:libcupti.so.13 || exit 1
+  mkdir -p /tmp/models
+  for spec in ${TL_MODELS:-llama-3-8b:q4_k_m llama-3-8b:q8_0 llama-3.2-1b:q4_k_m}; do
+    sh=${spec%%:*} t=${spec##*:}
+    f=/tmp/models/$sh-$t.gguf
+    [ -f $f ] || $B/realm synth --arch $sh --type $t -o $f > /dev/null || exit 1
+    for v in ${TL_ENVS:--}; do
+      e=${v//,/ }; [ "$v" = - ] && e=REALM_CUDA_NONE=0
+      tag=$sh-$t${v/#-/}; tag=$(echo "$tag" | tr -c 'A-Za-z0-9_.\n-' _)
+      echo "== $spec $v: untraced $(env $e timeout 120 $B/realm_bench_cuda $f --device cuda --steps 32 --decode-only 2>&1 | grep -oE 'decode1_tok_s=[0-9.]+')"
+      env $e CUDA_INJECTION64_PATH=$CU/libtimeline.so REALM_TIMELINE_OUT=$OUT/tl_$tag.csv \
+        LD_LIBRARY_PATH=$CU/nvidia/cu13/lib:$LD_LIBRARY_PATH \
+        timeout 180 $B/realm_bench_cuda $f --device cuda --steps 32 --decode-only 2>&1 | grep -E "decode1|timeline"
+      python3 $ROOT/bench/cuda/timeline.py $OUT/tl_$tag.csv
     done
   done
   echo "total: $(( $(date +%s) - t0 )) s"; exit 0

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""bench/cuda/timeline.py on a made-up CUPTI timeline whose answer is known:
+steps of get_rows, a mat-vec that starts 1 us before get_rows ends
+(lead 1, adds 8) and a small kernel that starts 5 us after the mat-vec ends
+(the GPU idle, waiting for the host: counted apart, adds 2), plus a kernel
+on another stream; five launches of get_rows make four whole steps, of
+which the default --skip 0.25 leaves out the first. A CSV
+without the step's first kernel is refused. Exits non-zero on failure."""
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TOOL = os.path.join(ROOT, "bench", "cuda", "timeline.py")
+
+
+def csv_text():
+    rows, t = [], 1_000_000
+    for _ in range(5):
+        rows.append(f"{t},{t + 2000},7,16x1x1,256x1x1,0,32768,25,k_get_rows")
+        rows.append(f"{t + 1000},{t + 10000},7,396x1x1,288x1x1,40960,135168,72,"
+                    f"void k_mmv_ring<(realm_type)12, (realm_type)12, 4, 1, false>(mms_set, int)")
+        rows.append(f"{t + 15000},{t + 17000},7,4x1x1,128x1x1,0,32768,40,k_rmsnorm_quant<256>")
+        rows.append(f"{t + 3000},{t + 4000},9,4x1x1,32x1x1,0,0,16,k_l2_prefetch")
+        t += 20000
+    return "\n".join(rows) + "\n"
+
+
+def run(text, name):
+    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return subprocess.run([sys.executable, TOOL, path], capture_output=True, text=True)
+
+
+def main():
+    fails = []
+    r = run(csv_text(), "realm_timeline_test.csv")
+    out = r.stdout
+    if r.returncode:
+        fails.append(f"rc={r.returncode}")
+    # 5 launches of get_rows make 4 whole steps; --skip 0.25 drops the first
+    if not re.search(r"^3 steps, 3 kernels a step on stream 7; step span median 17\.0 us", out, re.M):
+        fails.append("steps and span")
+    if "idle waits for the host (median 5.0 us): 12.0 us" not in out:
+        fails.append("the host wait counted apart")
+    ring = re.search(r"^k_mmv_ring<12,12,4,1,false>\s+396x1x1\s+1\.0\s+9\.00\s+1\.00\s+8\.00\s+8\.0\s+66\.7%",
+                     out, re.M)
+    if not ring:
+        fails.append("the mat-vec's dur, lead, adds and share")
+    if not re.search(r"^k_rmsnorm_quant<256>\s+4x1x1\s+1\.0\s+2\.00\s+-5\.00\s+2\.00", out, re.M):
+        fails.append("the small kernel after the host wait")
+    if not re.search(r"^sum of adds/step\s+12\.0$", out, re.M):
+        fails.append("sum of adds")
+    if "other streams: k_l2_prefetch" not in out:
+        fails.append("the other stream")
+    r2 = run("1,2,7,1x1x1,1x1x1,0,0,8,k_other\n", "realm_timeline_test2.csv")
+    if r2.returncode == 0 or "no k_get_rows" not in r2.stderr:
+        fails.append(f"a timeline without k_get_rows should be refused: rc={r2.returncode}")
+    if fails:
+        print("FAIL:\n  " + "\n  ".join(fails) + "\n" + out + r.stderr)
+        sys.exit(1)
+    print("timeline: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
