@@ -158,7 +158,8 @@ typedef struct cuda_ctx {
     int32_t ring_kb;        /* $REALM_CUDA_RING_KB (20): shared memory of its stages, KB */
     bool ring_split;        /* $REALM_CUDA_RING_SPLIT (1): 8192/14336-wide rows too, split */
     bool qkv_rope;          /* $REALM_CUDA_QKV_ROPE (1): q/k/v sets do rope + kv_store */
-    int32_t ring_early_kb;  /* $REALM_CUDA_RING_EARLY_KB (10): what it copies before the wait */
+    int32_t ring_early_kb;  /* $REALM_CUDA_RING_EARLY_KB (10): what it copies before the wait
+                             * (at least a tile; 0: nothing) */
     bool att_quant;         /* $REALM_CUDA_ATT_QUANT (1): decode attention quantizes for wo */
     bool no_fuse;           /* $REALM_CUDA_NO_FUSE: every op on its own (A/B) */
     bool pdl;               /* $REALM_CUDA_PDL (default 1): decode kernels start early (PDL) */

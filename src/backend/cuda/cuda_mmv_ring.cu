@@ -341,11 +341,13 @@ static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, in
     int64_t res;
     if (!resident_blocks(c, kernel, shm, &res, (RING_ROWS + 1) * 32) || res < 1) return false;
     const int64_t tiles = set.blk_end[MMS_SET - 1];
-    const size_t early = (size_t)c->ring_early_kb * 1024 / tile;
+    /* tiles copied before the wait: at least one, none at RING_EARLY_KB=0 */
+    size_t early = (size_t)c->ring_early_kb * 1024 / tile;
+    if (c->ring_early_kb && early < 1) early = 1;
     cuda__launch_pdl(c, kernel, dim3((unsigned)(tiles < res ? tiles : res)),
                      dim3((RING_ROWS + 1) * 32), shm, set, first1 < n_set ? first1 : MMS_SET, rb0,
                      rb1, (int32_t)(ne0 / 32 / SPLIT), aq, ad, as, resid, (int32_t)stages,
-                     (int32_t)(early > 1 ? early : 1), rope ? *rope : cuda_rope_kv{});
+                     (int32_t)early, rope ? *rope : cuda_rope_kv{});
     return true;
 }
 
