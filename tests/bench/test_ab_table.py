@@ -4,12 +4,10 @@ of NOTES round 15): decode1 runs gathered per variant across the rotating
 rounds, medians and their change against old, the single prefill/aggregate
 figures against old's; lines outside the A/B sections (BENCH, totals) are
 not taken; a log without A/B sections is refused. Exits non-zero on failure."""
-import os
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOOL = os.path.join(ROOT, "bench", "cuda", "ab_table.py")
+from tool_run import run_tool
+
 
 LOG = """\
 BENCH model=/tmp/models/llama-3-8b-q4_k_m.gguf device=cuda agg64_tok_s=7096.1 step_ms=9.02 logit_rows=64
@@ -51,20 +49,13 @@ EXPECT = [
 ]
 
 
-def run(text, name):
-    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), name)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    return subprocess.run([sys.executable, TOOL, path], capture_output=True, text=True)
-
-
 def main():
-    r = run(LOG, "realm_ab_table_test.log")
+    r = run_tool("ab_table.py", LOG, "realm_ab_table_test.log")
     lines = r.stdout.splitlines()
     fails = [w for w in EXPECT if w not in lines]
     if any("7096" in ln for ln in lines):
         fails.append("a BENCH line outside the A/B sections was taken")
-    r2 = run("BENCH model=x decode1_tok_s=1\n", "realm_ab_table_test2.log")
+    r2 = run_tool("ab_table.py", "BENCH model=x decode1_tok_s=1\n", "realm_ab_table_test2.log")
     if r2.returncode == 0 or "no 'A/B <model>" not in r2.stderr:
         fails.append(f"a log without A/B sections should be refused: rc={r2.returncode}")
     if fails or r.returncode:

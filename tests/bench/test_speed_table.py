@@ -4,12 +4,10 @@ of the real one: correctness tables first, whose rows must not be taken for
 llama-bench's): the roofline share, every ratio, llama.cpp's rows matched to
 the models in order, the separate 64-stream run; and a log with no
 llama.cpp section gives dashes, not an error. Exits non-zero on failure."""
-import os
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOOL = os.path.join(ROOT, "bench", "cuda", "speed_table.py")
+from tool_run import run_tool
+
 
 LOG = """\
 | model                        | prefill   | decode    | tol      | greedy same | near-ties | ok   |
@@ -56,16 +54,9 @@ EXPECT = [
 ]
 
 
-def run(text, path):
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    return subprocess.run([sys.executable, TOOL, path], capture_output=True, text=True)
-
-
 def main():
-    tmp = os.environ.get("TMPDIR", "/tmp")
     fails = 0
-    r = run(LOG, os.path.join(tmp, "realm_speed_table_test.log"))
+    r = run_tool("speed_table.py", LOG, "realm_speed_table_test.log")
     lines = r.stdout.splitlines()
     for want in EXPECT:
         if want not in lines:
@@ -73,12 +64,12 @@ def main():
             fails += 1
     # no llama.cpp section: dashes where its figures would be
     bare = LOG[: LOG.index("llama.cpp build")]
-    r2 = run(bare, os.path.join(tmp, "realm_speed_table_test2.log"))
+    r2 = run_tool("speed_table.py", bare, "realm_speed_table_test2.log")
     if r2.returncode != 0 or "| 8B Q8_0 | decode1 (tg128) | 285.0 (81% of 353) | — | — |" not in r2.stdout:
         print(f"FAIL: without llama.cpp: rc={r2.returncode}\n{r2.stdout}{r2.stderr}")
         fails += 1
     # not a speed log: a clear error
-    r3 = run("nothing here\n", os.path.join(tmp, "realm_speed_table_test3.log"))
+    r3 = run_tool("speed_table.py", "nothing here\n", "realm_speed_table_test3.log")
     if r3.returncode == 0 or "no 'model bytes' lines" not in r3.stderr:
         print(f"FAIL: a log without models should be refused: rc={r3.returncode} {r3.stderr}")
         fails += 1

@@ -6,13 +6,10 @@ steps of get_rows, a mat-vec that starts 1 us before get_rows ends
 on another stream; five launches of get_rows make four whole steps, of
 which the default --skip 0.25 leaves out the first. A CSV
 without the step's first kernel is refused. Exits non-zero on failure."""
-import os
 import re
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TOOL = os.path.join(ROOT, "bench", "cuda", "timeline.py")
+from tool_run import run_tool
 
 
 def csv_text():
@@ -27,16 +24,9 @@ def csv_text():
     return "\n".join(rows) + "\n"
 
 
-def run(text, name):
-    path = os.path.join(os.environ.get("TMPDIR", "/tmp"), name)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    return subprocess.run([sys.executable, TOOL, path], capture_output=True, text=True)
-
-
 def main():
     fails = []
-    r = run(csv_text(), "realm_timeline_test.csv")
+    r = run_tool("timeline.py", csv_text(), "realm_timeline_test.csv")
     out = r.stdout
     if r.returncode:
         fails.append(f"rc={r.returncode}")
@@ -55,7 +45,7 @@ def main():
         fails.append("sum of adds")
     if "other streams: k_l2_prefetch" not in out:
         fails.append("the other stream")
-    r2 = run("1,2,7,1x1x1,1x1x1,0,0,8,k_other\n", "realm_timeline_test2.csv")
+    r2 = run_tool("timeline.py", "1,2,7,1x1x1,1x1x1,0,0,8,k_other\n", "realm_timeline_test2.csv")
     if r2.returncode == 0 or "no k_get_rows" not in r2.stderr:
         fails.append(f"a timeline without k_get_rows should be refused: rc={r2.returncode}")
     if fails:
