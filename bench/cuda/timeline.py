@@ -15,7 +15,9 @@ kernel of a step, in launch order on the main stream:
 The adds of a step and its idle gaps sum to its span. Kernels are grouped by name and grid
 (a mat-vec's instances differ in grid: q/k/v, o, gate/up, down); the table
 gives per group the launches a step and the medians, and the groups' share
-of the step. Kernels on other streams (the L2 prefetch) are counted apart.
+of the step. Then the step's repeating layer (its period found from the
+kernel names): each position's kernels with their median adds, and what a
+layer adds. Kernels on other streams (the L2 prefetch) are counted apart.
 """
 import argparse
 import collections
@@ -41,6 +43,46 @@ def short(name):
     s = re.sub(r"\(realm_type\)", "", name)
     s = re.sub(r"^void\s+", "", s).split("(", 1)[0]
     return re.sub(r"\s+", "", s)
+
+
+def layer_period(keys):
+    """the smallest P at which the step's kernel names repeat (the layer's
+    kernels), 90% of positions alike; names without their template
+    arguments, as a layer's matrices may differ in type (Q4_K_M's v and
+    down are Q6_K in some layers)"""
+    keys = [k.split("<", 1)[0] for k in keys]
+    n = len(keys)
+    for p in range(2, n // 3 + 1):
+        body = range(1, n - p - 1)
+        if sum(keys[i] == keys[i + p] for i in body) >= 0.9 * len(body):
+            return p
+    return None
+
+
+def per_layer(steps):
+    """each position of the repeating layer, by kernel: launches and median
+    adds; a layer's total (positions taken from the step's second kernel,
+    so where the cycle starts is arbitrary, its sum is not)"""
+    keys = [k["key"] for k in steps[0]]
+    p = layer_period(keys)
+    if not p:
+        return
+    n_layers = (len(keys) - 2) // p
+    pos = collections.defaultdict(list)
+    for st in steps:
+        prev_end = st[0]["start"]
+        for i, k in enumerate(st):
+            if 1 <= i < 1 + p * n_layers:
+                pos[((i - 1) % p, k["key"], k["grid"])].append(
+                    (k["end"] - max(prev_end, k["start"])) / 1e3)
+            prev_end = max(prev_end, k["end"])
+    print(f"a layer: {p} kernels, {n_layers} layers a step (median adds by position)")
+    total = 0.0
+    for (i, key, grid), v in sorted(pos.items()):
+        share = len(v) / (len(steps) * n_layers)
+        total += share * statistics.median(v)
+        print(f"  {i:3} {key[:56]:56} {grid:>12} {share:5.2f} {statistics.median(v):7.2f}")
+    print(f"  a layer adds {total:.1f} us")
 
 
 def main():
@@ -112,6 +154,7 @@ def main():
               f"{per:9.1f} {100 * per / busy:5.1f}% {','.join(str(s // 1024) + 'K' for s in sorted(g['shx'])):>7} "
               f"{','.join(map(str, sorted(g['regs'])))}")
     print(f"{'sum of adds/step':60} {tot:62.1f}")
+    per_layer(steps)
     if side:
         d = collections.defaultdict(list)
         for r in side:

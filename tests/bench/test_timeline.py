@@ -4,8 +4,10 @@ steps of get_rows, a mat-vec that starts 1 us before get_rows ends
 (lead 1, adds 8) and a small kernel that starts 5 us after the mat-vec ends
 (the GPU idle, waiting for the host: counted apart, adds 2), plus a kernel
 on another stream; five launches of get_rows make four whole steps, of
-which the default --skip 0.25 leaves out the first. A CSV
-without the step's first kernel is refused. Exits non-zero on failure."""
+which the default --skip 0.25 leaves out the first. Then steps of four
+layers whose mat-vec alternates between two types: the layer's period, its
+positions and what it adds. A CSV without the step's first kernel is
+refused. Exits non-zero on failure."""
 import re
 import sys
 
@@ -45,11 +47,31 @@ def main():
         fails.append("sum of adds")
     if "other streams: k_l2_prefetch" not in out:
         fails.append("the other stream")
+    # a step of get_rows, four layers of (norm 2 us, mat-vec 5, quantize 1;
+    # every other layer's mat-vec of another type) and a head: the layer's
+    # period found by name, its positions and what it adds
+    rows, t = [], 0
+    for _ in range(3):
+        seq = [("k_get_rows", 2)]
+        for layer in range(4):
+            seq += [("k_rmsnorm_quant<256>", 2),
+                    (f"k_mmv_ring<{12 + layer % 2},12,4,1,false>", 5), ("k_quantize_act<256,1>", 1)]
+        seq.append(("k_mmv_ring<14,14,4,1,false>", 50))
+        for name, us in seq:
+            rows.append(f"{t},{t + us * 1000},7,1x1x1,32x1x1,0,0,8,{name}")
+            t += us * 1000
+    r3 = run_tool("timeline.py", "\n".join(rows) + "\n", "realm_timeline_test3.csv")
+    if not re.search(r"^a layer: 3 kernels, 4 layers a step", r3.stdout, re.M):
+        fails.append("the layer's period")
+    if not re.search(r"^\s+1 k_mmv_ring<13,12,4,1,false>\s+1x1x1\s+0\.50\s+5\.00$", r3.stdout, re.M):
+        fails.append("a position's second kernel and its share")
+    if not re.search(r"^  a layer adds 8\.0 us$", r3.stdout, re.M):
+        fails.append("what a layer adds")
     r2 = run_tool("timeline.py", "1,2,7,1x1x1,1x1x1,0,0,8,k_other\n", "realm_timeline_test2.csv")
     if r2.returncode == 0 or "no k_get_rows" not in r2.stderr:
         fails.append(f"a timeline without k_get_rows should be refused: rc={r2.returncode}")
     if fails:
-        print("FAIL:\n  " + "\n  ".join(fails) + "\n" + out + r.stderr)
+        print("FAIL:\n  " + "\n  ".join(fails) + "\n" + out + r.stderr + r3.stdout + r3.stderr)
         sys.exit(1)
     print("timeline: all checks passed")
 
