@@ -12,12 +12,13 @@ kernel of a step, in launch order on the main stream:
         blocks were resident and doing their pre-wait work),
   adds  end minus the end of the kernel ahead (or its own start, where the
         GPU sat idle between them waiting for the host): what it adds.
-The adds of a step and its idle gaps sum to its span. Kernels are grouped by name and grid
-(a mat-vec's instances differ in grid: q/k/v, o, gate/up, down); the table
-gives per group the launches a step and the medians, and the groups' share
-of the step. Then the step's repeating layer (its period found from the
-kernel names): each position's kernels with their median adds, and what a
-layer adds. Kernels on other streams (the L2 prefetch) are counted apart.
+The adds of a step and its idle gaps sum to its span. Kernels are grouped
+by name and grid (a mat-vec's instances differ in grid: q/k/v, o, gate/up,
+down); the table gives per group the launches a step and the medians, and
+the groups' share of the step. Then the step's repeating layer (its period
+found from the kernel names): each position's kernels with their median
+adds, and what a layer adds. Kernels on other streams (the L2 prefetch) are
+counted apart.
 """
 import argparse
 import collections
