@@ -146,7 +146,9 @@ fi
 # -d .whl/cupti`); the CSVs stay in $OUT.
 if [ "$PHASE" = timeline ]; then
   CU=/tmp/cupti; mkdir -p $CU
-  python3 -m zipfile -e $ROOT/.whl/cupti/nvidia_cuda_cupti-*.whl $CU || exit 1
+  whl=$(ls $ROOT/.whl/cupti/nvidia_cuda_cupti-*.whl 2>/dev/null | head -1)
+  [ -n "$whl" ] || { echo "timeline: no nvidia-cuda-cupti wheel in .whl/cupti (pip download --no-deps nvidia-cuda-cupti==13.0.85 -d .whl/cupti)"; exit 1; }
+  python3 -m zipfile -e "$whl" $CU || exit 1
   CUDA_ROOT=$(dirname "$(dirname "$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)")")
   gcc -std=c17 -O2 -fPIC -shared -I $CU/nvidia/cu13/include -I $CUDA_ROOT/include \
     $ROOT/bench/cuda/timeline_inject.c -o $CU/libtimeline.so -L $CU/nvidia/cu13/lib -l:libcupti.so.13 || exit 1

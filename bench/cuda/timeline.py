@@ -93,13 +93,18 @@ def main():
     ap.add_argument("--skip", type=float, default=0.25)
     a = ap.parse_args()
     rows = []
-    with open(a.csv) as f:
-        for r in csv.reader(f):
-            if len(r) < 9:
-                continue
-            rows.append({"start": int(r[0]), "end": int(r[1]), "stream": r[2], "grid": r[3],
-                         "block": r[4], "dyn": int(r[5]), "shx": int(r[6]), "regs": int(r[7]),
-                         "name": ",".join(r[8:])})
+    try:
+        with open(a.csv) as f:
+            for line, r in enumerate(csv.reader(f), 1):
+                try:
+                    rows.append({"start": int(r[0]), "end": int(r[1]), "stream": r[2],
+                                 "grid": r[3], "block": r[4], "dyn": int(r[5]), "shx": int(r[6]),
+                                 "regs": int(r[7]), "name": ",".join(r[8:])})
+                except (ValueError, IndexError):
+                    sys.exit(f"timeline: {a.csv} line {line}: not start,end,stream,grid,"
+                             "block,dyn_shared,shared_executed,regs,name")
+    except OSError as e:
+        sys.exit(f"timeline: {e}")
     if not rows:
         sys.exit("timeline: no kernels")
     names = demangle(sorted({r["name"] for r in rows}))

@@ -6,8 +6,9 @@ steps of get_rows, a mat-vec that starts 1 us before get_rows ends
 on another stream; five launches of get_rows make four whole steps, of
 which the default --skip 0.25 leaves out the first. Then steps of four
 layers whose mat-vec alternates between two types: the layer's period, its
-positions and what it adds. A CSV without the step's first kernel is
-refused. Exits non-zero on failure."""
+positions and what it adds. A CSV without the step's first kernel, or
+with a row that is not a kernel record, is refused. Exits non-zero on
+failure."""
 import re
 import sys
 
@@ -70,6 +71,9 @@ def main():
     r2 = run_tool("timeline.py", "1,2,7,1x1x1,1x1x1,0,0,8,k_other\n", "realm_timeline_test2.csv")
     if r2.returncode == 0 or "no k_get_rows" not in r2.stderr:
         fails.append(f"a timeline without k_get_rows should be refused: rc={r2.returncode}")
+    r4 = run_tool("timeline.py", "1,2,7,1x1x1\n", "realm_timeline_test4.csv")
+    if r4.returncode == 0 or "line 1: not start,end" not in r4.stderr:
+        fails.append(f"a short row should be refused by its line: rc={r4.returncode}")
     if fails:
         print("FAIL:\n  " + "\n  ".join(fails) + "\n" + out + r.stderr + r3.stdout + r3.stderr)
         sys.exit(1)
