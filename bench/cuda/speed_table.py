@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """bench/cuda/speed_table.py — the speed table of issue 8 from the output of
 `device_run.sh all` (or `speed`): per model, batch-1 decode with its share of
-the bandwidth roofline (copy bandwidth BW_GBs over the file's bytes),
-512-row prefill and aggregate decode at 1/8/32/64 streams, beside
+the bandwidth roofline (copy bandwidth BW_GBs over the weight bytes a decode
+step reads: device_run.sh's "model bytes", the file's tensors less an untied
+token_embd), 512-row prefill and aggregate decode at 1/8/32/64 streams, beside
 llama-bench (pp512, tg128) and llama-batched-bench (S_TG at npp 16, ntg 64)
 from the same run, with ratios; then the separate 64-stream runs.
     usage: device_run.sh all > all.log 2>&1; speed_table.py all.log
@@ -95,7 +96,8 @@ def table(bw, models, order, llama_blocks):
         out.append("Separate 64-stream runs: " + "; ".join(
             f"{n} {v:.0f} tok/s ({ratio(v, l)})" for n, v, l in seps))
     if bw:
-        out.append(f"Roofline at the measured copy bandwidth, {bw:.0f} GB/s.")
+        out.append(f"Roofline: the weight bytes a decode step reads at the measured copy "
+                   f"bandwidth, {bw:.0f} GB/s.")
     return "\n".join(out)
 
 

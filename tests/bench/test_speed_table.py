@@ -50,7 +50,7 @@ EXPECT = [
     "| 8B Q8_0 | prefill512 | 16000 | 10000 ± 2000 | 1.60× |",
     "| 8B Q8_0 | agg 1/8/32/64 | 286/1600/5200/6800 | 220/1000/4000/4533 | 1.30/1.60/1.30/1.50× |",
     "Separate 64-stream runs: 1B Q4_K_M 25000 tok/s (2.08×)",
-    "Roofline at the measured copy bandwidth, 3000 GB/s.",
+    "Roofline: the weight bytes a decode step reads at the measured copy bandwidth, 3000 GB/s.",
 ]
 
 
