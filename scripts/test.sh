@@ -23,7 +23,7 @@ if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
     log "CUDA backend compiles (nvcc; its tests run on a GPU machine: bench/cuda/device_run.sh)"
     cmake -S "$REALM_ROOT" -B "$REALM_ROOT/build-cuda-check" -DCMAKE_BUILD_TYPE=Release \
         -DREALM_TESTS=OFF -DREALM_WERROR=ON >/dev/null
-    if ! cmake --build "$REALM_ROOT/build-cuda-check" --target realm_core realm_cuda_boundary -j "$(nproc)" \
+    if ! cmake --build "$REALM_ROOT/build-cuda-check" --target realm_core realm_cuda_boundary realm_cuda_dataflow -j "$(nproc)" \
         >"$REALM_ROOT/build-cuda-check/build.log" 2>&1; then
         tail -n 40 "$REALM_ROOT/build-cuda-check/build.log"
         exit 1
