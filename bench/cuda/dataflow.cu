@@ -542,7 +542,7 @@ int main(int argc, char **argv)
     for (int kb : {32, 48, 64, 96, 128, 192}) {
         const int stages = std::min(MAX_STAGE, kb * 1024 / TILE);
         const size_t shm = (size_t)stages * TILE;
-        if (kb == 32 || kb == 128) {
+        if (kb == 32 || kb == 64 || kb == 128 || kb == 192) {
             /* pdl: graph of a kernel an op, early = 1 tile and all stages */
             CK(cudaFuncSetAttribute(k_stream<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                     (int)shm));
