@@ -32,7 +32,11 @@
 # (e.g. "96 128") alone, the op profile of $AB_PROF_STREAMS
 # streams per variant, then that of a 512-row prefill (AB_PROFILE=0 skips it).
 # bench/cuda/ab_table.py on the saved output sums the A/B up (medians, ratios).
-# Build dependencies come as .debs in .debs/ (unpacked into a private prefix).
+# Build dependencies come as .debs in .debs/ (unpacked into a private prefix):
+#   mkdir -p .debs && (cd .debs && apt-get download libpcre2-dev libpcre2-8-0 libpcre2-16-0 \
+#     libpcre2-32-0 libpcre2-posix3 libjansson-dev libjansson4 libcmocka-dev libcmocka0)
+# and the committed tree as .head/ (git archive -o .head/head.tar HEAD && git rev-parse
+# --short HEAD > .head/COMMIT); both are git-ignored: pass them to the device tool's carry.
 set -u
 PHASE=${1:-all}
 LLAMA=1; [ "${2:-}" = "--no-llama" ] && LLAMA=0
