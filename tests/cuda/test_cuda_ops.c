@@ -335,11 +335,17 @@ static void be_get(realm_backend *be, const realm_buffer *b, void *host, size_t 
     assert_int_equal(be->ops->synchronize(be, &err), REALM_OK);
 }
 
-/* matmul q, k, v, rope q, rope k, kv_store: model/forward.c's order */
+/* (rmsnorm x into xb by gn, where gn is not NULL) matmul q, k, v, rope q,
+ * rope k, kv_store: model/forward.c's order */
 static void run_qkv_rope(realm_backend *be, const realm_weight *w, const float *x, float *const *o,
                          int nq, int nk, int hd, int n_rot, const float *inv,
-                         const realm_kv_pool *kv, const realm_batch *b)
+                         const realm_kv_pool *kv, const realm_batch *b, const realm_weight *gn,
+                         float *xb)
 {
+    if (gn) {
+        be->ops->rmsnorm(be, x, gn, 1, 1e-5f, xb);
+        x = xb;
+    }
     for (int i = 0; i < 3; i++)
         be->ops->matmul(be, &w[i], NULL, x, 1, o[i]);
     be->ops->rope(be, o[0], 1, nq, hd, n_rot, REALM_ROPE_NORMAL, inv, b->pos);
@@ -353,7 +359,11 @@ static void run_qkv_rope(realm_backend *be, const realm_weight *w, const float *
  * and on a backend with fusion off (three mat-vecs, two ropes, a
  * kv_store), q, k, v and the K/V pool must agree to the bit (the same sums,
  * k_rope_kv's arithmetic); against the CPU, q, k and v within 1e-3 of
- * their RMS (a wrong pair or angle errs by O(1)). */
+ * their RMS (a wrong pair or angle errs by O(1)). Then again after an
+ * rmsnorm, which the ring's blocks do themselves ($REALM_CUDA_RING_NORM):
+ * q, k, v, the pool, the normed row it writes and a pair set after another
+ * rmsnorm (as gate/up) to the bit, and the counter proving the fused
+ * launches ran. */
 static void test_ring_rope(void **state)
 {
     (void)state;
@@ -409,86 +419,140 @@ static void test_ring_rope(void **state)
             wp[i] = wc[i];
             wp[i].data = pw[i].data;
         }
-        float inv[64], x[4096];
-        for (int i = 0; i < cases[ci].n_rot / 2; i++)
-            inv[i] = powf(500000.0f, -2.0f * i / cases[ci].n_rot);
-        for (int i = 0; i < ne0; i++)
-            x[i] = frand();
-        const size_t pool = (size_t)NB * BS * kvd;
-        float *hp[2] = {realm_calloc(pool, 4), realm_calloc(pool, 4)};
-        realm_buffer gx = be_put(gpu, x, ne0 * 4), px = be_put(plain, x, ne0 * 4);
-        realm_buffer gi = be_put(gpu, inv, sizeof inv), pi = be_put(plain, inv, sizeof inv);
-        realm_buffer go[3], po[3],
-            gk = be_put(gpu, hp[0], pool * 4), gv = be_put(gpu, hp[0], pool * 4),
-            pk = be_put(plain, hp[0], pool * 4), pv = be_put(plain, hp[0], pool * 4);
-        float *hc[3], *cg[3], *cp[3];
-        for (int i = 0; i < 3; i++) {
-            go[i] = be_put(gpu, NULL, (size_t)rows[i] * 4);
-            po[i] = be_put(plain, NULL, (size_t)rows[i] * 4);
-            hc[i] = realm_malloc((size_t)rows[i] * 4);
-            cg[i] = realm_malloc((size_t)rows[i] * 4);
-            cp[i] = realm_malloc((size_t)rows[i] * 4);
+        for (int nm = 0; nm < 2; nm++) { /* without, then with the rmsnorm ahead */
+            float inv[64], x[4096], gn[4096];
+            for (int i = 0; i < cases[ci].n_rot / 2; i++)
+                inv[i] = powf(500000.0f, -2.0f * i / cases[ci].n_rot);
+            for (int i = 0; i < ne0; i++) {
+                x[i] = frand();
+                gn[i] = 1.0f + 0.1f * frand();
+            }
+            realm_buffer ggn = be_put(gpu, gn, ne0 * 4), pgn = be_put(plain, gn, ne0 * 4),
+                         gxb = be_put(gpu, NULL, ne0 * 4), pxb = be_put(plain, NULL, ne0 * 4);
+            float xb[4096];
+            realm_weight wn[3] = {{.type = REALM_TYPE_F32, .ne0 = ne0, .ne1 = 1, .data = gn}};
+            wn[1] = wn[0], wn[2] = wn[0];
+            wn[1].data = ggn.data, wn[2].data = pgn.data;
+            const size_t pool = (size_t)NB * BS * kvd;
+            float *hp[2] = {realm_calloc(pool, 4), realm_calloc(pool, 4)};
+            realm_buffer gx = be_put(gpu, x, ne0 * 4), px = be_put(plain, x, ne0 * 4);
+            realm_buffer gi = be_put(gpu, inv, sizeof inv), pi = be_put(plain, inv, sizeof inv);
+            realm_buffer go[3], po[3],
+                gk = be_put(gpu, hp[0], pool * 4), gv = be_put(gpu, hp[0], pool * 4),
+                pk = be_put(plain, hp[0], pool * 4), pv = be_put(plain, hp[0], pool * 4);
+            float *hc[3], *cg[3], *cp[3];
+            for (int i = 0; i < 3; i++) {
+                go[i] = be_put(gpu, NULL, (size_t)rows[i] * 4);
+                po[i] = be_put(plain, NULL, (size_t)rows[i] * 4);
+                hc[i] = realm_malloc((size_t)rows[i] * 4);
+                cg[i] = realm_malloc((size_t)rows[i] * 4);
+                cp[i] = realm_malloc((size_t)rows[i] * 4);
+            }
+            realm_kv_pool kvc = {.n_layer = 1,
+                                 .n_blocks = NB,
+                                 .block_size = BS,
+                                 .kv_dim = kvd,
+                                 .k = hp[0],
+                                 .v = hp[1]};
+            realm_kv_pool kvg = kvc, kvp = kvc;
+            kvg.k = gk.data, kvg.v = gv.data, kvp.k = pk.data, kvp.v = pv.data;
+            const int nr = cases[ci].n_rot;
+            run_qkv_rope(cpu, wc, x, hc, nq, nk, hd, nr, inv, &kvc, &b, nm ? &wn[0] : NULL, xb);
+            const realm_backend_cuda_counts before = realm_backend_cuda_counts_of(gpu);
+            const uint64_t fused = before.qkv_rope;
+            run_qkv_rope(gpu, wg, gx.data, (float *const[]){go[0].data, go[1].data, go[2].data}, nq,
+                         nk, hd, nr, gi.data, &kvg, &b, nm ? &wn[1] : NULL, gxb.data);
+            run_qkv_rope(plain, wp, px.data, (float *const[]){po[0].data, po[1].data, po[2].data},
+                         nq, nk, hd, nr, pi.data, &kvp, &b, nm ? &wn[2] : NULL, pxb.data);
+            /* the K-quant sets do the rmsnorm in the ring (Q8_0: k_mmv_q, no ring) */
+            const bool ring = cases[ci].tqk != REALM_TYPE_Q8_0;
+            const char *names[3] = {"q", "k", "v"};
+            for (int i = 0; i < 3; i++) {
+                be_get(gpu, &go[i], cg[i], (size_t)rows[i] * 4);
+                if (i == 0) { /* the first download ran the pass: one fused launch */
+                    assert_int_equal(realm_backend_cuda_counts_of(gpu).qkv_rope, fused + 1);
+                    assert_int_equal(realm_backend_cuda_counts_of(gpu).ring_norm,
+                                     before.ring_norm + (nm && ring));
+                }
+                be_get(plain, &po[i], cp[i], (size_t)rows[i] * 4);
+                float *scale = realm_malloc((size_t)rows[i] * 4);
+                rms_scale(hc[i], (size_t)rows[i], scale);
+                char shape[48];
+                snprintf(shape, sizeof shape, "%s %dx%d hd%d rot%d", names[i], rows[i], ne0, hd,
+                         nr);
+                verdict("ring-rope", realm_type_traits_get(types[i])->name, shape, cg[i], cp[i],
+                        (size_t)rows[i], NULL, 0.0);
+                verdict("rrope-cpu", realm_type_traits_get(types[i])->name, shape, cg[i], hc[i],
+                        (size_t)rows[i], scale, 1e-3);
+                realm_free(scale);
+            }
+            float *pg = realm_malloc(pool * 4), *pp = realm_malloc(pool * 4);
+            for (int kv = 0; kv < 2; kv++) {
+                be_get(gpu, kv ? &gv : &gk, pg, pool * 4);
+                be_get(plain, kv ? &pv : &pk, pp, pool * 4);
+                char shape[48];
+                snprintf(shape, sizeof shape, "%s pool %dx%d", kv ? "v" : "k", kvd, ne0);
+                verdict("ring-rope", realm_type_traits_get(types[1 + kv])->name, shape, pg, pp,
+                        pool, NULL, 0.0);
+                float *scale = realm_malloc(pool * 4);
+                rms_scale(hp[kv], pool, scale);
+                verdict("rrope-cpu", realm_type_traits_get(types[1 + kv])->name, shape, pg, hp[kv],
+                        pool, scale, 1e-3);
+                realm_free(scale);
+            }
+            realm_free(pg);
+            realm_free(pp);
+            if (nm) {
+                /* the normed row the set's blocks wrote, and a pair set (as
+                 * gate/up): q's and k's weights on it, without rope */
+                float *ng = realm_malloc(ne0 * 4), *np = realm_malloc(ne0 * 4);
+                be_get(gpu, &gxb, ng, ne0 * 4);
+                be_get(plain, &pxb, np, ne0 * 4);
+                verdict("ring-norm", "f32", "normed row", ng, np, ne0, NULL, 0.0);
+                const uint64_t n0 = realm_backend_cuda_counts_of(gpu).ring_norm;
+                for (int i = 0; i < 2; i++) {
+                    realm_backend *be = i ? plain : gpu;
+                    const realm_weight *w = i ? wp : wg;
+                    be->ops->rmsnorm(be, (i ? px : gx).data, &wn[1 + i], 1, 1e-5f,
+                                     (i ? pxb : gxb).data);
+                    for (int j = 0; j < 2; j++)
+                        be->ops->matmul(be, &w[j], NULL, (i ? pxb : gxb).data, 1,
+                                        (i ? po : go)[j].data);
+                }
+                for (int j = 0; j < 2; j++) {
+                    be_get(gpu, &go[j], cg[j], (size_t)rows[j] * 4);
+                    be_get(plain, &po[j], cp[j], (size_t)rows[j] * 4);
+                    char shape[48];
+                    snprintf(shape, sizeof shape, "pair %s %dx%d", names[j], rows[j], ne0);
+                    verdict("ring-norm", realm_type_traits_get(types[j])->name, shape, cg[j], cp[j],
+                            (size_t)rows[j], NULL, 0.0);
+                }
+                assert_int_equal(realm_backend_cuda_counts_of(gpu).ring_norm, n0 + ring);
+                realm_free(ng);
+                realm_free(np);
+            }
+            for (int i = 0; i < 3; i++) {
+                gfree(&go[i]);
+                plain->ops->buffer_free(plain, &po[i]);
+                realm_free(hc[i]);
+                realm_free(cg[i]);
+                realm_free(cp[i]);
+            }
+            gfree(&gx), gfree(&gi), gfree(&gk), gfree(&gv), gfree(&ggn), gfree(&gxb);
+            plain->ops->buffer_free(plain, &px);
+            plain->ops->buffer_free(plain, &pi);
+            plain->ops->buffer_free(plain, &pk);
+            plain->ops->buffer_free(plain, &pv);
+            plain->ops->buffer_free(plain, &pgn);
+            plain->ops->buffer_free(plain, &pxb);
+            realm_free(hp[0]);
+            realm_free(hp[1]);
         }
-        realm_kv_pool kvc = {
-            .n_layer = 1, .n_blocks = NB, .block_size = BS, .kv_dim = kvd, .k = hp[0], .v = hp[1]};
-        realm_kv_pool kvg = kvc, kvp = kvc;
-        kvg.k = gk.data, kvg.v = gv.data, kvp.k = pk.data, kvp.v = pv.data;
-        const int nr = cases[ci].n_rot;
-        run_qkv_rope(cpu, wc, x, hc, nq, nk, hd, nr, inv, &kvc, &b);
-        const uint64_t fused = realm_backend_cuda_counts_of(gpu).qkv_rope;
-        run_qkv_rope(gpu, wg, gx.data, (float *const[]){go[0].data, go[1].data, go[2].data}, nq, nk,
-                     hd, nr, gi.data, &kvg, &b);
-        run_qkv_rope(plain, wp, px.data, (float *const[]){po[0].data, po[1].data, po[2].data}, nq,
-                     nk, hd, nr, pi.data, &kvp, &b);
-        const char *names[3] = {"q", "k", "v"};
-        for (int i = 0; i < 3; i++) {
-            be_get(gpu, &go[i], cg[i], (size_t)rows[i] * 4);
-            if (i == 0) /* the first download ran the pass: one fused launch */
-                assert_int_equal(realm_backend_cuda_counts_of(gpu).qkv_rope, fused + 1);
-            be_get(plain, &po[i], cp[i], (size_t)rows[i] * 4);
-            float *scale = realm_malloc((size_t)rows[i] * 4);
-            rms_scale(hc[i], (size_t)rows[i], scale);
-            char shape[48];
-            snprintf(shape, sizeof shape, "%s %dx%d hd%d rot%d", names[i], rows[i], ne0, hd, nr);
-            verdict("ring-rope", realm_type_traits_get(types[i])->name, shape, cg[i], cp[i],
-                    (size_t)rows[i], NULL, 0.0);
-            verdict("rrope-cpu", realm_type_traits_get(types[i])->name, shape, cg[i], hc[i],
-                    (size_t)rows[i], scale, 1e-3);
-            realm_free(scale);
-        }
-        float *pg = realm_malloc(pool * 4), *pp = realm_malloc(pool * 4);
-        for (int kv = 0; kv < 2; kv++) {
-            be_get(gpu, kv ? &gv : &gk, pg, pool * 4);
-            be_get(plain, kv ? &pv : &pk, pp, pool * 4);
-            char shape[48];
-            snprintf(shape, sizeof shape, "%s pool %dx%d", kv ? "v" : "k", kvd, ne0);
-            verdict("ring-rope", realm_type_traits_get(types[1 + kv])->name, shape, pg, pp, pool,
-                    NULL, 0.0);
-            float *scale = realm_malloc(pool * 4);
-            rms_scale(hp[kv], pool, scale);
-            verdict("rrope-cpu", realm_type_traits_get(types[1 + kv])->name, shape, pg, hp[kv],
-                    pool, scale, 1e-3);
-            realm_free(scale);
-        }
-        realm_free(pg);
-        realm_free(pp);
         for (int i = 0; i < 3; i++) {
             gfree(&gw[i]);
-            gfree(&go[i]);
             plain->ops->buffer_free(plain, &pw[i]);
-            plain->ops->buffer_free(plain, &po[i]);
             realm_free(host[i]);
-            realm_free(hc[i]);
-            realm_free(cg[i]);
-            realm_free(cp[i]);
         }
-        gfree(&gx), gfree(&gi), gfree(&gk), gfree(&gv);
-        plain->ops->buffer_free(plain, &px);
-        plain->ops->buffer_free(plain, &pi);
-        plain->ops->buffer_free(plain, &pk);
-        plain->ops->buffer_free(plain, &pv);
-        realm_free(hp[0]);
-        realm_free(hp[1]);
     }
     assert_int_equal(realm_backend_cuda_counts_of(plain).qkv_rope, 0);
     realm_backend_free(plain);

@@ -46,7 +46,8 @@ realm_status realm_backend_cuda_create(const realm_backend_cuda_params *params,
  * must know a path ran (a pass replayed from its CUDA graph counts once,
  * when it was captured). */
 typedef struct realm_backend_cuda_counts {
-    uint64_t qkv_rope; /* q/k/v mat-vec sets that did rope + kv_store too */
+    uint64_t qkv_rope;  /* q/k/v mat-vec sets that did rope + kv_store too */
+    uint64_t ring_norm; /* mat-vec sets that did the rmsnorm ahead of them */
 } realm_backend_cuda_counts;
 
 /* be: a backend realm_backend_cuda_create made */

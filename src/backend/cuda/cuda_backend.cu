@@ -608,6 +608,7 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     if (c->ring_early_kb < 0 || c->ring_early_kb > 227) c->ring_early_kb = 10;
     c->ring_split = env_int("REALM_CUDA_RING_SPLIT", 1) != 0;
     c->qkv_rope = env_int("REALM_CUDA_QKV_ROPE", 1) != 0;
+    c->ring_norm = env_int("REALM_CUDA_RING_NORM", 1) != 0;
     c->mms_cap = env_int("REALM_CUDA_MMS_CAP", 4096);
     if (c->mms_cap < 16 || c->mms_cap > 6144) c->mms_cap = 4096; /* <= 48 KB a block */
     c->no_fuse = env_int("REALM_CUDA_NO_FUSE", 0) != 0;

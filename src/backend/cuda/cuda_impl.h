@@ -80,6 +80,15 @@ struct cuda_rope_kv {
     const int32_t *pos, *seq, *tables; /* the batch: where each row's K/V goes */
 };
 
+/* The rmsnorm ahead of a ring set, for the set to do in every block
+ * (realm__cuda_mmv_ring's norm): out = x · rms_inv · g over the set's input
+ * width, at one row. */
+struct cuda_norm_in {
+    const float *x, *g;
+    float *out;
+    float eps;
+};
+
 struct cuda_graph_entry {
     cudaGraphExec_t exec;
     struct cuda_op *ops; /* the records the graph was captured from */
@@ -158,6 +167,7 @@ typedef struct cuda_ctx {
     int32_t ring_kb;        /* $REALM_CUDA_RING_KB (20): shared memory of its stages, KB */
     bool ring_split;        /* $REALM_CUDA_RING_SPLIT (1): 8192/14336-wide rows too, split */
     bool qkv_rope;          /* $REALM_CUDA_QKV_ROPE (1): q/k/v sets do rope + kv_store */
+    bool ring_norm;         /* $REALM_CUDA_RING_NORM (1): a ring set after an rmsnorm does it */
     int32_t ring_early_kb;  /* $REALM_CUDA_RING_EARLY_KB (10): what it copies before the wait
                              * (at least a tile; 0: nothing) */
     bool att_quant;         /* $REALM_CUDA_ATT_QUANT (1): decode attention quantizes for wo */
@@ -285,6 +295,16 @@ bool realm__cuda_issue_matmul(cuda_ctx *c, const struct cuda_op *op, float *resi
  * ring takes them); returns how many ops it issued, 0 when it issued
  * nothing. */
 int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_ops);
+/* the same after the rmsnorm `norm` whose output the set reads, the ring
+ * doing the rmsnorm in every block ($REALM_CUDA_RING_NORM); returns 0,
+ * having issued nothing, where the ring does not take the set (the caller
+ * then issues the rmsnorm and the set as they are) */
+int realm__cuda_issue_norm_set(cuda_ctx *c, const struct cuda_op *norm, const struct cuda_op *ops,
+                               int n_ops);
+/* will realm__cuda_issue_norm_set take the rmsnorm `norm` and the set
+ * after it? (the L2 prefetch leaves such a set alone) */
+bool realm__cuda_norm_set_fits(const cuda_ctx *c, const struct cuda_op *norm,
+                               const struct cuda_op *ops, int n_ops);
 /* mm: the op after the attention (NULL: none); where it is a matmul on the
  * attention's output, the decode split may write its quantized input */
 void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op, const struct cuda_op *mm);
@@ -351,12 +371,17 @@ bool realm__cuda_mmq_sb(const cuda_ctx *c, const realm_weight *w);
  * row (members from first1 on of a second type; first1 = n_set if none), on
  * cuda_matmul.cu's quantized activations; with rope (or NULL: the set is
  * q, k, v, no resid), also rope(q), rope(k) and kv_store(k, v) in its
- * epilogue (not neox; 2048 or 4096 columns). False, having enqueued
+ * epilogue (not neox; 2048 or 4096 columns); with norm (or NULL), the
+ * rmsnorm ahead in every block, its activations not read from aq/ad/as
+ * (2048 or 4096 columns; also writes norm->out). False, having enqueued
  * nothing, where it does not take the types, width or row count (or
  * $REALM_CUDA_MMV_RING=0). */
 bool realm__cuda_mmv_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
                           const int8_t *aq, const float *ad, const float *as, float *resid,
-                          const struct cuda_rope_kv *rope);
+                          const struct cuda_rope_kv *rope, const struct cuda_norm_in *norm);
+/* would realm__cuda_mmv_ring take this set (no resid)? */
+bool realm__cuda_ring_takes(const cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                            const struct cuda_rope_kv *rope, const struct cuda_norm_in *norm);
 /* cuda_ops.cu: rope q (rq), rope k (rk) and kv_store (st) of one pass as one
  * cuda_rope_kv, or false where they do not fit together (k_rope_kv's
  * conditions) */

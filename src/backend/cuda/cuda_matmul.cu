@@ -319,6 +319,46 @@ bool realm__cuda_issue_swiglu_quant(cuda_ctx *c, const struct cuda_op *sw, const
     return true;
 }
 
+/* How many of ops[0], ops[1], ... (up to MMS_SET) are matmuls of one width
+ * on ops[0]'s input, at most one change of type (mixing, never on the tile
+ * kernel mmq); *first1: the first member of the second type (0: none). */
+static int set_extent(const cuda_ctx *c, const struct cuda_op *ops, int n_ops, bool mmq,
+                      int *first1)
+{
+    const struct cuda_op *op = &ops[0];
+    int k = 1;
+    *first1 = 0;
+    while (k < n_ops && k < MMS_SET) {
+        const struct cuda_op *o = &ops[k];
+        if (o->kind != CUDA_OP_MATMUL || o->x != op->x || o->n != op->n || o->w.ne0 != op->w.ne0 ||
+            (uintptr_t)o->w.data % 16)
+            break;
+        if (o->w.type != ops[k - 1].w.type) { /* once, in the staged mat-vec's sets */
+            if (mmq || *first1 || c->mmv_plain || !c->mmv_mixed ||
+                !realm__cuda_mmv_mixable(op->w.type, o->w.type))
+                break;
+            *first1 = k;
+        }
+        k++;
+    }
+    for (int i = 0; i < k; i++) /* no member may overwrite the input the others read */
+        if (ops[i].out == op->x) return 0;
+    return k;
+}
+
+/* The set of k (q, k, v at one row) with the rope, rope and kv_store after
+ * it (ops[3 .. 6)) as one cuda_rope_kv, where the ring may do them. */
+static bool set_rope(const cuda_ctx *c, const struct cuda_op *ops, int k, int n_ops, bool mmq,
+                     struct cuda_rope_kv *rkv)
+{
+    const struct cuda_op *op = &ops[0];
+    return !mmq && k == 3 && n_ops >= 6 && c->qkv_rope && !c->mmv_plain && ops[3].n == op->n &&
+           realm__cuda_rope_kv_of(c, &ops[3], &ops[4], &ops[5], rkv) && rkv->q == ops[0].out &&
+           rkv->k == ops[1].out && rkv->v == ops[2].out &&
+           (int64_t)rkv->nq * rkv->head_dim == ops[0].w.ne1 &&
+           (int64_t)rkv->nk * rkv->head_dim == ops[1].w.ne1 && ops[2].w.ne1 == ops[1].w.ne1;
+}
+
 int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_ops)
 {
     const struct cuda_op *op = &ops[0];
@@ -328,33 +368,15 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
     if (!c->mmv_set || act_kind_of(op->w.type) == ACT_F32 ||
         (mmq ? !realm__cuda_mmq_sb(c, &op->w) : !takes_small_path(c, op)))
         return 0;
-    int k = 1, first1 = 0; /* first1: the first member of a second type */
-    while (k < n_ops && k < MMS_SET) {
-        const struct cuda_op *o = &ops[k];
-        if (o->kind != CUDA_OP_MATMUL || o->x != op->x || o->n != op->n || o->w.ne0 != op->w.ne0 ||
-            (uintptr_t)o->w.data % 16)
-            break;
-        if (o->w.type != ops[k - 1].w.type) { /* once, in the staged mat-vec's sets */
-            if (mmq || first1 || c->mmv_plain || !c->mmv_mixed ||
-                !realm__cuda_mmv_mixable(op->w.type, o->w.type))
-                break;
-            first1 = k;
-        }
-        k++;
-    }
+    int first1; /* the first member of a second type */
+    const int k = set_extent(c, ops, n_ops, mmq, &first1);
     if (k < 2) return 0;
-    for (int i = 0; i < k; i++) /* no member may overwrite the input the others read */
-        if (ops[i].out == op->x) return 0;
     act_view a = quantize_input(c, op);
     /* q, k, v at one row, then their rope, rope and kv_store: the ring does
      * those three ops in its epilogue */
     struct cuda_rope_kv rkv;
-    if (!mmq && k == 3 && n_ops >= 6 && c->qkv_rope && !c->mmv_plain && ops[3].n == op->n &&
-        realm__cuda_rope_kv_of(c, &ops[3], &ops[4], &ops[5], &rkv) && rkv.q == ops[0].out &&
-        rkv.k == ops[1].out && rkv.v == ops[2].out &&
-        (int64_t)rkv.nq * rkv.head_dim == ops[0].w.ne1 &&
-        (int64_t)rkv.nk * rkv.head_dim == ops[1].w.ne1 && ops[2].w.ne1 == ops[1].w.ne1 &&
-        (realm__cuda_mmv_ring(c, ops, k, first1 ? first1 : k, a.aq, a.ad, a.as, NULL, &rkv) ||
+    if (set_rope(c, ops, k, n_ops, mmq, &rkv) &&
+        (realm__cuda_mmv_ring(c, ops, k, first1 ? first1 : k, a.aq, a.ad, a.as, NULL, &rkv, NULL) ||
          (!first1 && realm__cuda_mmv_rope(c, ops, a.aq, a.ad, a.as, &rkv)))) {
         c->counts.qkv_rope++;
         c->aq_x = NULL;
@@ -374,6 +396,57 @@ int realm__cuda_issue_matmul_set(cuda_ctx *c, const struct cuda_op *ops, int n_o
      * compete for the SMs. */
     c->aq_x = NULL;
     return k;
+}
+
+/* The set after the rmsnorm `norm` that the ring would take with the
+ * rmsnorm in every block: its size (0: none), first1 (0: one type), the
+ * norm's inputs and, where the q/k/v set's rope fits, *rope = true. */
+static int norm_set_of(const cuda_ctx *c, const struct cuda_op *norm, const struct cuda_op *ops,
+                       int n_ops, int *first1, struct cuda_norm_in *nrm, struct cuda_rope_kv *rkv,
+                       bool *rope)
+{
+    const struct cuda_op *op = &ops[0];
+    if (!c->ring_norm || !c->mmv_set || c->mmv_plain || op->kind != CUDA_OP_MATMUL ||
+        op->n != 1 || norm->n != 1 || norm->out != op->x || norm->x == norm->out ||
+        norm->w.ne0 != op->w.ne0 || act_kind_of(op->w.type) != ACT_Q8_K || takes_mmq(c, op) ||
+        !takes_small_path(c, op))
+        return 0;
+    const int k = set_extent(c, ops, n_ops, false, first1);
+    if (k < 2) return 0;
+    for (int i = 0; i < k; i++) /* nor the row the rmsnorm reads */
+        if (ops[i].out == norm->x) return 0;
+    *nrm = (struct cuda_norm_in){(const float *)norm->x, (const float *)norm->w.data,
+                                 (float *)norm->out, norm->f0};
+    *rope = set_rope(c, ops, k, n_ops, false, rkv);
+    return realm__cuda_ring_takes(c, ops, k, *first1 ? *first1 : k, *rope ? rkv : NULL, nrm) ? k
+                                                                                            : 0;
+}
+
+bool realm__cuda_norm_set_fits(const cuda_ctx *c, const struct cuda_op *norm,
+                               const struct cuda_op *ops, int n_ops)
+{
+    int first1;
+    struct cuda_norm_in nrm;
+    struct cuda_rope_kv rkv;
+    bool rope;
+    return norm_set_of(c, norm, ops, n_ops, &first1, &nrm, &rkv, &rope) > 0;
+}
+
+int realm__cuda_issue_norm_set(cuda_ctx *c, const struct cuda_op *norm, const struct cuda_op *ops,
+                               int n_ops)
+{
+    int first1;
+    struct cuda_norm_in nrm;
+    struct cuda_rope_kv rkv;
+    bool rope;
+    const int k = norm_set_of(c, norm, ops, n_ops, &first1, &nrm, &rkv, &rope);
+    if (!k || !realm__cuda_mmv_ring(c, ops, k, first1 ? first1 : k, NULL, NULL, NULL, NULL,
+                                    rope ? &rkv : NULL, &nrm))
+        return 0;
+    c->counts.ring_norm++;
+    if (rope) c->counts.qkv_rope++;
+    c->aq_x = NULL; /* the codes stayed in the ring's blocks */
+    return rope ? 6 : k;
 }
 
 bool realm__cuda_issue_matmul(cuda_ctx *c, const struct cuda_op *op, float *resid)

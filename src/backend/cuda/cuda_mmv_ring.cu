@@ -30,6 +30,12 @@
  *   the kernel is held to 72 registers, three blocks an SM instead of two
  *   (ncu: Q4_K down 19.1 -> 17.8 us, Q6_K 28.1 -> 27.4; 8B decode +1.3%);
  *   the same bound on the others spilled and lost 0.6-0.9%.
+ * - After an rmsnorm (NORM, 2048/4096 columns): every block does the
+ *   rmsnorm and its quantization itself after the wait (ring_norm), in
+ *   place of k_rmsnorm_quant's launch, with its bits. H100 decode: 1B
+ *   Q4_K_M +3.4%, 8B even (NOTES round 24: in bench/cuda/dataflow.cu's
+ *   model of the step this structure beat separate small kernels; every
+ *   block reading the row costs more here than there).
  * The producer copies `early` tiles before it waits for the kernel ahead
  * (weights are constant). H100 8B Q4_K_M decode +6.3-6.6% over k_mmv_s,
  * then +3.6% with the split rows (1B: +5.1% from the split); Q8_0 through
@@ -197,12 +203,124 @@ __device__ __forceinline__ int ring_tile(const mms_set &set, uint32_t t, int R, 
     return mi;
 }
 
+/* bar.sync among the consumer warps (named barrier 5, which
+ * ring_rope_setup also takes, before the wait) */
+__device__ __forceinline__ void ring_consumers_sync(void)
+{
+    asm volatile("bar.sync 5, %0;\n" ::"n"(RING_ROWS * 32) : "memory");
+}
+
+/* Shared memory the rmsnorm ahead of a set takes in each block (NORM): the
+ * row's codes (ne0 bytes), d and d·Σq per 32 elements, and the warps' sums
+ * of x². */
+__host__ __device__ constexpr size_t ring_norm_bytes(int64_t ne0)
+{
+    return (size_t)ne0 + 2 * (size_t)(ne0 / 32) * 4 + NORM_THREADS / 32 * 4;
+}
+
+/* A consumer lane's part of the row for the rmsnorm (NG Q8_K groups a warp,
+ * 8 elements of each a lane: the elements row_sumsq's order gives it) and
+ * its norm weights, loaded before the wait (constant; coherent loads, which
+ * the SASS check allows there). */
+template <int D> struct ring_norm_w {
+    static constexpr int NG = D / 256 / RING_ROWS;
+    static_assert(NG >= 1 && D % (256 * RING_ROWS) == 0 && RING_ROWS * 32 >= NORM_THREADS,
+                  "whole groups a warp; row_sumsq's threads among the consumers");
+    float4 g[NG][2];
+};
+
+template <int D>
+__device__ __forceinline__ void ring_norm_weights(const cuda_norm_in &nrm, int warp, int lane,
+                                                  ring_norm_w<D> &W)
+{
+#pragma unroll
+    for (int k = 0; k < ring_norm_w<D>::NG; k++) {
+        const float4 *g4 =
+            (const float4 *)(nrm.g + (warp * ring_norm_w<D>::NG + k) * 256 + lane * 8);
+        W.g[k][0] = __ldca(g4), W.g[k][1] = __ldca(g4 + 1);
+    }
+}
+
+/* The rmsnorm ahead of the set, done by every block (NORM) instead of a
+ * kernel of its own, into this lane's activations: each consumer warp
+ * loads its groups of the row x (D floats), and the first NORM_THREADS
+ * threads also row_sumsq's share of it, whose x² they add in row_sumsq's
+ * order (their warps' sums meet in shared memory); then x·rms_inv·g and
+ * quantize_group<256> into shared memory, as k_rmsnorm_quant does: the same
+ * bits. Block b also writes groups b, b + grid, ... of the normed row to out
+ * (for readers after the set). All consumer warps call it, after the wait:
+ * one round trip for the row, two barriers. */
+template <int D, int GL>
+__device__ __forceinline__ void ring_norm(const cuda_norm_in &nrm, const ring_norm_w<D> &W,
+                                          uint8_t *buf, int warp, int lane, ring_act<GL> &A)
+{
+    constexpr int NG = ring_norm_w<D>::NG;
+    int8_t *q = (int8_t *)buf;
+    float *d32 = (float *)(buf + D), *s32 = d32 + D / 32, *red = s32 + D / 32;
+    /* this lane's groups, and (the first NORM_THREADS threads) row_sumsq's
+     * float4s t, t + NORM_THREADS, ...: the row read twice, both issued
+     * together (one round trip) */
+    const int tid = warp * 32 + lane;
+    const float4 *x4 = (const float4 *)nrm.x;
+    float4 x[NG][2], xs[D / 4 / NORM_THREADS];
+#pragma unroll
+    for (int k = 0; k < NG; k++) {
+        const float4 *p = x4 + ((warp * NG + k) * 256 + lane * 8) / 4;
+        x[k][0] = ld_prior(p), x[k][1] = ld_prior(p + 1);
+    }
+    if (tid < NORM_THREADS) {
+#pragma unroll
+        for (int j = 0; j < D / 4 / NORM_THREADS; j++)
+            xs[j] = ld_prior(x4 + tid + j * NORM_THREADS);
+    }
+    float ss = 0.0f;
+    if (tid < NORM_THREADS) {
+#pragma unroll
+        for (int j = 0; j < D / 4 / NORM_THREADS; j++) {
+            ss = fmaf(xs[j].x, xs[j].x, ss);
+            ss = fmaf(xs[j].y, xs[j].y, ss);
+            ss = fmaf(xs[j].z, xs[j].z, ss);
+            ss = fmaf(xs[j].w, xs[j].w, ss);
+        }
+        for (int o = 16; o > 0; o >>= 1)
+            ss += __shfl_xor_sync(0xffffffffu, ss, o);
+        if (lane == 0) red[warp] = ss;
+    }
+    ring_consumers_sync();
+    ss = 0.0f;
+#pragma unroll
+    for (int w = 0; w < NORM_THREADS / 32; w++)
+        ss += red[w];
+    const float inv = rms_inv(ss, D, nrm.eps);
+#pragma unroll
+    for (int k = 0; k < NG; k++) {
+        const int gi = warp * NG + k;
+        const float4 a = x[k][0], b = x[k][1], g0 = W.g[k][0], g1 = W.g[k][1];
+        float v[8] = {a.x * inv * g0.x, a.y * inv * g0.y, a.z * inv * g0.z, a.w * inv * g0.w,
+                      b.x * inv * g1.x, b.y * inv * g1.y, b.z * inv * g1.z, b.w * inv * g1.w};
+        if (gi % gridDim.x == blockIdx.x) {
+            float4 *o4 = (float4 *)(nrm.out + gi * 256 + lane * 8);
+            o4[0] = make_float4(v[0], v[1], v[2], v[3]);
+            o4[1] = make_float4(v[4], v[5], v[6], v[7]);
+        }
+        quantize_group<256>(v, lane, ACT_Q8_K, q + gi * 256, d32, s32, gi * 8);
+    }
+    ring_consumers_sync();
+#pragma unroll
+    for (int i = 0; i < GL; i++) {
+        const int ga = 8 * ring_block(lane, i) + (lane & 7);
+        const int4 *p = (const int4 *)(q + ga * 32);
+        A.a0[i] = p[0], A.a1[i] = p[1];
+        A.d[i] = d32[ga], A.s[i] = s32[ga];
+    }
+}
+
 template <int T0, int T1, int GL, int SPLIT, bool ROPE>
 __global__ static void __launch_bounds__((RING_ROWS + 1) * 32,
                                          (SPLIT > 1 || (ROPE && T0 == T1)) && GL == 4 ? 3 : 0)
     k_mmv_ring(const mms_set set, int first1, size_t rb0, size_t rb1, int32_t gq, const int8_t *aq,
                const float *ad, const float *as, float *resid, int32_t stages, int32_t early,
-               const cuda_rope_kv rope)
+               const cuda_rope_kv rope, const cuda_norm_in norm)
 {
     static_assert(!ROPE || SPLIT == 1, "rope pairs are a tile's neighbouring warps");
     constexpr int R = RING_ROWS / SPLIT; /* rows a tile */
@@ -241,15 +359,25 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32,
     const int rr = warp / SPLIT, q = warp % SPLIT; /* the tile's row, the part of it */
     size_t slot = 0;
     if constexpr (ROPE) slot = ring_rope_setup(rope, rope_tab);
+    ring_norm_w<GL * 1024> nw;
+    if (SPLIT == 1 && norm.x) ring_norm_weights(norm, warp, lane, nw);
     pdl_wait();
     ring_act<GL> A;
+    if (SPLIT == 1 && norm.x) {
+        ring_norm<GL * 1024, GL>(norm, nw, (uint8_t *)ring_sh + stages * tile_bytes, warp, lane, A);
+    } else {
+#pragma unroll
+        for (int i = 0; i < GL; i++) {
+            if (SPLIT > 1 && 8 * ring_block(lane, i) >= gq) break;
+            const int64_t ga = (int64_t)q * gq + 8 * ring_block(lane, i) + (lane & 7);
+            act_codes(aq + ga * 32, 0, 0, A.a0[i], A.a1[i]);
+            A.d[i] = ld_prior(ad + ga);
+            if (T0 != REALM_TYPE_Q6_K) A.s[i] = ld_prior(as + ga);
+        }
+    }
 #pragma unroll
     for (int i = 0; i < GL; i++) {
         if (SPLIT > 1 && 8 * ring_block(lane, i) >= gq) break;
-        const int64_t ga = (int64_t)q * gq + 8 * ring_block(lane, i) + (lane & 7);
-        act_codes(aq + ga * 32, 0, 0, A.a0[i], A.a1[i]);
-        A.d[i] = ld_prior(ad + ga);
-        if (T0 != REALM_TYPE_Q6_K) A.s[i] = ld_prior(as + ga);
         if (T0 == REALM_TYPE_Q6_K || T1 == REALM_TYPE_Q6_K)
             A.z0[i] = k6_bias(A.a0[i]), A.z1[i] = k6_bias(A.a1[i]);
     }
@@ -305,26 +433,24 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32,
 
 /* The ring mat-vec of ops[0 .. n_set) (one width, at one activation row;
  * members from first1 on of type T1, n_set if none; GL groups a lane,
- * SPLIT warps a row; ROPE: rope and kv_store by *rope in the epilogue): as
- * many stages as fit c->ring_kb, at least two, and as many blocks as the
- * GPU holds at once, at most one a tile; false where two stages do not fit
- * a block's shared memory. */
+ * SPLIT warps a row; ROPE: rope and kv_store by *rope in the epilogue;
+ * norm: the rmsnorm ahead, or NULL; rows and weights 16-byte aligned,
+ * ring_takes checked): as many stages as fit c->ring_kb, at least two, and
+ * as many blocks as the GPU holds at once, at most one a tile; false where
+ * two stages do not fit a block's shared memory. */
 template <int T0, int T1, int GL, int SPLIT, bool ROPE>
 static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
                            const int8_t *aq, const float *ad, const float *as, float *resid,
-                           const cuda_rope_kv *rope)
+                           const cuda_rope_kv *rope, const cuda_norm_in *norm)
 {
     constexpr int R = RING_ROWS / SPLIT;
     const int64_t ne0 = ops[0].w.ne0;
     const size_t rb0 = realm_type_row_size(ops[0].w.type, ne0),
                  rb1 = first1 < n_set ? realm_type_row_size(ops[first1].w.type, ne0) : rb0;
     const size_t tile = R * (rb0 > rb1 ? rb0 : rb1);
-    if (rb0 % 16 || rb1 % 16) return false; /* bulk copies move multiples of 16 bytes */
-    for (int i = 0; i < n_set; i++)
-        if ((uintptr_t)ops[i].w.data % 16) return false;
     size_t stages = (size_t)c->ring_kb * 1024 / tile;
     stages = stages < 2 ? 2 : stages > RING_MAX_STAGES ? RING_MAX_STAGES : stages;
-    const size_t shm = stages * tile;
+    const size_t shm = stages * tile + (norm ? ring_norm_bytes(ne0) : 0);
     auto kernel = k_mmv_ring<T0, T1, GL, SPLIT, ROPE>;
     /* the most dynamic shared memory this instance may use on c->device */
     static int opted_dev = -1;
@@ -347,7 +473,8 @@ static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, in
     cuda__launch_pdl(c, kernel, dim3((unsigned)(tiles < res ? tiles : res)),
                      dim3((RING_ROWS + 1) * 32), shm, set, first1 < n_set ? first1 : MMS_SET, rb0,
                      rb1, (int32_t)(ne0 / 32 / SPLIT), aq, ad, as, resid, (int32_t)stages,
-                     (int32_t)early, rope ? *rope : cuda_rope_kv{});
+                     (int32_t)early, rope ? *rope : cuda_rope_kv{},
+                     norm ? *norm : cuda_norm_in{});
     return true;
 }
 
@@ -358,12 +485,13 @@ static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, in
 template <int T0, int T1>
 static bool launch_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
                         const int8_t *aq, const float *ad, const float *as, float *resid,
-                        const cuda_rope_kv *rope)
+                        const cuda_rope_kv *rope, const cuda_norm_in *norm)
 {
-#define GL_(G, S, P) launch_ring_gl<T0, T1, G, S, P>(c, ops, n_set, first1, aq, ad, as, resid, rope)
+#define GL_(G, S, P)                                                                               \
+    launch_ring_gl<T0, T1, G, S, P>(c, ops, n_set, first1, aq, ad, as, resid, rope, norm)
     if (ops[0].w.ne0 == 2048) return rope ? GL_(2, 1, true) : GL_(2, 1, false);
     if (ops[0].w.ne0 == 4096) return rope ? GL_(4, 1, true) : GL_(4, 1, false);
-    if (rope) return false;
+    if (rope || norm) return false;
     if constexpr (T1 == T0) { /* 32 and 56 blocks a row: 8 and 14 a part */
         if (ops[0].w.ne0 == 8192 && c->ring_split) return GL_(2, 4, false);
         if (ops[0].w.ne0 == 14336 && c->ring_split) return GL_(4, 4, false);
@@ -372,36 +500,56 @@ static bool launch_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int f
 #undef GL_
 }
 
-bool realm__cuda_mmv_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
-                          const int8_t *aq, const float *ad, const float *as, float *resid,
-                          const struct cuda_rope_kv *rope)
+/* Does the ring take this set (its types, width, alignment and row count;
+ * rope's and norm's conditions)? launch_ring's shapes, without launching. */
+static bool ring_takes(const cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                       const float *resid, const struct cuda_rope_kv *rope,
+                       const struct cuda_norm_in *norm)
 {
     if (!c->mmv_ring || ops[0].n != 1) return false;
+    if (norm && (((uintptr_t)norm->x | (uintptr_t)norm->g | (uintptr_t)norm->out) % 16 ||
+                 norm->x == norm->out))
+        return false;
     if (rope &&
         (n_set != 3 || resid || rope->neox || rope->head_dim % 2 || rope->half > RING_ROPE_PAIRS))
         return false;
     const realm_type t0 = ops[0].w.type, t1 = first1 < n_set ? ops[first1].w.type : t0;
-#define RING(A, B) return launch_ring<A, B>(c, ops, n_set, first1, aq, ad, as, resid, rope)
+    const bool k0 = t0 == REALM_TYPE_Q4_K || t0 == REALM_TYPE_Q5_K;
+    if (!(t1 == t0 ? k0 || t0 == REALM_TYPE_Q6_K : k0 && t1 == REALM_TYPE_Q6_K)) return false;
+    const int64_t ne0 = ops[0].w.ne0;
+    if (!(ne0 == 2048 || ne0 == 4096 ||
+          (!rope && !norm && t1 == t0 && c->ring_split && (ne0 == 8192 || ne0 == 14336))))
+        return false;
+    for (int i = 0; i < n_set; i++) /* bulk copies move multiples of 16 bytes */
+        if ((uintptr_t)ops[i].w.data % 16 || realm_type_row_size(ops[i].w.type, ne0) % 16)
+            return false;
+    return true;
+}
+
+bool realm__cuda_ring_takes(const cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                            const struct cuda_rope_kv *rope, const struct cuda_norm_in *norm)
+{
+    return ring_takes(c, ops, n_set, first1, NULL, rope, norm);
+}
+
+bool realm__cuda_mmv_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
+                          const int8_t *aq, const float *ad, const float *as, float *resid,
+                          const struct cuda_rope_kv *rope, const struct cuda_norm_in *norm)
+{
+    if (!ring_takes(c, ops, n_set, first1, resid, rope, norm)) return false;
+    const realm_type t0 = ops[0].w.type, t1 = first1 < n_set ? ops[first1].w.type : t0;
+#define RING(A, B) return launch_ring<A, B>(c, ops, n_set, first1, aq, ad, as, resid, rope, norm)
     if (t1 == t0) {
         switch (t0) {
         case REALM_TYPE_Q4_K:
             RING(REALM_TYPE_Q4_K, REALM_TYPE_Q4_K);
         case REALM_TYPE_Q5_K:
             RING(REALM_TYPE_Q5_K, REALM_TYPE_Q5_K);
-        case REALM_TYPE_Q6_K:
-            RING(REALM_TYPE_Q6_K, REALM_TYPE_Q6_K);
         default:
-            return false;
+            RING(REALM_TYPE_Q6_K, REALM_TYPE_Q6_K);
         }
     }
-    if (t1 != REALM_TYPE_Q6_K) return false;
-    switch (t0) {
-    case REALM_TYPE_Q4_K:
-        RING(REALM_TYPE_Q4_K, REALM_TYPE_Q6_K);
-    case REALM_TYPE_Q5_K:
-        RING(REALM_TYPE_Q5_K, REALM_TYPE_Q6_K);
-    default:
-        return false;
-    }
+    if (t0 == REALM_TYPE_Q4_K) RING(REALM_TYPE_Q4_K, REALM_TYPE_Q6_K);
+    RING(REALM_TYPE_Q5_K, REALM_TYPE_Q6_K);
 #undef RING
 }

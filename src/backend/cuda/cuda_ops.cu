@@ -288,6 +288,14 @@ bool realm__cuda_issue_l2_prefetch(cuda_ctx *c, const struct cuda_op *ops, int32
     while (j < n && ops[j].kind != CUDA_OP_MATMUL)
         j++;
     if (j == n) return false;
+    /* A set whose ring does the rmsnorm ahead of it ($REALM_CUDA_RING_NORM)
+     * follows the matmul ahead at once: no idle window to fill, and such
+     * prefetches (4.9 us against 2.7) held up the useful ones queued behind
+     * them on copy_stream (8B decode 404 -> 414 tok/s without them: NOTES
+     * round 24). */
+    if (j > 0 && ops[j - 1].kind == CUDA_OP_RMSNORM &&
+        realm__cuda_norm_set_fits(c, &ops[j - 1], &ops[j], n - j))
+        return false;
     l2pf_ranges r = {};
     uint64_t budget = (uint64_t)c->l2pf_bytes, threads = 0;
     for (int k = 0; k < L2PF_SETS && j + k < n && budget > 0; k++) {

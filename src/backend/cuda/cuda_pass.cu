@@ -55,7 +55,8 @@ static bool issue_head_chunks(cuda_ctx *c, const struct cuda_op *mm, const struc
 }
 
 /* Enqueue ops[i], fused with the ops after it where a pattern fits (the
- * decode step's per-layer chain: rmsnorm→matmul, swiglu→matmul,
+ * decode step's per-layer chain: rmsnorm→matmul (or rmsnorm→a ring set that
+ * does the rmsnorm in every block), swiglu→matmul,
  * matmul→add, matmuls on one input (q, k, v; gate, up) as one launch,
  * rope→rope→kv_store; and matmul→download, issue_head_chunks); returns
  * how many ops it consumed. Fusion
@@ -71,6 +72,10 @@ static int issue_at(cuda_ctx *c, const struct cuda_op *ops, int32_t i, int32_t n
     case CUDA_OP_GET_ROWS: realm__cuda_issue_get_rows(c, op); break;
     case CUDA_OP_COPY_ROWS: realm__cuda_issue_copy_rows(c, op); break;
     case CUDA_OP_RMSNORM:
+        if (nx && nx->kind == CUDA_OP_MATMUL) {
+            const int k = realm__cuda_issue_norm_set(c, op, nx, n_ops - i - 1);
+            if (k > 0) return 1 + k;
+        }
         if (nx && nx->kind == CUDA_OP_MATMUL && realm__cuda_issue_rmsnorm_quant(c, op, nx)) break;
         realm__cuda_issue_rmsnorm(c, op);
         break;
@@ -139,7 +144,11 @@ static void issue_all(cuda_ctx *c)
     const struct cuda_op *ops = seg_ops(c);
     for (int32_t i = 0, n = seg_n(c); i < n;) {
         const int k = issue_at(c, ops, i, n);
-        if (c->l2pf_bytes > 0 && ops[i].kind == CUDA_OP_MATMUL && ops[i].n <= c->l2pf_max_rows)
+        /* after a matmul (or an rmsnorm issued with the set after it) */
+        const struct cuda_op *mm = ops[i].kind == CUDA_OP_MATMUL ? &ops[i]
+                                   : k > 1 && ops[i + 1].kind == CUDA_OP_MATMUL ? &ops[i + 1]
+                                                                                : NULL;
+        if (c->l2pf_bytes > 0 && mm && mm->n <= c->l2pf_max_rows)
             realm__cuda_issue_l2_prefetch(c, ops + i + k, n - i - k);
         i += k;
     }

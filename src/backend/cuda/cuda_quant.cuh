@@ -385,8 +385,10 @@ template <int N> __device__ __forceinline__ void cp_async_wait(void)
 
 /* RMSNorm's Σ x² over a row of d floats for a block of NORM_THREADS
  * threads, in one fixed order (float4 loads where the row allows, explicit
- * fmaf), so that k_rmsnorm and k_rmsnorm_quant compute the same bits; every
- * thread gets the sum. sh: NORM_THREADS / 32 floats of shared scratch, used
+ * fmaf), so that k_rmsnorm, k_rmsnorm_quant and the ring mat-vec's rmsnorm
+ * (cuda_mmv_ring.cu's ring_norm, which repeats it with its first
+ * NORM_THREADS consumer threads) compute the same bits; every thread gets the
+ * sum. sh: NORM_THREADS / 32 floats of shared scratch, used
  * once per block. */
 #define NORM_THREADS 128
 __device__ __forceinline__ float row_sumsq(const float *xr, int64_t d, float *sh)
