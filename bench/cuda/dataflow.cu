@@ -164,6 +164,42 @@ __device__ __forceinline__ void dot_row(const uint8_t *row, int lane, const int 
     if (lane == 0) *o = f;
 }
 
+/* the small op's pieces, shared by small_op and small_local: a thread's
+ * sum of squares to red[its warp] (after the warp's shuffles), the scale
+ * from the warps' sums (after a barrier), and one word of four codes */
+template <int E>
+__device__ __forceinline__ void warp_sumsq(const float (&v)[E], int tid, float *red)
+{
+    float ss = 0;
+#pragma unroll
+    for (int j = 0; j < E; j++)
+        ss += v[j] * v[j];
+    for (int s = 16; s > 0; s >>= 1)
+        ss += __shfl_xor_sync(0xffffffffu, ss, s);
+    if (tid % 32 == 0) red[tid / 32] = ss;
+}
+
+__device__ __forceinline__ float codes_scale(const float *red, int n)
+{
+    float t = 0;
+    for (int w = 0; w < CONSUMERS; w++)
+        t += red[w];
+    return rsqrtf(t / n + 1e-6f) * 16.0f;
+}
+
+__device__ __forceinline__ int code_word(float f0, float f1, float f2, float f3, float r)
+{
+    const float f[4] = {f0, f1, f2, f3};
+    uint32_t word = 0;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        int q = __float2int_rn(f[k] * r);
+        q = q > 127 ? 127 : q < -127 ? -127 : q;
+        word |= ((uint32_t)q & 0xffu) << (8 * k);
+    }
+    return (int)word;
+}
+
 /* the small op: the first n <= SMALL_IN floats of in -> ACT_WORDS words of
  * codes in act (CONSUMERS·32 threads, each phase's loads issued at once;
  * red: CONSUMERS floats) */
@@ -176,13 +212,7 @@ __device__ __forceinline__ void small_op(const float *in, int n, int *act, int t
         const int i = tid + j * CONSUMERS * 32;
         v[j] = i < n ? __ldcg(in + i) : 0.0f;
     }
-    float ss = 0;
-#pragma unroll
-    for (int j = 0; j < E; j++)
-        ss += v[j] * v[j];
-    for (int s = 16; s > 0; s >>= 1)
-        ss += __shfl_xor_sync(0xffffffffu, ss, s);
-    if (tid % 32 == 0) red[tid / 32] = ss;
+    warp_sumsq(v, tid, red);
     float f[W][4];
 #pragma unroll
     for (int j = 0; j < W; j++)
@@ -190,21 +220,10 @@ __device__ __forceinline__ void small_op(const float *in, int n, int *act, int t
         for (int k = 0; k < 4; k++)
             f[j][k] = __ldcg(in + (4 * (tid + j * CONSUMERS * 32) + k) % n);
     consumers_sync();
-    float t = 0;
-    for (int w = 0; w < CONSUMERS; w++)
-        t += red[w];
-    const float r = rsqrtf(t / n + 1e-6f) * 16.0f;
+    const float r = codes_scale(red, n);
 #pragma unroll
-    for (int j = 0; j < W; j++) {
-        uint32_t word = 0;
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            int q = __float2int_rn(f[j][k] * r);
-            q = q > 127 ? 127 : q < -127 ? -127 : q;
-            word |= ((uint32_t)q & 0xffu) << (8 * k);
-        }
-        act[tid + j * CONSUMERS * 32] = (int)word;
-    }
+    for (int j = 0; j < W; j++)
+        act[tid + j * CONSUMERS * 32] = code_word(f[j][0], f[j][1], f[j][2], f[j][3], r);
     consumers_sync(); /* red reused */
 }
 
@@ -223,30 +242,15 @@ __device__ __forceinline__ void small_local(const float *in, int n, float *sh, f
         v[j] = i < n ? __ldca(in + i) : 0.0f;
         sh[i] = v[j];
     }
-    float ss = 0;
-#pragma unroll
-    for (int j = 0; j < E; j++)
-        ss += v[j] * v[j];
-    for (int s = 16; s > 0; s >>= 1)
-        ss += __shfl_xor_sync(0xffffffffu, ss, s);
-    if (tid % 32 == 0) red[tid / 32] = ss;
+    warp_sumsq(v, tid, red);
     consumers_sync();
-    float t = 0;
-    for (int w = 0; w < CONSUMERS; w++)
-        t += red[w];
-    const float r = rsqrtf(t / n + 1e-6f) * 16.0f;
+    const float r = codes_scale(red, n);
     int *codes = (int *)(sh + SMALL_IN);
 #pragma unroll
     for (int j = 0; j < W; j++) {
         const int i = tid + j * CONSUMERS * 32;
-        uint32_t word = 0;
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            int q = __float2int_rn(sh[(4 * i + k) % n] * r);
-            q = q > 127 ? 127 : q < -127 ? -127 : q;
-            word |= ((uint32_t)q & 0xffu) << (8 * k);
-        }
-        codes[i] = (int)word;
+        codes[i] = code_word(sh[(4 * i) % n], sh[(4 * i + 1) % n], sh[(4 * i + 2) % n],
+                             sh[(4 * i + 3) % n], r);
     }
     consumers_sync();
     const int4 *c4 = (const int4 *)codes + 4 * (tid % 32);

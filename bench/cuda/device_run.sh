@@ -363,9 +363,12 @@ PY
     # the weight bytes a decode step reads (the roofline's): every tensor but
     # token_embd where the file has an output.weight (a step reads one
     # embedding row then; a tied table is the LM head and is read whole)
-    $B/realm inspect $f | awk -v f=$f '$1 ~ /^[0-9]+$/ && NF >= 6 { b = $(NF - 1); s += b
+    # (0 where inspect fails, its error on stderr: the model keeps its row, with no
+    # share rather than a wrong one)
+    $B/realm inspect $f > /tmp/inspect.txt || : > /tmp/inspect.txt
+    awk -v f=$f '$1 ~ /^[0-9]+$/ && NF >= 6 { b = $(NF - 1); s += b
         if ($2 == "token_embd.weight") e = b; if ($2 == "output.weight") o = 1 }
-        END { print "model bytes", s - (o ? e : 0), f }'
+        END { n = s > 0 ? s - (o ? e : 0) : 0; print "model bytes", n, f }' /tmp/inspect.txt
     timeout 240 $B/realm_bench_cuda $f --device cuda --steps 64 2>&1 | tail -4 | tee $OUT/bench_default.txt
     echo "tile kernel up to 512 rows: $(REALM_CUDA_MMQ_ROWS=512 REALM_CUDA_MMQ_SB_ROWS=512 timeout 240 $B/realm_bench_cuda $f --device cuda --steps 64 2>&1 | grep -oE 'prefill[0-9]+_tok_s=[0-9.]+' | tr '\n' ' ')"
     [ "$PHASE" = quick ] &&

@@ -492,7 +492,8 @@ static bool launch_mms_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, cons
     int32_t sb, sg, ns;
     if (!mms_fit<T>(c, w, &sb, &sg, &ns) || !mms_same_fit<T>(c, ops, 1, n_set, sb, sg, ns))
         return false;
-    if (NR == 1 && realm__cuda_mmv_ring(c, ops, n_set, n_set, aq, ad, as, resid, NULL, NULL)) return true;
+    if (NR == 1 && realm__cuda_mmv_ring(c, ops, n_set, n_set, aq, ad, as, resid, NULL, NULL))
+        return true;
     const mms_set set = mms_set_of(ops, n_set);
     dim3 grid(set.blk_end[MMS_SET - 1], (unsigned)((ops[0].n + NR - 1) / NR));
     size_t rb = realm_type_row_size(w->type, w->ne0);
@@ -507,7 +508,8 @@ template <int T0, int T1, int NR>
 static bool launch_mms2_t(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
                           const int8_t *aq, const float *ad, const float *as)
 {
-    if (NR == 1 && realm__cuda_mmv_ring(c, ops, n_set, first1, aq, ad, as, NULL, NULL, NULL)) return true;
+    if (NR == 1 && realm__cuda_mmv_ring(c, ops, n_set, first1, aq, ad, as, NULL, NULL, NULL))
+        return true;
     const realm_weight *w0 = &ops[0].w, *w1 = &ops[first1].w;
     mms_geom g0, g1;
     if (!mms_fit<T0>(c, w0, &g0.slab_bytes, &g0.slab_groups, &g0.n_slabs) ||

@@ -276,12 +276,8 @@ __device__ __forceinline__ void ring_norm(const cuda_norm_in &nrm, const ring_no
     float ss = 0.0f;
     if (tid < NORM_THREADS) {
 #pragma unroll
-        for (int j = 0; j < D / 4 / NORM_THREADS; j++) {
-            ss = fmaf(xs[j].x, xs[j].x, ss);
-            ss = fmaf(xs[j].y, xs[j].y, ss);
-            ss = fmaf(xs[j].z, xs[j].z, ss);
-            ss = fmaf(xs[j].w, xs[j].w, ss);
-        }
+        for (int j = 0; j < D / 4 / NORM_THREADS; j++)
+            ss = sumsq4(xs[j], ss);
         for (int o = 16; o > 0; o >>= 1)
             ss += __shfl_xor_sync(0xffffffffu, ss, o);
         if (lane == 0) red[warp] = ss;
@@ -473,8 +469,7 @@ static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, in
     cuda__launch_pdl(c, kernel, dim3((unsigned)(tiles < res ? tiles : res)),
                      dim3((RING_ROWS + 1) * 32), shm, set, first1 < n_set ? first1 : MMS_SET, rb0,
                      rb1, (int32_t)(ne0 / 32 / SPLIT), aq, ad, as, resid, (int32_t)stages,
-                     (int32_t)early, rope ? *rope : cuda_rope_kv{},
-                     norm ? *norm : cuda_norm_in{});
+                     (int32_t)early, rope ? *rope : cuda_rope_kv{}, norm ? *norm : cuda_norm_in{});
     return true;
 }
 

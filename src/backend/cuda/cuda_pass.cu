@@ -75,8 +75,8 @@ static int issue_at(cuda_ctx *c, const struct cuda_op *ops, int32_t i, int32_t n
         if (nx && nx->kind == CUDA_OP_MATMUL) {
             const int k = realm__cuda_issue_norm_set(c, op, nx, n_ops - i - 1);
             if (k > 0) return 1 + k;
+            if (realm__cuda_issue_rmsnorm_quant(c, op, nx)) break;
         }
-        if (nx && nx->kind == CUDA_OP_MATMUL && realm__cuda_issue_rmsnorm_quant(c, op, nx)) break;
         realm__cuda_issue_rmsnorm(c, op);
         break;
     case CUDA_OP_MATMUL:
@@ -145,10 +145,9 @@ static void issue_all(cuda_ctx *c)
     for (int32_t i = 0, n = seg_n(c); i < n;) {
         const int k = issue_at(c, ops, i, n);
         /* after a matmul (or an rmsnorm issued with the set after it) */
-        const struct cuda_op *mm = ops[i].kind == CUDA_OP_MATMUL ? &ops[i]
-                                   : k > 1 && ops[i + 1].kind == CUDA_OP_MATMUL ? &ops[i + 1]
-                                                                                : NULL;
-        if (c->l2pf_bytes > 0 && mm && mm->n <= c->l2pf_max_rows)
+        const struct cuda_op *mm = &ops[i];
+        if (mm->kind != CUDA_OP_MATMUL && k > 1) mm = &ops[i + 1];
+        if (c->l2pf_bytes > 0 && mm->kind == CUDA_OP_MATMUL && mm->n <= c->l2pf_max_rows)
             realm__cuda_issue_l2_prefetch(c, ops + i + k, n - i - k);
         i += k;
     }

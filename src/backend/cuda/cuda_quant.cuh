@@ -391,19 +391,24 @@ template <int N> __device__ __forceinline__ void cp_async_wait(void)
  * sum. sh: NORM_THREADS / 32 floats of shared scratch, used
  * once per block. */
 #define NORM_THREADS 128
+
+/* ss + Σ of v's four squares, in row_sumsq's order */
+__device__ __forceinline__ float sumsq4(const float4 &v, float ss)
+{
+    ss = fmaf(v.x, v.x, ss);
+    ss = fmaf(v.y, v.y, ss);
+    ss = fmaf(v.z, v.z, ss);
+    return fmaf(v.w, v.w, ss);
+}
+
 __device__ __forceinline__ float row_sumsq(const float *xr, int64_t d, float *sh)
 {
     float ss = 0.0f;
     if (d % 4 == 0 && (uintptr_t)xr % 16 == 0) {
         const float4 *x4 = (const float4 *)xr;
 #pragma unroll 8
-        for (int64_t i = threadIdx.x; i < d / 4; i += NORM_THREADS) {
-            const float4 v = x4[i];
-            ss = fmaf(v.x, v.x, ss);
-            ss = fmaf(v.y, v.y, ss);
-            ss = fmaf(v.z, v.z, ss);
-            ss = fmaf(v.w, v.w, ss);
-        }
+        for (int64_t i = threadIdx.x; i < d / 4; i += NORM_THREADS)
+            ss = sumsq4(x4[i], ss);
     } else {
         for (int64_t i = threadIdx.x; i < d; i += NORM_THREADS)
             ss = fmaf(xr[i], xr[i], ss);
