@@ -4,6 +4,13 @@
 # CPU backend (tables), then speed on synth models (Llama-3-8B shape Q4_K_M and
 # Q8_0, Llama-3.2-1B Q4_K_M) and, when a trimmed llama.cpp source tarball is
 # carried in .llama/, the same models through llama-bench for comparison.
+# That tarball (8 MB; git-ignored, for the device tool's carry) is the
+# llama-cpp-python sdist's vendor tree without its models, docs and other
+# backends:
+#   pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /tmp/lc &&
+#   tar xzf /tmp/lc/llama_cpp_python-0.3.36.tar.gz -C /tmp/lc && cd /tmp/lc/llama_cpp_python-0.3.36/vendor &&
+#   rm -rf llama.cpp/{models,docs,benches,tools/ui} llama.cpp/ggml/src/ggml-{vulkan,sycl,opencl,cann,metal} &&
+#   mkdir -p llama.cpp/models && mkdir -p $REPO/.llama && tar czf $REPO/.llama/llama.tgz llama.cpp
 #   usage: bench/cuda/device_run.sh [correct|speed|all|quick|profile|ab|ops|bench|sanitize|timeline] [--no-llama]
 # The speed table of an all/speed run (ratios, roofline shares): keep the
 # whole output (`device_run.sh all > $OUT/all.log 2>&1`; a call's output tail
