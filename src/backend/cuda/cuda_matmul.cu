@@ -407,7 +407,7 @@ static int norm_set_of(const cuda_ctx *c, const struct cuda_op *norm, const stru
 {
     const struct cuda_op *op = &ops[0];
     if (!c->ring_norm || !c->mmv_set || c->mmv_plain || op->kind != CUDA_OP_MATMUL || op->n != 1 ||
-        norm->n != 1 || norm->out != op->x || norm->x == norm->out || norm->w.ne0 != op->w.ne0 ||
+        norm->n != 1 || norm->out != op->x || norm->w.ne0 != op->w.ne0 ||
         act_kind_of(op->w.type) != ACT_Q8_K || takes_mmq(c, op) || !takes_small_path(c, op))
         return 0;
     const int k = set_extent(c, ops, n_ops, false, first1);
@@ -417,6 +417,7 @@ static int norm_set_of(const cuda_ctx *c, const struct cuda_op *norm, const stru
     *nrm = (struct cuda_norm_in){(const float *)norm->x, (const float *)norm->w.data,
                                  (float *)norm->out, norm->f0};
     *rope = set_rope(c, ops, k, n_ops, false, rkv);
+    /* the ring's own conditions: widths, types, alignment, no rmsnorm in place */
     if (!realm__cuda_ring_takes(c, ops, k, *first1 ? *first1 : k, *rope ? rkv : NULL, nrm))
         return 0;
     return k;
