@@ -98,12 +98,15 @@ prep() {
   fi
   grep -q 'cmake/cuda.cmake' $d/CMakeLists.txt ||
     sed -i '/^target_link_libraries(realm_core PUBLIC/a include(${CMAKE_SOURCE_DIR}/cmake/cuda.cmake)' $d/CMakeLists.txt
-  # The GPU machine lacks libwebsockets/sqlite: drop the server and tenants
-  # modules where the committed tree has them (the CUDA backend needs neither).
-  sed -i -E '/^set\(REALM_MODULES /{s/ tenants//; s/ server//}; /pkg_check_modules\((SQLITE3|LWS) /d; s/ PkgConfig::(LWS|SQLITE3)//g' $d/CMakeLists.txt
-  for c in tenant serve; do
-    [ -f $d/src/cli/cmd_$c.c ] && printf 'int realm_cmd_%s(int argc, char **argv);\nint realm_cmd_%s(int argc, char **argv) { (void)argc; (void)argv; return 2; }\n' $c $c > $d/src/cli/cmd_$c.c
-  done
+  # The GPU machine lacks libwebsockets/sqlite: unless their .debs came in
+  # .debs/ (the serve phase's list above), drop the server and tenants
+  # modules (the CUDA backend needs neither).
+  if ! pkg-config --exists libwebsockets sqlite3; then
+    sed -i -E '/^set\(REALM_MODULES /{s/ tenants//; s/ server//}; /pkg_check_modules\((SQLITE3|LWS) /d; s/ PkgConfig::(LWS|SQLITE3)//g' $d/CMakeLists.txt
+    for c in tenant serve; do
+      [ -f $d/src/cli/cmd_$c.c ] && printf 'int realm_cmd_%s(int argc, char **argv);\nint realm_cmd_%s(int argc, char **argv) { (void)argc; (void)argv; return 2; }\n' $c $c > $d/src/cli/cmd_$c.c
+    done
+  fi
   cmake -S $d -B $d/build-cuda-dev -G Ninja -DCMAKE_BUILD_TYPE=Release > /tmp/realm-cfg.log 2>&1 || { tail -30 /tmp/realm-cfg.log; exit 1; }
 }
 SRC=/tmp/realm-src
@@ -178,6 +181,54 @@ if [ "$PHASE" = timeline ]; then
       python3 $ROOT/bench/cuda/timeline.py $OUT/tl_$tag.csv
     done
   done
+  echo "total: $(( $(date +%s) - t0 )) s"; exit 0
+fi
+
+# serve: Realm's own front end on the GPU. The engine's tests with the CUDA
+# backend under them (REALM_TEST_BACKEND=cuda: mixed prompt-chunk and decode
+# batches, block tables, prefix hits, preemption, cancellation under threads,
+# each against the same backend's solo run), the engine's throughput (realm
+# engine-bench --device cuda on the models of $SERVE_BENCH, default the 1B and
+# 8B Q4_K_M), then `realm serve --device cuda` checked from an OpenAI client
+# (tests/cuda/serve_check.py: Paris, SSE, 32 concurrent requests, a clean
+# drain) on the default model, and the same with --device cpu for comparison.
+# Needs the server's .debs (libwebsockets-dev libwebsockets17 libsqlite3-dev
+# libsqlite3-0 libssl-dev libcap-dev libcap2 zlib1g-dev, `apt-get download`ed
+# into .debs/ beside the others) and the default model, which is over the
+# carry's 64 MiB with the rest: it travels in two calls back to back (the
+# machine keeps ignored paths while warm), `split -n 2` of the GGUF as
+# .model1/part and .model2/part, each call carrying one; the phase joins them
+# and checks the sha256 of scripts/lib.sh. Without both halves the serve
+# checks are skipped and say so.
+if [ "$PHASE" = serve ]; then
+  ninja -C $B -j $J test_engine test_engine_stress > /tmp/realm-build2.log 2>&1 || { grep -E "error" -A3 /tmp/realm-build2.log | head -40; exit 1; }
+  export REALM_CUDA_MEM_MB=${REALM_CUDA_MEM_MB:-16384}
+  for t in test_engine test_engine_stress; do
+    REALM_TEST_BACKEND=cuda timeout 300 $B/tests/$t > $OUT/serve_$t.txt 2>&1
+    echo "$t on cuda: rc=$? $(grep -E '^\[  (PASSED|FAILED) \]' $OUT/serve_$t.txt | tr '\n' ' ')"
+    grep -E "FAILED|Failure|error" $OUT/serve_$t.txt | head -10
+  done
+  mkdir -p /tmp/models
+  for spec in ${SERVE_BENCH:-llama-3.2-1b:q4_k_m llama-3-8b:q4_k_m}; do
+    sh=${spec%%:*} ty=${spec##*:}; f=/tmp/models/$sh-$ty.gguf
+    [ -f $f ] || $B/realm synth --arch $sh --type $ty -o $f > /dev/null || exit 1
+    REALM_CUDA_MEM_MB= timeout 300 $B/realm engine-bench $f --device cuda --conc ${SERVE_CONC:-1,8,32,64} \
+      --prompt 128 --gen 128 --shared 96 --budget 512 2>&1 | tail -n 12
+  done
+  M=/tmp/models/SmolLM2-135M-Instruct.Q4_1.gguf
+  [ -f $ROOT/.model1/part ] && [ -f $ROOT/.model2/part ] && cat $ROOT/.model1/part $ROOT/.model2/part > $M
+  want=$(grep -oE 'REALM_MODEL_SHA256="[0-9a-f]+"' $ROOT/scripts/lib.sh | cut -d'"' -f2)
+  if [ -f $M ] && [ "$(sha256sum $M | cut -d' ' -f1)" = "$want" ]; then
+    if $B/realm serve --help 2>&1 | grep -q "usage: realm serve"; then
+      for dev in cuda cpu; do
+        REALM_CUDA_MEM_MB= timeout 300 python3 $ROOT/tests/cuda/serve_check.py --bin $B/realm --model $M --device $dev
+      done
+    else
+      echo "serve: the server was not built (no libwebsockets/sqlite .debs in .debs/)"
+    fi
+  else
+    echo "serve: the default model's two halves (.model1/part, .model2/part) are not both here: serve checks skipped"
+  fi
   echo "total: $(( $(date +%s) - t0 )) s"; exit 0
 fi
 

@@ -5,7 +5,10 @@
  * of including a backend's header, so no caller needs to know which backends
  * this binary was built with. "cuda" is always listed; in a build without
  * nvcc, or on a machine without a GPU, creating it fails with
- * REALM_E_UNSUPPORTED and a message that says which.
+ * REALM_E_UNSUPPORTED and a message that says which. "auto" is "cuda" where
+ * that can be created and "cpu" where it fails with REALM_E_UNSUPPORTED; any
+ * other failure is returned as is. The backend made says which it is in
+ * be->ops->name.
  */
 #ifndef REALM_BACKEND_REGISTRY_H
 #define REALM_BACKEND_REGISTRY_H

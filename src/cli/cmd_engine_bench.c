@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend/cpu/cpu.h"
+#include "backend/registry.h"
 #include "base/alloc.h"
 #include "cli/commands.h"
 #include "engine/engine.h"
@@ -133,7 +133,7 @@ done:
 static int usage(void)
 {
     fprintf(stderr, "usage: realm engine-bench MODEL.gguf [--conc 1,4,16,64] [--prompt N] [--gen N]"
-                    " [--shared N] [--budget N] [--threads N]\n");
+                    " [--shared N] [--budget N] [--threads N] [--device auto|cpu|cuda]\n");
     return 2;
 }
 
@@ -142,6 +142,7 @@ int realm_cmd_engine_bench(int argc, char **argv)
     const char *path = NULL, *conc_list = "1,4,16,64";
     bench_cfg cfg = {.n_prompt = 64, .n_gen = 32, .n_shared = 48, .budget = 256};
     int threads = 0;
+    const char *device = "auto";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (a[0] != '-' && !path) {
@@ -161,6 +162,8 @@ int realm_cmd_engine_bench(int argc, char **argv)
             cfg.budget = atoi(v);
         else if (!strcmp(a, "--threads"))
             threads = atoi(v);
+        else if (!strcmp(a, "--device"))
+            device = v;
         else
             return usage();
         i++;
@@ -183,16 +186,16 @@ int realm_cmd_engine_bench(int argc, char **argv)
     realm_backend *be = NULL;
     realm_model_t *m = NULL;
     int rc = 1;
-    realm_backend_cpu_params bp = {.n_threads = threads};
+    realm_backend_options bo = {.n_threads = threads};
     int32_t logit_rows = max_conc < 64 ? 64 : max_conc;
     realm_model_params mp = {.max_rows = cfg.budget > logit_rows ? cfg.budget : logit_rows,
                              .max_ctx = cfg.n_prompt + cfg.n_gen,
                              .max_logit_rows = logit_rows};
-    if (realm_gguf_open(path, &g, &err) || realm_backend_cpu_create(&bp, &be, &err) ||
+    if (realm_gguf_open(path, &g, &err) || realm_backend_create(device, &bo, &be, &err) ||
         realm_model_load(g, be, &mp, &m, &err))
         goto done;
-    printf("engine-bench: %s, prompt %d, gen %d, budget %d rows/step, greedy\n", path, cfg.n_prompt,
-           cfg.n_gen, cfg.budget);
+    printf("engine-bench: %s on %s, prompt %d, gen %d, budget %d rows/step, greedy\n", path,
+           be->ops->name, cfg.n_prompt, cfg.n_gen, cfg.budget);
     printf("%6s %8s %10s %8s %11s %8s %10s %10s %6s\n", "conc", "wall_s", "gen_tok/s", "x_conc1",
            "decode_t/s", "x_conc1", "ttft_mean", "ttft_max", "steps");
     double base = 0, base_dec = 0;

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend/cpu/cpu.h"
+#include "backend/registry.h"
 #include "base/alloc.h"
 #include "cli/commands.h"
 #include "engine/sampler.h"
@@ -37,14 +37,14 @@
     "TEXT]\n"                                                                                      \
     "         [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"        \
     "         [--presence-penalty X] [--frequency-penalty X] [--seed S] [--max-ctx N]\n"           \
-    "         [--stop STR]... [--chunk N] [--threads N] [--show-ids]\n"                           \
+    "         [--stop STR]... [--chunk N] [--threads N] [--device auto|cpu|cuda] [--show-ids]\n"   \
     "  without a model: $REALM_MODEL_PATH, else ~/.cache/realm/models/" DEFAULT_MODEL "\n"         \
     "  defaults: -n 256, --temp 0.8, --top-k 40, --top-p 0.95, --seed from the clock\n"
 
 #define DEFAULT_MODEL "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 typedef struct gen_opts {
-    const char *model, *prompt, *system;
+    const char *model, *prompt, *system, *device;
     bool chat, show_ids;
     int n_predict, max_ctx, chunk, threads;
     const char *stops[REALM_STOP_MAX]; /* --stop, up to 4 */
@@ -93,6 +93,7 @@ static int parse_args(int argc, char **argv, gen_opts *o)
     o->sp.temperature = 0.8f;
     o->sp.top_k = 40;
     o->sp.top_p = 0.95f;
+    o->device = "auto";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         bool ok = true;
@@ -135,6 +136,8 @@ static int parse_args(int argc, char **argv, gen_opts *o)
             ok = parse_int(v, 1, 4096, &o->chunk);
         else if (!strcmp(a, "--threads"))
             ok = parse_int(v, 0, 1024, &o->threads);
+        else if (!strcmp(a, "--device"))
+            o->device = v;
         else if (!strcmp(a, "--temp"))
             ok = parse_float(v, &o->sp.temperature);
         else if (!strcmp(a, "--top-k"))
@@ -288,9 +291,9 @@ static int run(const gen_opts *o)
     realm_error err = {0};
     int rc = 1;
     double t_start = now_s();
-    realm_backend_cpu_params bp = {.n_threads = o->threads};
+    realm_backend_options bo = {.n_threads = o->threads};
     if (realm_gguf_open(o->model, &s.g, &err) || realm_tokenizer_init_gguf(s.g, &s.tok, &err) ||
-        realm_backend_cpu_create(&bp, &s.be, &err))
+        realm_backend_create(o->device, &bo, &s.be, &err))
         goto done;
     double t_tok = now_s();
     if (tokenize_prompt(o, s.g, s.tok, &s.prompt, &err)) goto done;
@@ -419,11 +422,11 @@ static int run(const gen_opts *o)
     fprintf(stderr,
             "\nrealm generate: prompt %d tokens in %.3f s (%.1f tok/s); generated %d tokens, "
             "%d decode steps in %.3f s (%.1f tok/s); time to first token %.3f s; load %.3f s; "
-            "stop: %s; seed %llu\n",
+            "stop: %s; seed %llu; backend %s\n",
             n_prompt, pp_s, pp_s > 0 ? n_prompt / pp_s : 0.0, s.n_gen, n_decode, t_decode,
             t_decode > 0 ? n_decode / t_decode : 0.0,
             t_first > 0 ? t_first - t_prefill + t_tok : 0.0, t_prefill - t_start - t_tok, stop,
-            (unsigned long long)o->sp.seed);
+            (unsigned long long)o->sp.seed, s.be->ops->name);
     if (o->show_ids) {
         fprintf(stderr, "prompt_tokens: %d\nids: ", n_prompt);
         for (int32_t i = 0; i < s.n_gen; i++)

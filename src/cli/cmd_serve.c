@@ -14,14 +14,18 @@
 #include "server/server.h"
 
 #define USAGE                                                                                      \
-    "usage: realm serve [--model PATH] --db PATH [--host 127.0.0.1] [--port 8080]\n"              \
-    "         [--threads N] [--workers N] [--admin-key-env VAR] [--model-name NAME]\n"            \
-    "         [--max-ctx N] [--max-running N] [--max-queued N] [--kv-tokens N]\n"                 \
+    "usage: realm serve [--model PATH] --db PATH [--host 127.0.0.1] [--port 8080]\n"               \
+    "         [--device auto|cpu|cuda] [--gpu-mem-mb N] [--threads N] [--workers N]\n"             \
+    "         [--admin-key-env VAR] [--model-name NAME]\n"                                         \
+    "         [--max-ctx N] [--max-running N] [--max-queued N] [--kv-tokens N]\n"                  \
     "         [--max-body-bytes N] [--drain-timeout-ms N]\n"                                       \
     "  --port 0 picks a free port; the chosen one is printed on stdout.\n"                         \
-    "  --admin-key-env VAR: the admin API key is read from $VAR (default REALM_ADMIN_KEY;\n"      \
+    "  --device auto (default): the GPU where one is present, else the CPU.\n"                     \
+    "  --gpu-mem-mb: device memory reserved at start-up (default 90% of what is free).\n"          \
+    "  --admin-key-env VAR: the admin API key is read from $VAR (default REALM_ADMIN_KEY;\n"       \
     "    the admin API is off when it is unset).\n"                                                \
-    "  without --model: $REALM_MODEL_PATH, else ~/.cache/realm/models/SmolLM2-135M-Instruct.Q4_1.gguf\n"
+    "  without --model: $REALM_MODEL_PATH, else "                                                  \
+    "~/.cache/realm/models/SmolLM2-135M-Instruct.Q4_1.gguf\n"
 
 static bool parse_int(const char *s, long lo, long hi, int32_t *out)
 {
@@ -39,7 +43,7 @@ int realm_cmd_serve(int argc, char **argv)
     realm_server_opts_default(&o);
     const char *admin_env = "REALM_ADMIN_KEY";
     static char default_model[1024];
-    int32_t port = o.port, threads = 0, workers = 0;
+    int32_t port = o.port, threads = 0, workers = 0, gpu_mem_mb = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -54,6 +58,10 @@ int realm_cmd_serve(int argc, char **argv)
         if (!strcmp(a, "--model") || !strcmp(a, "-m")) o.model_path = v;
         else if (!strcmp(a, "--db")) o.db_path = v;
         else if (!strcmp(a, "--host")) o.host = v;
+        else if (!strcmp(a, "--device"))
+            o.device = v;
+        else if (!strcmp(a, "--gpu-mem-mb"))
+            ok = parse_int(v, 1, 1 << 30, &gpu_mem_mb);
         else if (!strcmp(a, "--model-name")) o.model_name = v;
         else if (!strcmp(a, "--admin-key-env")) admin_env = v;
         else if (!strcmp(a, "--port")) ok = parse_int(v, 0, 65535, &port);
@@ -78,6 +86,7 @@ int realm_cmd_serve(int argc, char **argv)
     o.port = port;
     o.threads = threads;
     o.workers = workers;
+    o.gpu_mem_bytes = (size_t)gpu_mem_mb << 20;
     if (!o.db_path) {
         fprintf(stderr, "realm serve: --db PATH is required (create tenants with `realm tenant`)\n%s", USAGE);
         return 2;

@@ -19,7 +19,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "backend/cpu/cpu.h"
+#include "backend/registry.h"
 #include "base/log.h"
 #include "gguf/gguf.h"
 #include "model/model.h"
@@ -335,10 +335,12 @@ static void on_signal(int sig)
 static realm_status load_model(srv_server *s, realm_error *err)
 {
     const realm_server_opts *o = &s->opts;
-    realm_backend_cpu_params bp = {.n_threads = o->threads};
-    if (realm_gguf_open(o->model_path, &s->g, err) || realm_tokenizer_init_gguf(s->g, &s->tok, err) ||
-        realm_backend_cpu_create(&bp, &s->be, err))
+    realm_backend_options bo = {.n_threads = o->threads, .mem_budget_bytes = o->gpu_mem_bytes};
+    if (realm_gguf_open(o->model_path, &s->g, err) ||
+        realm_tokenizer_init_gguf(s->g, &s->tok, err) ||
+        realm_backend_create(o->device ? o->device : "auto", &bo, &s->be, err))
         return err->status;
+    realm_log(REALM_LOG_INFO, "serve: backend %s", s->be->ops->name);
     realm_gguf_str tmpl = {0};
     (void)realm_gguf_get_str(s->g, "tokenizer.chat_template", &tmpl, NULL);
     char names[2][128] = {{0}};

@@ -23,6 +23,7 @@
 #ifndef REALM_SERVER_SERVER_H
 #define REALM_SERVER_SERVER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/status.h"
@@ -33,7 +34,9 @@ typedef struct realm_server_opts {
     const char *db_path;    /* tenants database (tenants/tenants.h) */
     const char *host;       /* listen address */
     int port;               /* 0: any free port (printed on stdout) */
-    int threads;            /* compute threads of the backend; 0: all cores */
+    const char *device;     /* backend (backend/registry.h): cpu, cuda, auto; NULL: auto */
+    size_t gpu_mem_bytes;   /* cuda: device memory reserved at start-up; 0: the backend's default */
+    int threads;            /* compute threads of the CPU backend; 0: all cores */
     int workers;            /* parse/tokenize/ledger threads; 0: 2 */
     const char *admin_key;  /* enables the admin API when non-NULL */
     int32_t max_ctx;        /* longest sequence; 0: min(model, 2048) */

@@ -1,7 +1,16 @@
 /* Shared by the engine tests: a tiny random model written into a temp dir, a
  * solo greedy oracle that runs the model directly (model/kv_cache.h, one
  * sequence, whole-prompt prefill then one token at a time), and a token
- * collector for engine callbacks. */
+ * collector for engine callbacks.
+ *
+ * The backend is the CPU's unless $REALM_TEST_BACKEND names another
+ * (backend/registry.h): bench/cuda/device_run.sh runs these tests with
+ * "cuda" on the GPU machine, so the engine's batches (mixed prompt chunks and
+ * decode rows, block tables, prefix hits, preemption) run on the GPU against
+ * the same backend's solo oracle. There, a row's bits may depend on the batch
+ * around it (the matmul and attention paths depend on the row count), so only
+ * the f32 model is exact enough for equal greedy tokens: its rows differ by
+ * float summation order alone. */
 #ifndef REALM_TESTS_ENGINE_FIXTURE_H
 #define REALM_TESTS_ENGINE_FIXTURE_H
 
@@ -16,7 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backend/cpu/cpu.h"
+#include "backend/registry.h"
 #include "base/alloc.h"
 #include "engine/engine.h"
 #include "model/kv_cache.h"
@@ -47,8 +56,9 @@ static int fx_setup(void **state)
         .shape = "tiny", .scheme = FX_SCHEME, .out_path = fx_path, .seed = 11, .n_threads = 1};
     realm_error err = {0};
     if (realm_synth_write(&o, &err) || realm_gguf_open(fx_path, &fx_g, &err)) goto fail;
-    realm_backend_cpu_params bp = {.n_threads = 1};
-    if (realm_backend_cpu_create(&bp, &fx_be, &err)) goto fail;
+    const char *backend = getenv("REALM_TEST_BACKEND");
+    realm_backend_options bo = {.n_threads = 1};
+    if (realm_backend_create(backend && *backend ? backend : "cpu", &bo, &fx_be, &err)) goto fail;
     realm_model_params mp = {
         .max_rows = FX_MAX_ROWS, .max_ctx = FX_MAX_CTX, .max_logit_rows = FX_MAX_LOGITS};
     if (realm_model_load(fx_g, fx_be, &mp, &fx_m, &err)) goto fail;
