@@ -122,6 +122,8 @@ cd $SRC
 ninja -C build-cuda-dev -j $J realm test_cuda_ops test_cuda_model realm_bench_cuda > /tmp/realm-build.log 2>&1 || { grep -E "error" -A3 /tmp/realm-build.log | head -60; exit 1; }
 echo "realm build: $(( $(date +%s) - t0 )) s"
 B=build-cuda-dev
+# build: only that (for a call's own commands after it, in /tmp/realm-src)
+[ "$PHASE" = build ] && exit 0
 
 # bench: no tests; realm_bench_cuda on the 8B Q4_K_M and Q8_0 (or the
 # shape:scheme models of $BENCH_MODELS, e.g. "llama-3.2-1b:q4_k_m") with each
