@@ -30,6 +30,8 @@ static double now_s(void)
 typedef struct bench_req {
     double t_submit, t_first, t_done;
     int32_t n;
+    realm_engine_finish finish;
+    char error[128]; /* FINISH_ERROR's message */
 } bench_req;
 
 static void on_event(void *user, const realm_engine_event *ev)
@@ -37,7 +39,11 @@ static void on_event(void *user, const realm_engine_event *ev)
     bench_req *r = user;
     double t = now_s();
     if (ev->token >= 0 && r->n++ == 0) r->t_first = t;
-    if (ev->finish != REALM_ENGINE_FINISH_NONE) r->t_done = t;
+    if (ev->finish != REALM_ENGINE_FINISH_NONE) {
+        r->t_done = t;
+        r->finish = ev->finish;
+        if (ev->error) snprintf(r->error, sizeof r->error, "%s", ev->error);
+    }
 }
 
 typedef struct bench_cfg {
@@ -110,6 +116,16 @@ static int run_one(realm_model_t *m, const bench_cfg *cfg, int conc, bool shared
         }
     }
     double t1 = now_s();
+    /* every request must have run to its length: a figure over failed ones means nothing */
+    for (int i = 0; i < conc + (int)shared; i++)
+        if (rs[i].finish != REALM_ENGINE_FINISH_LENGTH || rs[i].n != cfg->n_gen) {
+            realm_error_set(err, REALM_E_INTERNAL,
+                            "request %d ended after %d of %d tokens (%s%s%s)", i, rs[i].n,
+                            cfg->n_gen,
+                            rs[i].finish == REALM_ENGINE_FINISH_ERROR ? "error" : "not by length",
+                            rs[i].error[0] ? ": " : "", rs[i].error);
+            goto done;
+        }
     realm_engine_stats s1 = realm_engine_stats_get(e);
     *out = (bench_result){.wall_s = t1 - t0,
                           .tok_s = (double)conc * cfg->n_gen / (t1 - t0),

@@ -315,6 +315,16 @@ static bool cu_supports(const realm_backend *be, realm_type type)
     return realm__cuda_type_ok(type);
 }
 
+/* Forget every captured graph (the next pass of each shape captures anew). */
+static void graphs_drop(cuda_ctx *c)
+{
+    for (int i = 0; i < CUDA_GRAPH_CACHE; i++) {
+        if (c->graphs[i].exec) cudaGraphExecDestroy(c->graphs[i].exec);
+        realm_free(c->graphs[i].ops);
+        c->graphs[i] = (struct cuda_graph_entry){};
+    }
+}
+
 static void free_scratch(cuda_ctx *c)
 {
     dev_free(c, c->act_q, c->act_q_bytes);
@@ -345,10 +355,7 @@ static void cu_destroy(realm_backend *be)
     if (c->ev_join) cudaEventDestroy(c->ev_join);
     if (c->ev_pf) cudaEventDestroy(c->ev_pf);
     if (c->copy_stream) cudaStreamDestroy(c->copy_stream);
-    for (int i = 0; i < CUDA_GRAPH_CACHE; i++) {
-        if (c->graphs[i].exec) cudaGraphExecDestroy(c->graphs[i].exec);
-        realm_free(c->graphs[i].ops);
-    }
+    graphs_drop(c);
     free_scratch(c);
     if (c->cublas) cublasDestroy(c->cublas);
     if (c->stream) cudaStreamDestroy(c->stream);
@@ -526,9 +533,16 @@ static void *cu_host_alloc(realm_backend *be, size_t size_bytes)
     return p;
 }
 
+/* A graph whose pass downloaded into p is bound to p's page-locked
+ * allocation: replaying it after cudaFreeHost crashed in cuGraphLaunch once
+ * a new allocation came back at the same address (its ops then compare
+ * equal). So every graph goes with it; host buffers are freed only when an
+ * engine or a caller's logits go, not per pass. */
 static void cu_host_free(realm_backend *be, void *p)
 {
-    (void)be;
+    cuda_ctx *c = cuda__ctx(be);
+    realm__cuda_flush(c);
+    graphs_drop(c);
     cudaFreeHost(p);
 }
 
