@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "base/alloc.h"
+#include "base/parallel.h"
 #include "engine/engine_impl.h"
 
 static realm_engine_params resolve(const realm_model_t *m, const realm_engine_params *in)
@@ -24,6 +25,7 @@ static realm_engine_params resolve(const realm_model_t *m, const realm_engine_pa
         p.vtc_w_in = 1;
         p.vtc_w_out = 2;
     }
+    if (p.sample_threads <= 0) p.sample_threads = realm_cpu_count() < 8 ? realm_cpu_count() : 8;
     int32_t per_seq = (mp.max_ctx + p.block_size - 1) / p.block_size;
     if (p.n_kv_blocks <= 0) p.n_kv_blocks = per_seq * p.max_running;
     return p;
@@ -81,12 +83,17 @@ realm_status realm_engine_create(realm_model_t *m, const realm_engine_params *pa
     e->b_chunk = realm_calloc(nr, sizeof *e->b_chunk);
     e->b_scheduled = realm_calloc(ns, sizeof *e->b_scheduled);
     e->logits = realm_model_logits_alloc(e->m, (int32_t)nr);
+    e->b_logit = realm_calloc(nr, sizeof *e->b_logit);
+    e->b_tok = realm_calloc(nr, sizeof *e->b_tok);
+    e->b_err = realm_calloc(nr, sizeof *e->b_err);
     if (!e->seqs || !e->tok_store || !e->blk_store || !e->key_store || !e->tenants || !e->running ||
         !e->scratch || !e->b_token || !e->b_pos || !e->b_seq || !e->b_want || !e->b_seqs ||
-        !e->b_slot || !e->b_chunk || !e->b_scheduled || !e->logits) {
+        !e->b_slot || !e->b_chunk || !e->b_scheduled || !e->logits || !e->b_logit || !e->b_tok ||
+        !e->b_err) {
         st = realm_error_set(err, REALM_E_NOMEM, "engine: out of memory");
         goto fail;
     }
+    if ((st = realm_threadpool_create(e->p.sample_threads, &e->pool, err))) goto fail;
     for (int32_t i = 0; i < e->n_slots; i++) {
         eng_seq *q = &e->seqs[i];
         q->tokens = e->tok_store + (size_t)i * e->max_ctx;
@@ -124,6 +131,10 @@ void realm_engine_free(realm_engine_t *e)
     realm_free(e->b_chunk);
     realm_free(e->b_scheduled);
     realm_model_logits_free(e->m, e->logits);
+    realm_free(e->b_logit);
+    realm_free(e->b_tok);
+    realm_free(e->b_err);
+    realm_threadpool_free(e->pool);
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
     realm_free(e);

@@ -34,9 +34,15 @@
  * Threads: realm_engine_submit, realm_engine_cancel, realm_engine_stats and
  * realm_engine_wait may be called from any thread at any time (one mutex
  * guards the submission inbox, cancel flags and the stats snapshot). Exactly
- * one thread (the engine thread) calls realm_engine_step. Callbacks (on_event,
- * sample) run on the engine thread with no engine lock held, so they may call
- * submit/cancel; they must not call realm_engine_step or realm_engine_free.
+ * one thread (the engine thread) calls realm_engine_step. Callbacks run with
+ * no engine lock held, so they may call submit/cancel; they must not call
+ * realm_engine_step or realm_engine_free. on_event runs on the engine thread.
+ * The token picks of one step (sample hooks, greedy arg-max) run at once on
+ * up to sample_threads threads, the engine thread among them: a row of a
+ * large vocabulary is ~0.5 MB to scan, and on a GPU the picks of 64
+ * sequences took longer than the forward pass that made their logits. So
+ * the hooks of different sequences may run concurrently; one sequence's
+ * hook never runs beside itself or its on_event.
  *
  * Memory: realm_engine_create reserves everything — the KV pool, a slot per
  * sequence the engine can hold (max_running + max_queued), each with room for
@@ -121,6 +127,7 @@ typedef struct realm_engine_params {
     int32_t tenant_max_running; /* default per-tenant cap; <= 0: max_running */
     float vtc_w_in, vtc_w_out;  /* VTC weights; both 0: 1 and 2 */
     bool no_prefix_cache;       /* disable lookups and publishing */
+    int32_t sample_threads;     /* threads picking a step's tokens; <= 0: min(online CPUs, 8) */
 } realm_engine_params;
 
 typedef struct realm_engine_stats {

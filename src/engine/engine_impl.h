@@ -14,6 +14,7 @@
 
 #include <pthread.h>
 
+#include "base/threadpool.h"
 #include "engine/engine.h"
 #include "engine/kv_pages.h"
 
@@ -102,6 +103,10 @@ struct realm_engine {
     int32_t *b_slot, *b_chunk;        /* (p.max_running) slot and rows of each batch sequence */
     bool *b_scheduled;                /* (n_slots) in this step's batch */
     float *logits;                    /* (p.max_running, n_vocab) */
+    int32_t *b_logit;                 /* (p.max_running) its row of logits; -1: none this step */
+    int32_t *b_tok;                   /* (p.max_running) the token it picked */
+    realm_error *b_err;               /* (p.max_running) why the pick failed (status set) */
+    realm_threadpool_t *pool;         /* picks a step's tokens at once (p.sample_threads) */
 };
 
 /* ---- fairness.c ---- */

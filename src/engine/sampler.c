@@ -204,6 +204,31 @@ const realm_sampler_cand *realm_sampler_last_set(const realm_sampler_t *s, int32
     return s->cand + s->set_at;
 }
 
+int32_t realm_argmax_f32(const float *x, int32_t n)
+{
+    /* The maximum in eight independent lanes (no branch carried from one
+     * element to the next, so it vectorizes; NaN fails every comparison and
+     * drops out), then the first index holding it. */
+    enum { L = 8 };
+    float m[L];
+    for (int k = 0; k < L; k++)
+        m[k] = -INFINITY;
+    int32_t i = 0;
+    for (; i + L <= n; i += L)
+        for (int k = 0; k < L; k++)
+            m[k] = x[i + k] > m[k] ? x[i + k] : m[k];
+    for (; i < n; i++)
+        m[0] = x[i] > m[0] ? x[i] : m[0];
+    float best = m[0];
+    for (int k = 1; k < L; k++)
+        best = m[k] > best ? m[k] : best;
+    if (!(best > -INFINITY)) return -1;
+    i = 0;
+    while (x[i] != best)
+        i++;
+    return i;
+}
+
 /* Steps 1-3 of sampler.h: s->work = the logits every later step sees. */
 static realm_status shape_logits(realm_sampler_t *s, const float *logits,
                                  const realm_sampler_ctl *ctl, realm_error *err)
@@ -319,9 +344,7 @@ realm_status realm_sampler_sample(realm_sampler_t *s, const float *logits,
     if (st) return st;
     const float *w = s->work;
     const int32_t n = s->n_vocab;
-    int32_t best = -1;
-    for (int32_t i = 0; i < n; i++)
-        if (w[i] > -INFINITY && (best < 0 || w[i] > w[best])) best = i;
+    int32_t best = realm_argmax_f32(w, n);
     if (best < 0)
         return realm_error_set(err, REALM_E_INVALID, "no token is allowed (all masked or banned)");
     if (s->p.temperature == 0.0f) {

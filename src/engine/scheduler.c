@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "engine/engine_impl.h"
+#include "engine/sampler.h"
 
 static int32_t min_i32(int32_t a, int32_t b)
 {
@@ -268,17 +269,40 @@ static realm_engine_finish finish_reason(const realm_engine_t *e, const eng_seq 
     return REALM_ENGINE_FINISH_NONE;
 }
 
-static int32_t argmax(const float *l, int32_t n)
+/* Step 5 for batch sequence j: its token from its row of logits, into
+ * b_tok[j] (b_err[j] says why not). One task of the step's parallel pick:
+ * reads only its own sequence and row. */
+static void pick(void *ctx, int64_t task, int thread)
 {
-    int32_t best = 0;
-    for (int32_t v = 1; v < n; v++)
-        if (l[v] > l[best]) best = v;
-    return best;
+    (void)thread;
+    realm_engine_t *e = ctx;
+    int32_t j = (int32_t)task;
+    eng_seq *q = &e->seqs[e->b_slot[j]];
+    const float *logits = e->logits + (size_t)e->b_logit[j] * e->n_vocab;
+    realm_error *err = &e->b_err[j];
+    realm_error_clear(err);
+    int32_t tok;
+    if (q->sample) {
+        if (q->sample(q->user, logits, e->n_vocab, &tok, err) != REALM_OK) {
+            if (!err->status)
+                realm_error_set(err, REALM_E_INTERNAL, "engine: the sample hook failed");
+            return;
+        }
+        if (tok < 0 || tok >= e->n_vocab) {
+            realm_error_set(err, REALM_E_RANGE,
+                            "engine: the sample hook returned a token outside the vocabulary");
+            return;
+        }
+    } else if ((tok = realm_argmax_f32(logits, e->n_vocab)) < 0) {
+        realm_error_set(err, REALM_E_INTERNAL, "engine: every logit is NaN or -inf");
+        return;
+    }
+    e->b_tok[j] = tok;
 }
 
-/* Steps 5-6 for batch sequence j whose rows ran; logits points at its row of
- * logits when its last row wanted them. */
-static void advance(realm_engine_t *e, int32_t j, const float *logits)
+/* Steps 5-6 for batch sequence j whose rows ran; picked: its last row had
+ * logits and pick() ran for it. */
+static void advance(realm_engine_t *e, int32_t j, bool picked)
 {
     int32_t s = e->b_slot[j];
     eng_seq *q = &e->seqs[s];
@@ -292,21 +316,12 @@ static void advance(realm_engine_t *e, int32_t j, const float *logits)
         if (q->n_computed / e->block_size > q->n_published)
             q->n_published = q->n_computed / e->block_size;
     }
-    if (!logits) return;
-    int32_t tok;
-    realm_error err = {0};
-    if (q->sample) {
-        if (q->sample(q->user, logits, e->n_vocab, &tok, &err) != REALM_OK) {
-            fail(e, s, err.message);
-            return;
-        }
-        if (tok < 0 || tok >= e->n_vocab) {
-            fail(e, s, "engine: the sample hook returned a token outside the vocabulary");
-            return;
-        }
-    } else {
-        tok = argmax(logits, e->n_vocab);
+    if (!picked) return;
+    if (e->b_err[j].status) {
+        fail(e, s, e->b_err[j].message);
+        return;
     }
+    int32_t tok = e->b_tok[j];
     q->tokens[q->n_tokens++] = tok;
     q->n_generated++;
     e->tenants[q->tenant].vtc += e->p.vtc_w_out;
@@ -315,6 +330,28 @@ static void advance(realm_engine_t *e, int32_t j, const float *logits)
     realm_engine_event ev = event_of(e, s, tok, fin);
     q->on_event(q->user, &ev);
     if (fin != REALM_ENGINE_FINISH_NONE) finish(e, s, NULL);
+}
+
+/* pick() for every batch sequence with logits: the list of them in scratch
+ * (free during the step's tail), tasks over it. */
+typedef struct pick_job {
+    realm_engine_t *e;
+    const int32_t *js;
+} pick_job;
+
+static void pick_listed(void *ctx, int64_t task, int thread)
+{
+    const pick_job *pj = ctx;
+    pick(pj->e, pj->js[task], thread);
+}
+
+static void run_picks(realm_engine_t *e, int32_t n_bs)
+{
+    int32_t *js = e->scratch, n = 0;
+    for (int32_t j = 0; j < n_bs; j++)
+        if (e->b_logit[j] >= 0) js[n++] = j;
+    pick_job pj = {e, js};
+    realm_threadpool_run(e->pool, n, 0, pick_listed, &pj);
 }
 
 static void publish_stats(realm_engine_t *e)
@@ -354,7 +391,15 @@ realm_status realm_engine_step(realm_engine_t *e, int32_t *n_rows_out, realm_err
                      .seqs = e->b_seqs};
     realm_error ferr = {0};
     realm_status st = realm_model_forward(e->m, realm_kv_pages_pool(e->kv), &b, e->logits, &ferr);
+    /* Picks first, all at once (the sequences whose last row had logits, in
+     * row order, are the rows of e->logits), then each sequence advances in
+     * batch order, so events keep their order. */
     int32_t n_logit = 0;
+    for (int32_t j = 0; j < n_bs && !st; j++) {
+        const eng_seq *q = &e->seqs[e->b_slot[j]];
+        e->b_logit[j] = q->n_computed + e->b_chunk[j] == q->n_tokens ? n_logit++ : -1;
+    }
+    if (!st && n_logit > 0) run_picks(e, n_bs);
     for (int32_t j = 0; j < n_bs; j++) {
         int32_t s = e->b_slot[j];
         e->b_scheduled[s] = false;
@@ -362,9 +407,7 @@ realm_status realm_engine_step(realm_engine_t *e, int32_t *n_rows_out, realm_err
             fail(e, s, ferr.message);
             continue;
         }
-        eng_seq *q = &e->seqs[s];
-        bool want = q->n_computed + e->b_chunk[j] == q->n_tokens;
-        advance(e, j, want ? e->logits + (size_t)n_logit++ * e->n_vocab : NULL);
+        advance(e, j, e->b_logit[j] >= 0);
     }
     e->st.steps++;
     e->st.rows += n_rows;
