@@ -7,7 +7,7 @@
  * (tokens / time over the steps that ran no prompt rows), time to first
  * token (submit -> first token event), and both rates relative to C = 1. Then the effect of a
  * shared prefix: C requests whose first --shared tokens are equal (a system prompt) after one
- * warm-up request, with the prefix cache off and on.
+ * warm-up request, with the prefix cache off and on (--shared 0: not run).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -227,16 +227,19 @@ int realm_cmd_engine_bench(int argc, char **argv)
                r.ttft_max_s, (long long)r.steps);
         fflush(stdout);
     }
-    int sc = max_conc < 16 ? max_conc : 16;
-    printf("shared prefix: %d requests, first %d of %d prompt tokens equal, after one warm-up\n",
-           sc, cfg.n_shared, cfg.n_prompt);
-    printf("%14s %10s %12s %11s %12s %10s\n", "prefix_cache", "wall_s", "gen_tok/s", "ttft_mean",
-           "prompt_rows", "hit_blocks");
-    for (int cache = 0; cache < 2; cache++) {
-        bench_result r;
-        if (run_one(m, &cfg, sc, true, cache, &r, &err)) goto done;
-        printf("%14s %10.2f %12.2f %10.3fs %12lld %10lld\n", cache ? "on" : "off", r.wall_s,
-               r.tok_s, r.ttft_mean_s, (long long)r.prompt_rows, (long long)r.hit_blocks);
+    if (cfg.n_shared > 0) { /* --shared 0: no shared-prefix runs */
+        int sc = max_conc < 16 ? max_conc : 16;
+        printf(
+            "shared prefix: %d requests, first %d of %d prompt tokens equal, after one warm-up\n",
+            sc, cfg.n_shared, cfg.n_prompt);
+        printf("%14s %10s %12s %11s %12s %10s\n", "prefix_cache", "wall_s", "gen_tok/s",
+               "ttft_mean", "prompt_rows", "hit_blocks");
+        for (int cache = 0; cache < 2; cache++) {
+            bench_result r;
+            if (run_one(m, &cfg, sc, true, cache, &r, &err)) goto done;
+            printf("%14s %10.2f %12.2f %10.3fs %12lld %10lld\n", cache ? "on" : "off", r.wall_s,
+                   r.tok_s, r.ttft_mean_s, (long long)r.prompt_rows, (long long)r.hit_blocks);
+        }
     }
     rc = 0;
 done:
