@@ -192,7 +192,7 @@ fi
 # each against the same backend's solo run), the engine's throughput (realm
 # engine-bench --device cuda on the models of $SERVE_BENCH, default the 1B and
 # 8B Q4_K_M), then `realm serve --device cuda` checked from an OpenAI client
-# (tests/cuda/serve_check.py: Paris, SSE, 32 concurrent requests, a clean
+# (tests/cuda/serve_check.py: Paris, SSE, $SERVE_STREAMS (64) concurrent greedy and sampled requests, a clean
 # drain) on the default model, and the same with --device cpu for comparison.
 # Needs the server's .debs (libwebsockets-dev libwebsockets17 libsqlite3-dev
 # libsqlite3-0 libssl-dev libcap-dev libcap2 zlib1g-dev, `apt-get download`ed
@@ -223,7 +223,7 @@ if [ "$PHASE" = serve ]; then
   if [ -f $M ] && [ "$(sha256sum $M | cut -d' ' -f1)" = "$want" ]; then
     if $B/realm serve --help 2>&1 | grep -q "usage: realm serve"; then
       for dev in cuda cpu; do
-        REALM_CUDA_MEM_MB= timeout 300 python3 $ROOT/tests/cuda/serve_check.py --bin $B/realm --model $M --device $dev
+        REALM_CUDA_MEM_MB= timeout 300 python3 $ROOT/tests/cuda/serve_check.py --bin $B/realm --model $M --device $dev --streams ${SERVE_STREAMS:-64}
       done
     else
       echo "serve: the server was not built (no libwebsockets/sqlite .debs in .debs/)"

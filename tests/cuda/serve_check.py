@@ -20,7 +20,9 @@ made with `realm tenant`, --port 0) and checks:
      aggregate completion tokens/s of the HTTP clients, and notes where the
      Paris texts differ between batches (on the GPU a row's last bits may
      depend on the rows around it: not a failure);
-  5. SIGTERM drains and the server exits 0.
+  5. --streams concurrent sampled requests (temperature 0.8, a seed each)
+     all succeed; prints their tokens/s, and one of them again alone;
+  6. SIGTERM drains and the server exits 0.
 Exit status 1 on the first failed check, with what was seen.
 """
 import argparse
@@ -103,9 +105,11 @@ class Server:
             return None
 
 
-def chat(srv, messages, tokens):
-    j = srv.post("/v1/chat/completions", {"model": "default", "messages": messages, "temperature": 0,
-                                          "max_tokens": tokens})
+def chat(srv, messages, tokens, temperature=0.0, seed=None):
+    body = {"model": "default", "messages": messages, "temperature": temperature, "max_tokens": tokens}
+    if seed is not None:
+        body["seed"] = seed
+    j = srv.post("/v1/chat/completions", body)
     return j["choices"][0]["message"]["content"], j["usage"]["completion_tokens"]
 
 
@@ -172,6 +176,36 @@ def main():
               f"{wall:.2f} s: {tokens / wall:.0f} tok/s through HTTP; Paris answers {sorted(paris)!r}")
         if len(paris) != 1:
             print(f"serve_check: {a.device}: note: the Paris answers differ between batches")
+
+        # 5. concurrent sampled requests (temperature 0.8: every pick runs a
+        # request's own sampler, several at once on the engine's pick threads)
+        def sampled(i):
+            msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": OTHERS[i % len(OTHERS)]}]
+            try:
+                results[i] = chat(srv, msgs, a.tokens, temperature=0.8, seed=1000 + i)
+            except Exception as e:
+                results[i] = e
+        t0 = time.time()
+        th = [threading.Thread(target=sampled, args=(i,)) for i in range(a.streams)]
+        for t in th:
+            t.start()
+        for t in th:
+            t.join()
+        wall = time.time() - t0
+        errors = [r for r in results if isinstance(r, Exception)]
+        if errors:
+            fail(f"{len(errors)} of {a.streams} sampled requests failed: {errors[0]!r}")
+        if any(not r[0] or r[1] <= 0 for r in results):
+            fail("a sampled request came back empty")
+        tokens = sum(r[1] for r in results)
+        print(f"serve_check: {a.device}: {a.streams} concurrent sampled requests (temperature 0.8), "
+              f"{tokens} completion tokens in {wall:.2f} s: {tokens / wall:.0f} tok/s through HTTP")
+        # the same seed and prompt again, alone: the same text (a sampler's
+        # draws depend on its seed, not on which thread ran them)
+        again = chat(srv, [{"role": "system", "content": SYSTEM}, {"role": "user", "content": OTHERS[0]}],
+                     a.tokens, temperature=0.8, seed=1000)
+        print(f"serve_check: {a.device}: seed 1000 alone -> {again[0][:60]!r}; among {a.streams}: "
+              f"{results[0][0][:60]!r}")
     finally:
         rc = srv.stop()
     if rc != 0:
