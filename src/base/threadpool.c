@@ -53,7 +53,11 @@ struct realm_threadpool {
     /* the current job: fn and ctx are written before the job word publishes them */
     realm_pool_task_fn fn;
     void *ctx;
-    int n_active; /* threads taking part in this job, caller included */
+    /* threads taking part in this job, caller included; atomic because a
+     * worker late for the previous job may still read it while the caller
+     * sets the next job's (the stale value is harmless: that worker's tasks
+     * are claimed by generation, so it runs none of the new job's) */
+    atomic_int n_active;
     atomic_ullong work;
     atomic_llong n_completed;
     /* sleeping */
@@ -100,7 +104,8 @@ static void *worker_main(void *arg)
         if (atomic_load(&p->stop)) return NULL;
         seen = W_GEN(v);
         /* n_active is read after the job word that published it */
-        if (w->index < p->n_active) run_tasks(p, seen, w->index);
+        if (w->index < atomic_load_explicit(&p->n_active, memory_order_relaxed))
+            run_tasks(p, seen, w->index);
     }
 }
 
@@ -128,6 +133,7 @@ realm_status realm_threadpool_create(int n_threads, realm_threadpool_t **out, re
     p->workers = ws;
     atomic_init(&p->work, 0);
     atomic_init(&p->n_completed, 0);
+    atomic_init(&p->n_active, 0);
     atomic_init(&p->n_sleeping, 0);
     atomic_init(&p->stop, false);
     pthread_mutex_init(&p->mu, NULL);
@@ -179,7 +185,7 @@ void realm_threadpool_run(realm_threadpool_t *p, int64_t n_tasks, int n_threads,
      * fn; a late worker only reads the job word, which it re-checks. */
     p->fn = fn;
     p->ctx = ctx;
-    p->n_active = n_threads;
+    atomic_store_explicit(&p->n_active, n_threads, memory_order_relaxed);
     atomic_store_explicit(&p->n_completed, 0, memory_order_relaxed);
     unsigned long long gen = (W_GEN(atomic_load(&p->work)) + 1) & 0xFFFF;
     atomic_store(&p->work, gen << (2 * W_IDX_BITS) | (unsigned long long)n_tasks << W_IDX_BITS);
