@@ -42,7 +42,9 @@
  * large vocabulary is ~0.5 MB to scan, and on a GPU the picks of 64
  * sequences took longer than the forward pass that made their logits. So
  * the hooks of different sequences may run concurrently; one sequence's
- * hook never runs beside itself or its on_event.
+ * hook never runs beside itself or its on_event. A step whose sequences are
+ * all greedy (no hook) has the backend pick instead
+ * (realm_model_forward_argmax): on a GPU their logits never leave it.
  *
  * Memory: realm_engine_create reserves everything — the KV pool, a slot per
  * sequence the engine can hold (max_running + max_queued), each with room for

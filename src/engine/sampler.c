@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
+#include "base/argmax.h"
 
 struct realm_sampler {
     int32_t n_vocab;
@@ -202,31 +203,6 @@ const realm_sampler_cand *realm_sampler_last_set(const realm_sampler_t *s, int32
 {
     *n = s->n_set;
     return s->cand + s->set_at;
-}
-
-int32_t realm_argmax_f32(const float *x, int32_t n)
-{
-    /* The maximum in eight independent lanes (no branch carried from one
-     * element to the next, so it vectorizes; NaN fails every comparison and
-     * drops out), then the first index holding it. */
-    enum { L = 8 };
-    float m[L];
-    for (int k = 0; k < L; k++)
-        m[k] = -INFINITY;
-    int32_t i = 0;
-    for (; i + L <= n; i += L)
-        for (int k = 0; k < L; k++)
-            m[k] = x[i + k] > m[k] ? x[i + k] : m[k];
-    for (; i < n; i++)
-        m[0] = x[i] > m[0] ? x[i] : m[0];
-    float best = m[0];
-    for (int k = 1; k < L; k++)
-        best = m[k] > best ? m[k] : best;
-    if (!(best > -INFINITY)) return -1;
-    i = 0;
-    while (x[i] != best)
-        i++;
-    return i;
 }
 
 /* Steps 1-3 of sampler.h: s->work = the logits every later step sees. */

@@ -119,9 +119,4 @@ const realm_sampler_cand *realm_sampler_last_set(const realm_sampler_t *s, int32
 /* Times id was accepted as generated (0 for out-of-range ids). */
 int32_t realm_sampler_count(const realm_sampler_t *s, int32_t id);
 
-/* The index of the largest of x[0..n) (ties: the lowest index); NaN and -inf
- * never win; -1 when nothing can (all NaN or -inf, or n <= 0). The greedy
- * pick of the engine and of the sampler. */
-int32_t realm_argmax_f32(const float *x, int32_t n);
-
 #endif

@@ -16,8 +16,8 @@
  */
 #include <string.h>
 
+#include "base/argmax.h"
 #include "engine/engine_impl.h"
-#include "engine/sampler.h"
 
 static int32_t min_i32(int32_t a, int32_t b)
 {
@@ -354,6 +354,18 @@ static void run_picks(realm_engine_t *e, int32_t n_bs)
     realm_threadpool_run(e->pool, n, 0, pick_listed, &pj);
 }
 
+/* Step 5 when the backend picked: b_tok from the ids of the logit rows. */
+static void take_ids(realm_engine_t *e, int32_t n_bs)
+{
+    for (int32_t j = 0; j < n_bs; j++) {
+        if (e->b_logit[j] < 0) continue;
+        realm_error_clear(&e->b_err[j]);
+        e->b_tok[j] = e->b_ids[e->b_logit[j]];
+        if (e->b_tok[j] < 0 || e->b_tok[j] >= e->n_vocab)
+            realm_error_set(&e->b_err[j], REALM_E_INTERNAL, "engine: every logit is NaN or -inf");
+    }
+}
+
 static void publish_stats(realm_engine_t *e)
 {
     realm_kv_pages_stats ks = realm_kv_pages_stats_get(e->kv);
@@ -389,17 +401,28 @@ realm_status realm_engine_step(realm_engine_t *e, int32_t *n_rows_out, realm_err
                      .want_logits = e->b_want,
                      .n_seqs = n_bs,
                      .seqs = e->b_seqs};
-    realm_error ferr = {0};
-    realm_status st = realm_model_forward(e->m, realm_kv_pages_pool(e->kv), &b, e->logits, &ferr);
-    /* Picks first, all at once (the sequences whose last row had logits, in
-     * row order, are the rows of e->logits), then each sequence advances in
+    /* The sequences whose last row has logits, in row order, are the rows
+     * of e->logits. When none has a sample hook, the backend picks (the
+     * arg-max where the logits are: on a GPU the rows never cross the link);
+     * else every pick runs here, all at once. Then each sequence advances in
      * batch order, so events keep their order. */
     int32_t n_logit = 0;
-    for (int32_t j = 0; j < n_bs && !st; j++) {
+    bool greedy = true;
+    for (int32_t j = 0; j < n_bs; j++) {
         const eng_seq *q = &e->seqs[e->b_slot[j]];
         e->b_logit[j] = q->n_computed + e->b_chunk[j] == q->n_tokens ? n_logit++ : -1;
+        if (e->b_logit[j] >= 0 && q->sample) greedy = false;
     }
-    if (!st && n_logit > 0) run_picks(e, n_bs);
+    realm_error ferr = {0};
+    const realm_kv_pool *pool = realm_kv_pages_pool(e->kv);
+    realm_status st = greedy ? realm_model_forward_argmax(e->m, pool, &b, e->b_ids, &ferr)
+                             : realm_model_forward(e->m, pool, &b, e->logits, &ferr);
+    if (!st && n_logit > 0) {
+        if (greedy)
+            take_ids(e, n_bs);
+        else
+            run_picks(e, n_bs);
+    }
     for (int32_t j = 0; j < n_bs; j++) {
         int32_t s = e->b_slot[j];
         e->b_scheduled[s] = false;

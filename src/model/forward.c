@@ -86,8 +86,10 @@ static void matmuls(realm_backend *be, int count, const realm_weight *const *ws,
         be->ops->matmul(be, ws[i], bp[i], x, n, outs[i]);
 }
 
-realm_status realm_model_forward(realm_model_t *m, const realm_kv_pool *kv, const realm_batch *b,
-                                 float *logits, realm_error *err)
+/* The pass; the logit rows' logits into logits, or (logits NULL) their
+ * arg-max ids into ids (both NULL: neither). */
+static realm_status forward(realm_model_t *m, const realm_kv_pool *kv, const realm_batch *b,
+                            float *logits, int32_t *ids, realm_error *err)
 {
     realm_status st = check_batch(m, kv, b, err);
     if (st) return st;
@@ -133,8 +135,27 @@ realm_status realm_model_forward(realm_model_t *m, const realm_kv_pool *kv, cons
         op->copy_rows(be, m->x, D, m->logit_rows, n_out, m->xo);
         op->rmsnorm(be, m->xo, &m->output_norm, n_out, hp->norm_eps, m->xo);
         op->matmul(be, &m->output, NULL, m->xo, n_out, m->logits);
-        op->buffer_download(be, &m->scratch, (size_t)((char *)m->logits - (char *)m->scratch.data),
-                            logits, (size_t)n_out * hp->n_vocab * sizeof(float));
+        if (logits) {
+            op->buffer_download(be, &m->scratch,
+                                (size_t)((char *)m->logits - (char *)m->scratch.data), logits,
+                                (size_t)n_out * hp->n_vocab * sizeof(float));
+        } else if (ids) {
+            op->argmax(be, m->logits, n_out, hp->n_vocab, (int32_t *)m->ids);
+            op->buffer_download(be, &m->scratch, (size_t)((char *)m->ids - (char *)m->scratch.data),
+                                ids, (size_t)n_out * sizeof(int32_t));
+        }
     }
     return op->synchronize(be, err);
+}
+
+realm_status realm_model_forward(realm_model_t *m, const realm_kv_pool *kv, const realm_batch *b,
+                                 float *logits, realm_error *err)
+{
+    return forward(m, kv, b, logits, NULL, err);
+}
+
+realm_status realm_model_forward_argmax(realm_model_t *m, const realm_kv_pool *kv,
+                                        const realm_batch *b, int32_t *ids, realm_error *err)
+{
+    return forward(m, kv, b, NULL, ids, err);
 }

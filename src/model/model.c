@@ -15,11 +15,17 @@ static size_t carve(realm_model_t *m, char *base)
         float **p;
         size_t n;
     } parts[] = {
-        {&m->x, rows * hp->n_embd},   {&m->xb, rows * hp->n_embd},
-        {&m->q, rows * q_dim},        {&m->k, rows * kv_dim},
-        {&m->v, rows * kv_dim},       {&m->att, rows * q_dim},
-        {&m->hb, rows * hp->n_ff},    {&m->hb2, rows * hp->n_ff},
-        {&m->xo, lrows * hp->n_embd}, {&m->logits, lrows * hp->n_vocab},
+        {&m->x, rows * hp->n_embd},
+        {&m->xb, rows * hp->n_embd},
+        {&m->q, rows * q_dim},
+        {&m->k, rows * kv_dim},
+        {&m->v, rows * kv_dim},
+        {&m->att, rows * q_dim},
+        {&m->hb, rows * hp->n_ff},
+        {&m->hb2, rows * hp->n_ff},
+        {&m->xo, lrows * hp->n_embd},
+        {&m->logits, lrows * hp->n_vocab},
+        {&m->ids, lrows},
     };
     size_t off = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {

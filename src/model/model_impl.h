@@ -55,6 +55,7 @@ struct realm_model {
     float *hb2;          /* (max_rows, n_ff) up */
     float *xo;           /* (max_logit_rows, n_embd) rows that want logits */
     float *logits;       /* (max_logit_rows, n_vocab) */
+    float *ids;          /* (max_logit_rows) int32 arg-max ids (realm_model_forward_argmax) */
     int32_t *logit_rows; /* host (max_rows): batch rows that want logits */
 };
 

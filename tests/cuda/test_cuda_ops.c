@@ -871,6 +871,48 @@ static void test_elementwise(void **state)
     assert_int_equal(n_fail, 0);
 }
 
+/* argmax against the CPU's (base/argmax.h) exactly: few distinct values (so
+ * ties are everywhere), NaN and -inf among them, a row with no finite value,
+ * a row whose maximum is its last element; widths around the kernel's 256
+ * threads and vocabulary sizes. */
+static void test_argmax(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    const int64_t widths[] = {1, 7, 255, 256, 1000, 49152, 128256};
+    enum { R = 9 };
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+        const int64_t w = widths[wi];
+        float *x = malloc((size_t)(R * w) * sizeof *x);
+        assert_non_null(x);
+        for (int64_t i = 0; i < R * w; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            uint32_t u = seed >> 8;
+            x[i] = u % 97 == 0 ? NAN : u % 89 == 0 ? -INFINITY : (float)(u % 5) - 2.0f;
+        }
+        for (int64_t i = 0; i < w; i++)
+            x[3 * w + i] = i % 2 ? NAN : -INFINITY;
+        x[5 * w + w - 1] = 10.0f;
+        int32_t ic[R], ig[R];
+        float fc[R], fg[R];
+        realm_buffer bx = gput(x, (size_t)(R * w) * sizeof *x), bo = gput(ig, sizeof ig);
+        cpu->ops->argmax(cpu, x, R, w, ic);
+        gpu->ops->argmax(gpu, bx.data, R, w, bo.data);
+        gget(&bo, ig, sizeof ig);
+        for (int r = 0; r < R; r++) {
+            fc[r] = (float)ic[r];
+            fg[r] = (float)ig[r];
+        }
+        char shape[32];
+        snprintf(shape, sizeof shape, "%dx%lld", R, (long long)w);
+        verdict("argmax", "f32", shape, fg, fc, R, NULL, 0.0);
+        gfree(&bx);
+        gfree(&bo);
+        free(x);
+    }
+    assert_int_equal(n_fail, 0);
+}
+
 /* kv_store + attention on gpu: two sequences with scattered block tables,
  * a prefill batch (3 rows of sequence 1, 70 of sequence 0, 30 more of
  * sequence 1: the tiled kernel's tiles and, for the 3-row run, the one-row
@@ -1273,6 +1315,7 @@ int main(void)
         cmocka_unit_test_setup(test_matmul_sets, reset_fails),
         cmocka_unit_test_setup(test_head_download, reset_fails),
         cmocka_unit_test_setup(test_elementwise, reset_fails),
+        cmocka_unit_test_setup(test_argmax, reset_fails),
         cmocka_unit_test_setup(test_attention, reset_fails),
         cmocka_unit_test_setup(test_fused_layer, reset_fails),
         cmocka_unit_test_setup(test_upload_order, reset_fails),

@@ -13,6 +13,7 @@
 
 #include "backend/cpu/cpu.h"
 #include "base/alloc.h"
+#include "base/argmax.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 #include "tools/synth.h"
@@ -144,6 +145,14 @@ static void test_batched_equals_alone(void **state)
             const float *want_l = alone + seq[r] * per + (size_t)pos[r] * f.n_vocab;
             assert_memory_equal(got + (size_t)r * f.n_vocab, want_l, f.n_vocab * sizeof(float));
         }
+        /* the same batch again (its K/V rewritten with the same values), the
+         * backend picking: each row's id is the arg-max of its logits */
+        int32_t ids[16];
+        memset(ids, 0x7f, sizeof ids);
+        assert_int_equal(realm_model_forward_argmax(f.m, realm_kv_cache_pool(f.kv), &b, ids, &err),
+                         REALM_OK);
+        for (int r = 0; r < n_rows[bi]; r++)
+            assert_int_equal(ids[r], realm_argmax_f32(got + (size_t)r * f.n_vocab, f.n_vocab));
     }
     /* only the rows that want logits come back, in row order */
     int32_t tok[2] = {7, 8}, pos[2] = {5, 6}, seq[2] = {1, 1};

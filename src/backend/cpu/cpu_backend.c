@@ -187,6 +187,7 @@ static const realm_backend_ops cpu_ops = {
     .attention = realm__cpu_attention,
     .swiglu = realm__cpu_swiglu,
     .add = realm__cpu_add,
+    .argmax = realm__cpu_argmax,
 };
 
 realm_status realm_backend_cpu_create(const realm_backend_cpu_params *params, realm_backend **out,

@@ -42,5 +42,6 @@ void realm__cpu_attention(realm_backend *be, const realm_kv_pool *kv, int32_t la
                           float *out);
 void realm__cpu_swiglu(realm_backend *be, float *gate, const float *up, int64_t n);
 void realm__cpu_add(realm_backend *be, float *x, const float *y, int64_t n);
+void realm__cpu_argmax(realm_backend *be, const float *x, int32_t n, int64_t width, int32_t *out);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_impl.h"
+#include "base/argmax.h"
 
 void realm__cpu_get_rows(realm_backend *be, const realm_weight *emb, const int32_t *token,
                          int32_t n, float *out)
@@ -240,4 +241,25 @@ void realm__cpu_add(realm_backend *be, float *x, const float *y, int64_t n)
     (void)be;
     for (int64_t i = 0; i < n; i++)
         x[i] += y[i];
+}
+
+typedef struct argmax_job {
+    const float *x;
+    int64_t width;
+    int32_t *out;
+} argmax_job;
+
+static void argmax_task(void *ctx, int64_t r, int thread)
+{
+    (void)thread;
+    const argmax_job *j = ctx;
+    j->out[r] = realm_argmax_f32(j->x + r * j->width, (int32_t)j->width);
+}
+
+/* One row a task: a row of a large vocabulary is ~0.5 MB to scan. */
+void realm__cpu_argmax(realm_backend *be, const float *x, int32_t n, int64_t width, int32_t *out)
+{
+    cpu_ctx *c = realm__cpu_ctx(be);
+    argmax_job j = {x, width, out};
+    realm_threadpool_run(c->pool, n, c->n_threads, argmax_task, &j);
 }

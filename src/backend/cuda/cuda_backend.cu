@@ -307,6 +307,15 @@ static void rec_add(realm_backend *be, float *x, const float *y, int64_t n)
     op->width = n;
 }
 
+static void rec_argmax(realm_backend *be, const float *x, int32_t n, int64_t width, int32_t *out)
+{
+    struct cuda_op *op = record(cuda__ctx(be), CUDA_OP_ARGMAX, n);
+    if (!op) return;
+    op->x = x;
+    op->width = width;
+    op->out = out;
+}
+
 /* ---- table entries ---- */
 
 static bool cu_supports(const realm_backend *be, realm_type type)
@@ -569,6 +578,7 @@ static const realm_backend_ops cuda_ops = {
     .attention = rec_attention,
     .swiglu = rec_swiglu,
     .add = rec_add,
+    .argmax = rec_argmax,
 };
 
 extern "C" realm_backend_cuda_counts realm_backend_cuda_counts_of(const realm_backend *be)

@@ -35,6 +35,7 @@ enum cuda_op_kind {
     CUDA_OP_SWIGLU,
     CUDA_OP_ADD,
     CUDA_OP_DOWNLOAD, /* x (device) -> out (page-locked host), width bytes */
+    CUDA_OP_ARGMAX,   /* out (int32) = each of n rows of x (width floats): its arg-max */
 };
 
 /* The batch as the device sees it: offsets (bytes) into the device copy of
@@ -285,6 +286,7 @@ void realm__cuda_issue_rope(cuda_ctx *c, const struct cuda_op *op);
 void realm__cuda_issue_kv_store(cuda_ctx *c, const struct cuda_op *op);
 void realm__cuda_issue_swiglu(cuda_ctx *c, const struct cuda_op *op);
 void realm__cuda_issue_add(cuda_ctx *c, const struct cuda_op *op);
+void realm__cuda_issue_argmax(cuda_ctx *c, const struct cuda_op *op);
 bool realm__cuda_issue_l2_prefetch(cuda_ctx *c, const struct cuda_op *ops, int32_t n);
 /* resid: also add the product into resid (a fused `add`); returns whether it
  * did (false: the caller issues the add) */

@@ -246,6 +246,55 @@ void realm__cuda_issue_add(cuda_ctx *c, const struct cuda_op *op)
     LAUNCHED(c, "add");
 }
 
+/* One block a row. Each thread keeps the first of its strided elements
+ * holding its largest value; the block's reduction keeps the larger value,
+ * then the lower index, so ties go to the lowest index as base/argmax.h's.
+ * NaN fails every comparison and -inf never beats the start (-inf, -1). */
+#define ARGMAX_THREADS 256
+__global__ static void __launch_bounds__(ARGMAX_THREADS)
+    k_argmax(const float *x, int64_t width, int32_t *out)
+{
+    __shared__ float sv[ARGMAX_THREADS / 32];
+    __shared__ int32_t si[ARGMAX_THREADS / 32];
+    const float *xr = x + blockIdx.x * width;
+    float v = -INFINITY;
+    int32_t idx = -1;
+    for (int64_t i = threadIdx.x; i < width; i += ARGMAX_THREADS)
+        if (xr[i] > v) {
+            v = xr[i];
+            idx = (int32_t)i;
+        }
+    for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_down_sync(0xffffffffu, v, o);
+        const int32_t oi = __shfl_down_sync(0xffffffffu, idx, o);
+        if (oi >= 0 && (ov > v || (ov == v && (idx < 0 || oi < idx)))) {
+            v = ov;
+            idx = oi;
+        }
+    }
+    if (threadIdx.x % 32 == 0) {
+        sv[threadIdx.x / 32] = v;
+        si[threadIdx.x / 32] = idx;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < ARGMAX_THREADS / 32; w++)
+            if (si[w] >= 0 && (sv[w] > v || (sv[w] == v && (idx < 0 || si[w] < idx)))) {
+                v = sv[w];
+                idx = si[w];
+            }
+        out[blockIdx.x] = idx;
+    }
+}
+
+void realm__cuda_issue_argmax(cuda_ctx *c, const struct cuda_op *op)
+{
+    if (op->n <= 0) return;
+    k_argmax<<<(unsigned)op->n, ARGMAX_THREADS, 0, c->stream>>>((const float *)op->x, op->width,
+                                                                (int32_t *)op->out);
+    LAUNCHED(c, "argmax");
+}
+
 /* ---- L2 prefetch ----
  * Each thread asks the copy engine to bring one L2PF_CHUNK of the ranges
  * into L2 (cp.async.bulk.prefetch: no registers, no result, fire and

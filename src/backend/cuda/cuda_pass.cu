@@ -109,6 +109,9 @@ static int issue_at(cuda_ctx *c, const struct cuda_op *ops, int32_t i, int32_t n
         realm__cuda_issue_swiglu(c, op);
         break;
     case CUDA_OP_ADD: realm__cuda_issue_add(c, op); break;
+    case CUDA_OP_ARGMAX:
+        realm__cuda_issue_argmax(c, op);
+        break;
     case CUDA_OP_DOWNLOAD:
         CUDA_CHECK(c, cudaMemcpyAsync(op->out, op->x, (size_t)op->width, cudaMemcpyDeviceToHost,
                                       c->stream));
@@ -193,8 +196,9 @@ static void issue_profiled(cuda_ctx *c)
 
 void realm__cuda_print_profile(const cuda_ctx *c)
 {
-    static const char *const names[] = {"get_rows", "copy_rows", "rmsnorm", "matmul", "rope",
-                                        "kv_store", "attention", "swiglu",  "add",    "download"};
+    static const char *const names[] = {"get_rows", "copy_rows", "rmsnorm",   "matmul",
+                                        "rope",     "kv_store",  "attention", "swiglu",
+                                        "add",      "download",  "argmax"};
     double total = 0;
     for (int i = 0; i < CUDA_PROF_SLOTS; i++)
         total += c->prof_ms[i];
