@@ -85,16 +85,19 @@ realm_status realm_engine_create(realm_model_t *m, const realm_engine_params *pa
     e->logits = realm_model_logits_alloc(e->m, (int32_t)nr);
     e->b_logit = realm_calloc(nr, sizeof *e->b_logit);
     e->b_tok = realm_calloc(nr, sizeof *e->b_tok);
-    e->b_ids = realm_calloc(nr, sizeof *e->b_ids);
     e->b_err = realm_calloc(nr, sizeof *e->b_err);
     if (!e->seqs || !e->tok_store || !e->blk_store || !e->key_store || !e->tenants || !e->running ||
         !e->scratch || !e->b_token || !e->b_pos || !e->b_seq || !e->b_want || !e->b_seqs ||
         !e->b_slot || !e->b_chunk || !e->b_scheduled || !e->logits || !e->b_logit || !e->b_tok ||
-        !e->b_ids || !e->b_err) {
+        !e->b_err) {
         st = realm_error_set(err, REALM_E_NOMEM, "engine: out of memory");
         goto fail;
     }
     if ((st = realm_threadpool_create(e->p.sample_threads, &e->pool, err))) goto fail;
+    /* a step returns logits or ids, never both: the ids take the logits'
+     * memory, which the backend downloads into fastest (page-locked on a GPU,
+     * where the download then stays inside the step's graph) */
+    e->b_ids = (int32_t *)e->logits;
     for (int32_t i = 0; i < e->n_slots; i++) {
         eng_seq *q = &e->seqs[i];
         q->tokens = e->tok_store + (size_t)i * e->max_ctx;
@@ -134,7 +137,6 @@ void realm_engine_free(realm_engine_t *e)
     realm_model_logits_free(e->m, e->logits);
     realm_free(e->b_logit);
     realm_free(e->b_tok);
-    realm_free(e->b_ids);
     realm_free(e->b_err);
     realm_threadpool_free(e->pool);
     pthread_cond_destroy(&e->cv);

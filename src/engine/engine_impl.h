@@ -105,7 +105,7 @@ struct realm_engine {
     float *logits;                    /* (p.max_running, n_vocab) */
     int32_t *b_logit;                 /* (p.max_running) its row of logits; -1: none this step */
     int32_t *b_tok;                   /* (p.max_running) the token it picked */
-    int32_t *b_ids;                   /* (p.max_running) the backend's picks, by logit row */
+    int32_t *b_ids;                   /* (p.max_running) the backend's picks, by logit row (in logits) */
     realm_error *b_err;               /* (p.max_running) why the pick failed (status set) */
     realm_threadpool_t *pool;         /* picks a step's tokens at once (p.sample_threads) */
 };
