@@ -113,6 +113,28 @@ def chat(srv, messages, tokens, temperature=0.0, seed=None):
     return j["choices"][0]["message"]["content"], j["usage"]["completion_tokens"]
 
 
+def concurrently(request, n, what):
+    """request(i) for i < n, each on its own thread at once; (results, wall
+    seconds); fails on any exception, naming the first"""
+    results = [None] * n
+    def run(i):
+        try:
+            results[i] = request(i)
+        except Exception as e:  # reported below, with the others
+            results[i] = e
+    t0 = time.time()
+    th = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    wall = time.time() - t0
+    errors = [r for r in results if isinstance(r, Exception)]
+    if errors:
+        fail(f"{len(errors)} of {n} {what} requests failed: {errors[0]!r}")
+    return results, wall
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -150,24 +172,12 @@ def main():
             fail("no usage in the stream's last chunk")
 
         # 4. concurrent requests: Paris among others
-        results = [None] * a.streams
-        def one(i):
-            msgs = PARIS if i % 4 == 0 else [{"role": "system", "content": SYSTEM},
-                                             {"role": "user", "content": OTHERS[i % len(OTHERS)]}]
-            try:
-                results[i] = chat(srv, msgs, 16 if i % 4 == 0 else a.tokens)
-            except Exception as e:  # reported below, with the others
-                results[i] = e
-        t0 = time.time()
-        th = [threading.Thread(target=one, args=(i,)) for i in range(a.streams)]
-        for t in th:
-            t.start()
-        for t in th:
-            t.join()
-        wall = time.time() - t0
-        errors = [r for r in results if isinstance(r, Exception)]
-        if errors:
-            fail(f"{len(errors)} of {a.streams} concurrent requests failed: {errors[0]!r}")
+        def greedy(i):
+            if i % 4 == 0:
+                return chat(srv, PARIS, 16)
+            return chat(srv, [{"role": "system", "content": SYSTEM},
+                              {"role": "user", "content": OTHERS[i % len(OTHERS)]}], a.tokens)
+        results, wall = concurrently(greedy, a.streams, "concurrent")
         paris = {results[i][0] for i in range(0, a.streams, 4)}
         if any("Paris" not in p for p in paris):
             fail(f"a concurrent Paris request said {paris!r}")
@@ -180,21 +190,10 @@ def main():
         # 5. concurrent sampled requests (temperature 0.8: every pick runs a
         # request's own sampler, several at once on the engine's pick threads)
         def sampled(i):
-            msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": OTHERS[i % len(OTHERS)]}]
-            try:
-                results[i] = chat(srv, msgs, a.tokens, temperature=0.8, seed=1000 + i)
-            except Exception as e:
-                results[i] = e
-        t0 = time.time()
-        th = [threading.Thread(target=sampled, args=(i,)) for i in range(a.streams)]
-        for t in th:
-            t.start()
-        for t in th:
-            t.join()
-        wall = time.time() - t0
-        errors = [r for r in results if isinstance(r, Exception)]
-        if errors:
-            fail(f"{len(errors)} of {a.streams} sampled requests failed: {errors[0]!r}")
+            return chat(srv, [{"role": "system", "content": SYSTEM},
+                              {"role": "user", "content": OTHERS[i % len(OTHERS)]}],
+                        a.tokens, temperature=0.8, seed=1000 + i)
+        results, wall = concurrently(sampled, a.streams, "sampled")
         if any(not r[0] or r[1] <= 0 for r in results):
             fail("a sampled request came back empty")
         tokens = sum(r[1] for r in results)
