@@ -1,7 +1,8 @@
 /*
  * realm engine-bench — throughput and latency of the engine (engine/engine.h)
- * on one model: for each concurrency C, C greedy requests of --prompt random
- * tokens and --gen generated tokens are submitted at once and the engine is
+ * on one model: for each concurrency C, C requests of --prompt random tokens
+ * and --gen generated tokens (greedy, or with --temp each drawing from its own
+ * seeded sampler, as the server's) are submitted at once and the engine is
  * stepped until all are done. Reports aggregate generation tokens/s
  * (C * gen / wall time, prompt processing included), the decode rate
  * (tokens / time over the steps that ran no prompt rows), time to first
@@ -18,6 +19,7 @@
 #include "base/alloc.h"
 #include "cli/commands.h"
 #include "engine/engine.h"
+#include "engine/sampler.h"
 #include "model/model.h"
 
 static double now_s(void)
@@ -30,6 +32,7 @@ static double now_s(void)
 typedef struct bench_req {
     double t_submit, t_first, t_done;
     int32_t n;
+    realm_sampler_t *sampler; /* --temp > 0: this request's own */
     realm_engine_finish finish;
     char error[128]; /* FINISH_ERROR's message */
 } bench_req;
@@ -47,8 +50,18 @@ static void on_event(void *user, const realm_engine_event *ev)
 }
 
 typedef struct bench_cfg {
-    int n_prompt, n_gen, n_shared, budget;
+    int n_prompt, n_gen, n_shared, budget, sample_threads;
+    float temp, top_p; /* temp 0: greedy (the backend picks), else a sampler a request */
 } bench_cfg;
+
+static realm_status sample(void *user, const float *logits, int32_t n_vocab, int32_t *out,
+                           realm_error *err)
+{
+    bench_req *r = user;
+    (void)n_vocab;
+    realm_status st = realm_sampler_sample(r->sampler, logits, NULL, out, err);
+    return st ? st : realm_sampler_accept(r->sampler, *out, err);
+}
 
 typedef struct bench_result {
     double wall_s, tok_s, ttft_mean_s, ttft_max_s;
@@ -70,7 +83,8 @@ static int run_one(realm_model_t *m, const bench_cfg *cfg, int conc, bool shared
 {
     realm_engine_params ep = {.max_running = conc < 64 ? 64 : conc,
                               .max_batch_tokens = cfg->budget,
-                              .no_prefix_cache = !cache};
+                              .no_prefix_cache = !cache,
+                              .sample_threads = cfg->sample_threads};
     realm_engine_t *e = NULL;
     int32_t n_vocab = realm_model_hparams(m)->n_vocab;
     int32_t *prompt = realm_calloc((size_t)cfg->n_prompt, sizeof *prompt);
@@ -89,10 +103,18 @@ static int run_one(realm_model_t *m, const bench_cfg *cfg, int conc, bool shared
             prompt[k] = rnd(n_vocab);
         }
         bench_req *r = &rs[i + (int)shared];
+        if (cfg->temp > 0) {
+            realm_sampler_params sp = realm_sampler_params_default();
+            sp.temperature = cfg->temp;
+            sp.top_p = cfg->top_p;
+            sp.seed = (uint64_t)i + 1000;
+            if (realm_sampler_init(n_vocab, &sp, &r->sampler, err)) goto done;
+        }
         realm_engine_request q = {.tenant = 1,
                                   .prompt = prompt,
                                   .n_prompt = cfg->n_prompt,
                                   .max_tokens = cfg->n_gen,
+                                  .sample = r->sampler ? sample : NULL,
                                   .on_event = on_event,
                                   .user = r};
         r->t_submit = now_s();
@@ -141,6 +163,8 @@ static int run_one(realm_model_t *m, const bench_cfg *cfg, int conc, bool shared
     rc = 0;
 done:
     realm_engine_free(e);
+    for (int i = 0; rs && i < conc + 1; i++)
+        realm_sampler_free(rs[i].sampler);
     realm_free(prompt);
     realm_free(rs);
     return rc;
@@ -149,14 +173,15 @@ done:
 static int usage(void)
 {
     fprintf(stderr, "usage: realm engine-bench MODEL.gguf [--conc 1,4,16,64] [--prompt N] [--gen N]"
-                    " [--shared N] [--budget N] [--threads N] [--device auto|cpu|cuda]\n");
+                    " [--shared N] [--budget N] [--threads N] [--device auto|cpu|cuda]\n"
+                    "         [--temp T] [--top-p P] [--sample-threads N]   (--temp 0: greedy)\n");
     return 2;
 }
 
 int realm_cmd_engine_bench(int argc, char **argv)
 {
     const char *path = NULL, *conc_list = "1,4,16,64";
-    bench_cfg cfg = {.n_prompt = 64, .n_gen = 32, .n_shared = 48, .budget = 256};
+    bench_cfg cfg = {.n_prompt = 64, .n_gen = 32, .n_shared = 48, .budget = 256, .top_p = 1.0f};
     int threads = 0;
     const char *device = "auto";
     for (int i = 1; i < argc; i++) {
@@ -180,12 +205,18 @@ int realm_cmd_engine_bench(int argc, char **argv)
             threads = atoi(v);
         else if (!strcmp(a, "--device"))
             device = v;
+        else if (!strcmp(a, "--temp"))
+            cfg.temp = strtof(v, NULL);
+        else if (!strcmp(a, "--top-p"))
+            cfg.top_p = strtof(v, NULL);
+        else if (!strcmp(a, "--sample-threads"))
+            cfg.sample_threads = atoi(v);
         else
             return usage();
         i++;
     }
     if (!path || cfg.n_prompt <= 0 || cfg.n_gen <= 0 || cfg.budget <= 0 || cfg.n_shared < 0 ||
-        cfg.n_shared > cfg.n_prompt)
+        cfg.n_shared > cfg.n_prompt || !(cfg.temp >= 0) || !(cfg.top_p > 0 && cfg.top_p <= 1))
         return usage();
     int conc[16], n_conc = 0, max_conc = 1;
     for (const char *p = conc_list; *p && n_conc < 16;) {
@@ -210,8 +241,12 @@ int realm_cmd_engine_bench(int argc, char **argv)
     if (realm_gguf_open(path, &g, &err) || realm_backend_create(device, &bo, &be, &err) ||
         realm_model_load(g, be, &mp, &m, &err))
         goto done;
-    printf("engine-bench: %s on %s, prompt %d, gen %d, budget %d rows/step, greedy\n", path,
-           be->ops->name, cfg.n_prompt, cfg.n_gen, cfg.budget);
+    printf("engine-bench: %s on %s, prompt %d, gen %d, budget %d rows/step, ", path, be->ops->name,
+           cfg.n_prompt, cfg.n_gen, cfg.budget);
+    if (cfg.temp > 0)
+        printf("sampled (temperature %g, top-p %g, a sampler a request)\n", cfg.temp, cfg.top_p);
+    else
+        printf("greedy\n");
     printf("%6s %8s %10s %8s %11s %8s %10s %10s %6s\n", "conc", "wall_s", "gen_tok/s", "x_conc1",
            "decode_t/s", "x_conc1", "ttft_mean", "ttft_max", "steps");
     double base = 0, base_dec = 0;
