@@ -25,7 +25,7 @@ static realm_engine_params resolve(const realm_model_t *m, const realm_engine_pa
         p.vtc_w_in = 1;
         p.vtc_w_out = 2;
     }
-    if (p.sample_threads <= 0) p.sample_threads = realm_cpu_count() < 8 ? realm_cpu_count() : 8;
+    if (p.sample_threads <= 0) p.sample_threads = realm_cpu_count();
     int32_t per_seq = (mp.max_ctx + p.block_size - 1) / p.block_size;
     if (p.n_kv_blocks <= 0) p.n_kv_blocks = per_seq * p.max_running;
     return p;

@@ -129,7 +129,7 @@ typedef struct realm_engine_params {
     int32_t tenant_max_running; /* default per-tenant cap; <= 0: max_running */
     float vtc_w_in, vtc_w_out;  /* VTC weights; both 0: 1 and 2 */
     bool no_prefix_cache;       /* disable lookups and publishing */
-    int32_t sample_threads;     /* threads picking a step's tokens; <= 0: min(online CPUs, 8) */
+    int32_t sample_threads;     /* threads picking a step's tokens; <= 0: one per online CPU */
 } realm_engine_params;
 
 typedef struct realm_engine_stats {
