@@ -45,6 +45,8 @@ test(`${N} concurrent requests equal their solo greedy answers and share batches
   const decodeRows = after.realm_engine_decode_rows_total - before.realm_engine_decode_rows_total;
   // Alone, every decode step carries one sequence; together they must share.
   assert.ok(after.realm_engine_max_decode_batch >= 2, 'some step decoded several sequences');
+  // the backend the server runs on, as a label (cpu here; cuda where --device auto found a GPU)
+  assert.equal((after['realm_backend_info{backend="cpu"}'] || 0) + (after['realm_backend_info{backend="cuda"}'] || 0), 1);
   assert.ok(decodeRows / steps > 1.5, `decode rows per step ${decodeRows}/${steps}`);
   const ratio = tSeq / tPar;
   console.log(`batching: N=${N} tokens=${tokens} sequential ${tSeq.toFixed(2)} s, concurrent ${tPar.toFixed(2)} s, ` +

@@ -32,7 +32,9 @@ static realm_status make_auto(const realm_backend_options *o, realm_backend **ou
         if (st && err) *err = why;
         return st;
     }
-    realm_log(REALM_LOG_INFO, "backend auto: %s; using the CPU", why.message);
+    /* a build without CUDA has nothing to report; a GPU build without a GPU does */
+    realm_log(realm_backend_cuda_built() ? REALM_LOG_INFO : REALM_LOG_DEBUG,
+              "backend auto: %s; using the CPU", why.message);
     return make_cpu(o, out, err);
 }
 

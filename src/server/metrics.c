@@ -73,6 +73,8 @@ typedef struct counter_col {
 void srv_metrics_render(srv_server *s, srv_buf *b)
 {
     static const char *api_names[SRV_API_COUNT] = {"chat", "completions", "ws"};
+    head(b, "realm_backend_info", "gauge", "The backend the model runs on (--device), as a label.");
+    srv_buf_printf(b, "realm_backend_info{backend=\"%s\"} 1\n", s->be->ops->name);
     head(b, "realm_requests_total", "counter", "Generation requests accepted, by tenant and API.");
     for (int i = 0; i < s->n_tm; i++)
         for (int a = 0; a < SRV_API_COUNT; a++)

@@ -11,7 +11,8 @@ no Node for e2e/ (whose test-paris.js is the CPU's version of the first two
 checks); the standard library only, so it runs on that machine's Python. It
 starts the server as e2e/lib/server.js does (its own tenants database, a key
 made with `realm tenant`, --port 0) and checks:
-  1. the server's log names the backend asked for (never a silent fallback);
+  1. the server's log and /metrics name the backend asked for (never a silent
+     fallback);
   2. greedy chat completion of "What is the capital of France?" says Paris;
   3. the same request streamed (SSE) gives the same text, ends with [DONE]
      and reports usage;
@@ -150,6 +151,10 @@ def main():
         if not m or m.group(1) != a.device:
             fail(f"the server did not report backend {a.device}:\n{srv.stderr()}")
         print(f"serve_check: {a.device}: listening after {srv.start_s:.1f} s")
+        with urllib.request.urlopen(srv.url + "/metrics", timeout=30) as r:
+            metrics = r.read().decode()
+        if f'realm_backend_info{{backend="{a.device}"}} 1' not in metrics:
+            fail(f"/metrics does not name backend {a.device}")
 
         # 2. Paris, greedy
         text, n = chat(srv, PARIS, 16)

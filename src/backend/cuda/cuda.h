@@ -28,6 +28,7 @@
 #ifndef REALM_BACKEND_CUDA_CUDA_H
 #define REALM_BACKEND_CUDA_CUDA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,9 @@ typedef struct realm_backend_cuda_params {
     int device;              /* CUDA device ordinal */
     size_t mem_budget_bytes; /* 0: $REALM_CUDA_MEM_MB, else 90% of free memory */
 } realm_backend_cuda_params;
+
+/* Was this binary built with the CUDA backend (nvcc found at configure)? */
+bool realm_backend_cuda_built(void);
 
 /* params may be NULL for the defaults. Free with realm_backend_free. */
 realm_status realm_backend_cuda_create(const realm_backend_cuda_params *params,

@@ -3,6 +3,11 @@
  * not there. */
 #include "backend/cuda/cuda.h"
 
+bool realm_backend_cuda_built(void)
+{
+    return false;
+}
+
 realm_status realm_backend_cuda_create(const realm_backend_cuda_params *params,
                                        realm_backend **out, realm_error *err)
 {

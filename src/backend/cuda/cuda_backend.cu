@@ -581,6 +581,11 @@ static const realm_backend_ops cuda_ops = {
     .argmax = rec_argmax,
 };
 
+extern "C" bool realm_backend_cuda_built(void)
+{
+    return true;
+}
+
 extern "C" realm_backend_cuda_counts realm_backend_cuda_counts_of(const realm_backend *be)
 {
     return ((const cuda_ctx *)be->ctx)->counts;
