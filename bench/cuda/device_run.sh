@@ -99,7 +99,7 @@ prep() {
   grep -q 'cmake/cuda.cmake' $d/CMakeLists.txt ||
     sed -i '/^target_link_libraries(realm_core PUBLIC/a include(${CMAKE_SOURCE_DIR}/cmake/cuda.cmake)' $d/CMakeLists.txt
   # The GPU machine lacks libwebsockets/sqlite: unless their .debs came in
-  # .debs/ (the serve phase's list above), drop the server and tenants
+  # .debs/ (the serve phase's list below), drop the server and tenants
   # modules (the CUDA backend needs neither).
   if ! pkg-config --exists libwebsockets sqlite3; then
     sed -i -E '/^set\(REALM_MODULES /{s/ tenants//; s/ server//}; /pkg_check_modules\((SQLITE3|LWS) /d; s/ PkgConfig::(LWS|SQLITE3)//g' $d/CMakeLists.txt
@@ -192,8 +192,9 @@ fi
 # each against the same backend's solo run), the engine's throughput (realm
 # engine-bench --device cuda on the models of $SERVE_BENCH, default the 1B and
 # 8B Q4_K_M), then `realm serve --device cuda` checked from an OpenAI client
-# (tests/cuda/serve_check.py: Paris, SSE, $SERVE_STREAMS (64) concurrent greedy and sampled requests, a clean
-# drain) on the default model, and the same with --device cpu for comparison.
+# (tests/cuda/serve_check.py: the backend named, Paris, SSE, $SERVE_STREAMS (64)
+# concurrent greedy and sampled requests, a clean drain) on the default model,
+# and the same with --device cpu for comparison.
 # Needs the server's .debs (libwebsockets-dev libwebsockets17 libsqlite3-dev
 # libsqlite3-0 libssl-dev libcap-dev libcap2 zlib1g-dev, `apt-get download`ed
 # into .debs/ beside the others) and the default model, which is over the
