@@ -17,6 +17,7 @@ struct realm_sampler {
     realm_sampler_cand *cand; /* (n_vocab) candidates; .p holds weights until the draw */
     int32_t n_set;            /* the last draw's set: cand[set_at .. set_at + n_set) */
     int32_t set_at;
+    double set_total;    /* its weights' sum: last_set divides by it on first use */
     int32_t *count;      /* (n_vocab) times generated */
     uint32_t *in_prompt; /* (n_vocab + 31) / 32 bits */
     int32_t *touched;    /* (n_touched) ids with count > 0 or in the prompt */
@@ -199,10 +200,16 @@ int32_t realm_sampler_count(const realm_sampler_t *s, int32_t id)
     return id >= 0 && id < s->n_vocab ? s->count[id] : 0;
 }
 
-const realm_sampler_cand *realm_sampler_last_set(const realm_sampler_t *s, int32_t *n)
+const realm_sampler_cand *realm_sampler_last_set(realm_sampler_t *s, int32_t *n)
 {
+    realm_sampler_cand *set = s->cand + s->set_at;
+    if (s->set_total > 0) { /* weights to probabilities, once: a draw itself needs no division */
+        for (int32_t i = 0; i < s->n_set; i++)
+            set[i].p = (float)(set[i].p / s->set_total);
+        s->set_total = 0;
+    }
     *n = s->n_set;
-    return s->cand + s->set_at;
+    return set;
 }
 
 /* e^x for x <= 0 (-inf included), a softmax weight: within 1 ulp of the
@@ -361,6 +368,7 @@ realm_status realm_sampler_sample(realm_sampler_t *s, const float *logits,
 {
     s->n_set = 0;
     s->set_at = 0;
+    s->set_total = 0;
     realm_status st = shape_logits(s, logits, ctl, err);
     if (st) return st;
     const float *w = s->work;
@@ -407,8 +415,7 @@ realm_status realm_sampler_sample(realm_sampler_t *s, const float *logits,
         }
     }
     *out_id = set[pick].id;
-    for (int32_t i = 0; i < kept; i++)
-        set[i].p = (float)(set[i].p / total);
     s->n_set = kept;
+    s->set_total = total;
     return REALM_OK;
 }

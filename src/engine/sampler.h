@@ -113,8 +113,10 @@ typedef struct realm_sampler_cand {
  * tokens and their renormalised probabilities, most probable first (ties:
  * lower id first) when truncation (step 6) was asked for, in id order
  * otherwise (every token with non-zero probability). Greedy: the arg-max
- * with probability 1. */
-const realm_sampler_cand *realm_sampler_last_set(const realm_sampler_t *s, int32_t *n);
+ * with probability 1. The division into probabilities happens here, on the
+ * first call after a sample (a draw needs only the weights), so this writes
+ * to s. */
+const realm_sampler_cand *realm_sampler_last_set(realm_sampler_t *s, int32_t *n);
 
 /* Times id was accepted as generated (0 for out-of-range ids). */
 int32_t realm_sampler_count(const realm_sampler_t *s, int32_t id);
