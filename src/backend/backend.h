@@ -190,7 +190,7 @@ typedef struct realm_backend_ops {
     /* x[i] += y[i] for n elements. */
     void (*add)(realm_backend *be, float *x, const float *y, int64_t n);
     /* out[r] (backend memory) = the index of the largest of row r of x (n
-     * rows of width floats), as base/argmax.h: ties to the lowest index,
+     * rows of width floats), as base/rowmath.h: ties to the lowest index,
      * NaN and -inf never win, -1 when none is finite. */
     void (*argmax)(realm_backend *be, const float *x, int32_t n, int64_t width, int32_t *out);
 } realm_backend_ops;

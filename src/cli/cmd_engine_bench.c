@@ -17,6 +17,7 @@
 
 #include "backend/registry.h"
 #include "base/alloc.h"
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "engine/engine.h"
 #include "engine/sampler.h"
@@ -191,28 +192,33 @@ int realm_cmd_engine_bench(int argc, char **argv)
             continue;
         }
         if (!v) return usage();
+        bool ok = true;
         if (!strcmp(a, "--conc"))
             conc_list = v;
         else if (!strcmp(a, "--prompt"))
-            cfg.n_prompt = atoi(v);
+            ok = realm_cli_int(v, 1, 1 << 20, &cfg.n_prompt);
         else if (!strcmp(a, "--gen"))
-            cfg.n_gen = atoi(v);
+            ok = realm_cli_int(v, 1, 1 << 20, &cfg.n_gen);
         else if (!strcmp(a, "--shared"))
-            cfg.n_shared = atoi(v);
+            ok = realm_cli_int(v, 0, 1 << 20, &cfg.n_shared);
         else if (!strcmp(a, "--budget"))
-            cfg.budget = atoi(v);
+            ok = realm_cli_int(v, 1, 1 << 20, &cfg.budget);
         else if (!strcmp(a, "--threads"))
-            threads = atoi(v);
+            ok = realm_cli_int(v, 0, 1024, &threads);
         else if (!strcmp(a, "--device"))
             device = v;
         else if (!strcmp(a, "--temp"))
-            cfg.temp = strtof(v, NULL);
+            ok = realm_cli_float(v, &cfg.temp);
         else if (!strcmp(a, "--top-p"))
-            cfg.top_p = strtof(v, NULL);
+            ok = realm_cli_float(v, &cfg.top_p);
         else if (!strcmp(a, "--sample-threads"))
-            cfg.sample_threads = atoi(v);
+            ok = realm_cli_int(v, 0, 1024, &cfg.sample_threads);
         else
             return usage();
+        if (!ok) {
+            fprintf(stderr, "realm engine-bench: bad value '%s' for %s\n", v, a);
+            return usage();
+        }
         i++;
     }
     if (!path || cfg.n_prompt <= 0 || cfg.n_gen <= 0 || cfg.budget <= 0 || cfg.n_shared < 0 ||

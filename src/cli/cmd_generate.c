@@ -23,6 +23,7 @@
 
 #include "backend/registry.h"
 #include "base/alloc.h"
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "engine/sampler.h"
 #include "engine/stop.h"
@@ -67,26 +68,6 @@ static int usage(const char *why)
     return 2;
 }
 
-static bool parse_int(const char *s, int lo, int hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = (int)v;
-    return true;
-}
-
-static bool parse_float(const char *s, float *out)
-{
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) return false;
-    *out = v;
-    return true;
-}
-
 static int parse_args(int argc, char **argv, gen_opts *o)
 {
     *o = (gen_opts){.n_predict = 256, .sp = realm_sampler_params_default()};
@@ -129,29 +110,29 @@ static int parse_args(int argc, char **argv, gen_opts *o)
             o->stops[o->n_stops++] = v;
         }
         else if (!strcmp(a, "-n"))
-            ok = parse_int(v, 0, 1 << 20, &o->n_predict);
+            ok = realm_cli_int(v, 0, 1 << 20, &o->n_predict);
         else if (!strcmp(a, "--max-ctx"))
-            ok = parse_int(v, 1, 1 << 20, &o->max_ctx);
+            ok = realm_cli_int(v, 1, 1 << 20, &o->max_ctx);
         else if (!strcmp(a, "--chunk"))
-            ok = parse_int(v, 1, 4096, &o->chunk);
+            ok = realm_cli_int(v, 1, 4096, &o->chunk);
         else if (!strcmp(a, "--threads"))
-            ok = parse_int(v, 0, 1024, &o->threads);
+            ok = realm_cli_int(v, 0, 1024, &o->threads);
         else if (!strcmp(a, "--device"))
             o->device = v;
         else if (!strcmp(a, "--temp"))
-            ok = parse_float(v, &o->sp.temperature);
+            ok = realm_cli_float(v, &o->sp.temperature);
         else if (!strcmp(a, "--top-k"))
-            ok = parse_int(v, 0, 1 << 30, &o->sp.top_k);
+            ok = realm_cli_int(v, 0, 1 << 30, &o->sp.top_k);
         else if (!strcmp(a, "--top-p"))
-            ok = parse_float(v, &o->sp.top_p);
+            ok = realm_cli_float(v, &o->sp.top_p);
         else if (!strcmp(a, "--min-p"))
-            ok = parse_float(v, &o->sp.min_p);
+            ok = realm_cli_float(v, &o->sp.min_p);
         else if (!strcmp(a, "--repeat-penalty"))
-            ok = parse_float(v, &o->sp.repeat_penalty);
+            ok = realm_cli_float(v, &o->sp.repeat_penalty);
         else if (!strcmp(a, "--presence-penalty"))
-            ok = parse_float(v, &o->sp.presence_penalty);
+            ok = realm_cli_float(v, &o->sp.presence_penalty);
         else if (!strcmp(a, "--frequency-penalty"))
-            ok = parse_float(v, &o->sp.frequency_penalty);
+            ok = realm_cli_float(v, &o->sp.frequency_penalty);
         else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;

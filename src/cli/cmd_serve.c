@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "server/server.h"
 
@@ -26,16 +27,6 @@
     "    the admin API is off when it is unset).\n"                                                \
     "  without --model: $REALM_MODEL_PATH, else "                                                  \
     "~/.cache/realm/models/SmolLM2-135M-Instruct.Q4_1.gguf\n"
-
-static bool parse_int(const char *s, long lo, long hi, int32_t *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return false;
-    *out = (int32_t)v;
-    return true;
-}
 
 int realm_cmd_serve(int argc, char **argv)
 {
@@ -61,18 +52,27 @@ int realm_cmd_serve(int argc, char **argv)
         else if (!strcmp(a, "--device"))
             o.device = v;
         else if (!strcmp(a, "--gpu-mem-mb"))
-            ok = parse_int(v, 1, 1 << 30, &gpu_mem_mb);
+            ok = realm_cli_int(v, 1, 1 << 30, &gpu_mem_mb);
         else if (!strcmp(a, "--model-name")) o.model_name = v;
         else if (!strcmp(a, "--admin-key-env")) admin_env = v;
-        else if (!strcmp(a, "--port")) ok = parse_int(v, 0, 65535, &port);
-        else if (!strcmp(a, "--threads")) ok = parse_int(v, 0, 1024, &threads);
-        else if (!strcmp(a, "--workers")) ok = parse_int(v, 0, 256, &workers);
-        else if (!strcmp(a, "--max-ctx")) ok = parse_int(v, 16, 1 << 20, &o.max_ctx);
-        else if (!strcmp(a, "--max-running")) ok = parse_int(v, 1, 4096, &o.max_running);
-        else if (!strcmp(a, "--max-queued")) ok = parse_int(v, 1, 1 << 20, &o.max_queued);
-        else if (!strcmp(a, "--kv-tokens")) ok = parse_int(v, 16, 1 << 26, &o.kv_tokens);
-        else if (!strcmp(a, "--max-body-bytes")) ok = parse_int(v, 1024, 1 << 30, &o.max_body_bytes);
-        else if (!strcmp(a, "--drain-timeout-ms")) ok = parse_int(v, 1, 1 << 30, &o.drain_timeout_ms);
+        else if (!strcmp(a, "--port"))
+            ok = realm_cli_int(v, 0, 65535, &port);
+        else if (!strcmp(a, "--threads"))
+            ok = realm_cli_int(v, 0, 1024, &threads);
+        else if (!strcmp(a, "--workers"))
+            ok = realm_cli_int(v, 0, 256, &workers);
+        else if (!strcmp(a, "--max-ctx"))
+            ok = realm_cli_int(v, 16, 1 << 20, &o.max_ctx);
+        else if (!strcmp(a, "--max-running"))
+            ok = realm_cli_int(v, 1, 4096, &o.max_running);
+        else if (!strcmp(a, "--max-queued"))
+            ok = realm_cli_int(v, 1, 1 << 20, &o.max_queued);
+        else if (!strcmp(a, "--kv-tokens"))
+            ok = realm_cli_int(v, 16, 1 << 26, &o.kv_tokens);
+        else if (!strcmp(a, "--max-body-bytes"))
+            ok = realm_cli_int(v, 1024, 1 << 30, &o.max_body_bytes);
+        else if (!strcmp(a, "--drain-timeout-ms"))
+            ok = realm_cli_int(v, 1, 1 << 30, &o.drain_timeout_ms);
         else {
             fprintf(stderr, "realm serve: unknown option %s\n%s", a, USAGE);
             return 2;

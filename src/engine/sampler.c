@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "base/alloc.h"
-#include "base/argmax.h"
+#include "base/rowmath.h"
 
 struct realm_sampler {
     int32_t n_vocab;
@@ -212,49 +212,6 @@ const realm_sampler_cand *realm_sampler_last_set(realm_sampler_t *s, int32_t *n)
     return set;
 }
 
-/* e^x for x <= 0 (-inf included), a softmax weight: within 1 ulp of the
- * correctly rounded value for x >= -87 (checked against double exp over
- * [-87, 0]), 0 below (where e^x < 2^-125: a probability nothing draws).
- * glibc's expf, a call, took 40% of a sample over 128k tokens; this has no
- * call and no branch (bit masks, not selects, so the compiler cannot split
- * the loop at a constant case), so the softmax loop vectorizes; and it gives
- * the same bits on every machine (libm picks an FMA or a plain variant at
- * run time). x = k ln2 + r with |r| <= ln2 / 2 (k rounded by the 1.5 * 2^23
- * shifter; ln2 in two parts, so k ln2 is exact), e^r by its Taylor
- * polynomial to r^7 (truncation error < 1e-8), 2^k from exponent bits. */
-static inline float exp_nonpos(float x)
-{
-    const float log2e = 1.44269504088896341f, ln2_hi = 0.693145751953125f,
-                ln2_lo = 1.42860682030941723e-6f, shifter = 12582912.0f;
-    union {
-        float f;
-        uint32_t u;
-    } xb = {.f = x};
-    const uint32_t below = 0u - (uint32_t)(xb.u > 0xC2AE0000u); /* x < -87 (bits of -87.0f) */
-    xb.u = (xb.u & ~below) | (0xC2AE0000u & below);
-    const float xc = xb.f;
-    const union {
-        float f;
-        uint32_t u;
-    } kr = {.f = xc * log2e + shifter};
-    const float kf = kr.f - shifter;
-    const int32_t k = (int32_t)(kr.u - 0x4B400000u); /* the integer in kr's low bits */
-    const float r = (xc - kf * ln2_hi) - kf * ln2_lo;
-    float p = 1.0f / 5040.0f;
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    const union {
-        uint32_t u;
-        float f;
-    } two_k = {.u = ((uint32_t)(k + 127) << 23) & ~below}; /* 0 below -87 */
-    return p * two_k.f;
-}
-
 /* Steps 1-3 of sampler.h: s->work = the logits every later step sees. */
 static realm_status shape_logits(realm_sampler_t *s, const float *logits,
                                  const realm_sampler_ctl *ctl, realm_error *err)
@@ -387,8 +344,7 @@ realm_status realm_sampler_sample(realm_sampler_t *s, const float *logits,
      * with a weight: the first loop vectorizes, the second only copies. */
     const float inv_t = 1.0f / s->p.temperature, max = w[best];
     float *e = s->work;
-    for (int32_t i = 0; i < n; i++)
-        e[i] = exp_nonpos((e[i] - max) * inv_t);
+    realm_exp_scaled_f32(e, n, max, inv_t);
     double total = 0.0;
     int32_t m = 0;
     for (int32_t i = 0; i < n; i++) {

@@ -16,7 +16,7 @@
  */
 #include <string.h>
 
-#include "base/argmax.h"
+#include "base/rowmath.h"
 #include "engine/engine_impl.h"
 
 static int32_t min_i32(int32_t a, int32_t b)
@@ -269,14 +269,19 @@ static realm_engine_finish finish_reason(const realm_engine_t *e, const eng_seq 
     return REALM_ENGINE_FINISH_NONE;
 }
 
-/* Step 5 for batch sequence j: its token from its row of logits, into
- * b_tok[j] (b_err[j] says why not). One task of the step's parallel pick:
- * reads only its own sequence and row. */
+/* A greedy pick's -1 (base/rowmath.h): nothing to pick. */
+static const char no_finite_logit[] = "engine: every logit is NaN or -inf";
+
+/* Step 5 for batch sequence j, when its last row had logits: its token from
+ * its row, into b_tok[j] (b_err[j] says why not). One task of the step's
+ * parallel pick (a task a batch sequence): reads only its own sequence and
+ * row. */
 static void pick(void *ctx, int64_t task, int thread)
 {
     (void)thread;
     realm_engine_t *e = ctx;
     int32_t j = (int32_t)task;
+    if (e->b_logit[j] < 0) return;
     eng_seq *q = &e->seqs[e->b_slot[j]];
     const float *logits = e->logits + (size_t)e->b_logit[j] * e->n_vocab;
     realm_error *err = &e->b_err[j];
@@ -294,7 +299,7 @@ static void pick(void *ctx, int64_t task, int thread)
             return;
         }
     } else if ((tok = realm_argmax_f32(logits, e->n_vocab)) < 0) {
-        realm_error_set(err, REALM_E_INTERNAL, "engine: every logit is NaN or -inf");
+        realm_error_set(err, REALM_E_INTERNAL, "%s", no_finite_logit);
         return;
     }
     e->b_tok[j] = tok;
@@ -332,28 +337,6 @@ static void advance(realm_engine_t *e, int32_t j, bool picked)
     if (fin != REALM_ENGINE_FINISH_NONE) finish(e, s, NULL);
 }
 
-/* pick() for every batch sequence with logits: the list of them in scratch
- * (free during the step's tail), tasks over it. */
-typedef struct pick_job {
-    realm_engine_t *e;
-    const int32_t *js;
-} pick_job;
-
-static void pick_listed(void *ctx, int64_t task, int thread)
-{
-    const pick_job *pj = ctx;
-    pick(pj->e, pj->js[task], thread);
-}
-
-static void run_picks(realm_engine_t *e, int32_t n_bs)
-{
-    int32_t *js = e->scratch, n = 0;
-    for (int32_t j = 0; j < n_bs; j++)
-        if (e->b_logit[j] >= 0) js[n++] = j;
-    pick_job pj = {e, js};
-    realm_threadpool_run(e->pool, n, 0, pick_listed, &pj);
-}
-
 /* Step 5 when the backend picked: b_tok from the ids of the logit rows. */
 static void take_ids(realm_engine_t *e, int32_t n_bs)
 {
@@ -362,7 +345,7 @@ static void take_ids(realm_engine_t *e, int32_t n_bs)
         realm_error_clear(&e->b_err[j]);
         e->b_tok[j] = e->b_ids[e->b_logit[j]];
         if (e->b_tok[j] < 0 || e->b_tok[j] >= e->n_vocab)
-            realm_error_set(&e->b_err[j], REALM_E_INTERNAL, "engine: every logit is NaN or -inf");
+            realm_error_set(&e->b_err[j], REALM_E_INTERNAL, "%s", no_finite_logit);
     }
 }
 
@@ -421,7 +404,7 @@ realm_status realm_engine_step(realm_engine_t *e, int32_t *n_rows_out, realm_err
         if (greedy)
             take_ids(e, n_bs);
         else
-            run_picks(e, n_bs);
+            realm_threadpool_run(e->pool, n_bs, 0, pick, e);
     }
     for (int32_t j = 0; j < n_bs; j++) {
         int32_t s = e->b_slot[j];

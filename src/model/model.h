@@ -90,7 +90,7 @@ realm_status realm_model_forward(realm_model_t *m, const realm_kv_pool *kv, cons
                                  float *logits, realm_error *err);
 
 /* As realm_model_forward, but each row that wants logits gets only the index
- * of its largest logit (base/argmax.h: ties to the lowest, -1 when none is
+ * of its largest logit (base/rowmath.h: ties to the lowest, -1 when none is
  * finite) in ids (host, realm_batch_n_logits(b)), computed by the backend
  * where the logits are: on a GPU one int a row crosses the link instead of
  * n_vocab floats, and no host thread scans them. The greedy pick. */

@@ -871,7 +871,7 @@ static void test_elementwise(void **state)
     assert_int_equal(n_fail, 0);
 }
 
-/* argmax against the CPU's (base/argmax.h) exactly: few distinct values (so
+/* argmax against the CPU's (base/rowmath.h) exactly: few distinct values (so
  * ties are everywhere), NaN and -inf among them, a row with no finite value,
  * a row whose maximum is its last element; widths around the kernel's 256
  * threads and vocabulary sizes. */

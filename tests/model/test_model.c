@@ -13,7 +13,7 @@
 
 #include "backend/cpu/cpu.h"
 #include "base/alloc.h"
-#include "base/argmax.h"
+#include "base/rowmath.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 #include "tools/synth.h"

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_impl.h"
-#include "base/argmax.h"
+#include "base/rowmath.h"
 
 void realm__cpu_get_rows(realm_backend *be, const realm_weight *emb, const int32_t *token,
                          int32_t n, float *out)

@@ -248,7 +248,7 @@ void realm__cuda_issue_add(cuda_ctx *c, const struct cuda_op *op)
 
 /* One block a row. Each thread keeps the first of its strided elements
  * holding its largest value; the block's reduction keeps the larger value,
- * then the lower index, so ties go to the lowest index as base/argmax.h's.
+ * then the lower index, so ties go to the lowest index as base/rowmath.h's.
  * NaN fails every comparison and -inf never beats the start (-inf, -1). */
 #define ARGMAX_THREADS 256
 __global__ static void __launch_bounds__(ARGMAX_THREADS)
