@@ -137,6 +137,7 @@ int main(int argc, char **argv)
 {
     const char *path = NULL, *device = "cuda";
     int steps = 64, decode_only = 0, streams = 0, prefill = 0, mixed = 0;
+    realm_kv_choice kv_type = REALM_KV_AUTO;
     bool bad = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc) device = argv[++i];
@@ -151,7 +152,11 @@ int main(int argc, char **argv)
             bad |= !int_arg(argv[++i], &mixed);
         else if (!strcmp(argv[i], "--logits") && i + 1 < argc)
             bad |= !int_arg(argv[++i], &logit_rows);
-        else if (argv[i][0] == '-')
+        else if (!strcmp(argv[i], "--kv-type") && i + 1 < argc) {
+            const char *t = argv[++i];
+            kv_type = !strcmp(t, "f32") ? REALM_KV_F32 : REALM_KV_F16;
+            bad |= strcmp(t, "f32") && strcmp(t, "f16");
+        } else if (argv[i][0] == '-')
             bad = true;
         else path = argv[i];
     }
@@ -160,7 +165,7 @@ int main(int argc, char **argv)
         fprintf(stderr,
                 "usage: realm_bench_cuda MODEL.gguf [--device cuda|cpu] [--steps N] "
                 "[--decode-only] [--streams 1..%d] [--prefill 1..512] [--mixed 1..%d] "
-                "[--logits K]\n",
+                "[--logits K] [--kv-type f16|f32]\n",
                 MAX_SEQS, MAX_SEQS - 1);
         return 2;
     }
@@ -173,7 +178,8 @@ int main(int argc, char **argv)
     if (realm_model_load(g, be, &mp, &m, &err)) die(&err);
     double load_s = now_s() - t0;
     const realm_hparams *hp = realm_model_hparams(m);
-    if (realm_kv_cache_init(be, hp, MAX_SEQS, CTX, &kv, &err)) die(&err);
+    if (realm_kv_cache_init(be, hp, MAX_SEQS, CTX, realm_kv_type_pick(be, kv_type), &kv, &err))
+        die(&err);
     logits = realm_model_logits_alloc(m, MAX_SEQS);
     if (!logits) {
         fprintf(stderr, "bench: out of memory for logits\n");

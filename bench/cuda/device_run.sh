@@ -403,6 +403,10 @@ if [ "$PHASE" != speed ]; then
   if [ "$PHASE" != all ]; then
     echo "== whole-model correctness with the int8 tile kernel off (REALM_CUDA_MMQ=0) =="
     REALM_CUDA_MMQ=0 REALM_CUDA_TEST_BIG=1 timeout 400 $B/tests/test_cuda_model 2>&1 | grep -vE "^\[ (RUN|       OK) " | tee $OUT/model_mmq.txt
+    # the KV cache in f32 (the test's default is f16, the GPU's): these
+    # checksums are the ones of the trees before the f16 KV cache
+    echo "== whole-model correctness with the KV cache in f32 (REALM_CUDA_TEST_KV=f32) =="
+    REALM_CUDA_TEST_KV=f32 REALM_CUDA_TEST_BIG=1 timeout 400 $B/tests/test_cuda_model 2>&1 | grep -vE "^\[ (RUN|       OK) " | tee $OUT/model_kv32.txt
   fi
 fi
 

@@ -80,14 +80,29 @@ typedef struct realm_batch {
     const realm_batch_seq *seqs; /* (n_seqs) */
 } realm_batch;
 
-/* The KV pool in backend memory, f32. Blocks are the unit of ownership so a
+/* The KV pool in backend memory. Blocks are the unit of ownership so a
  * paged cache (engine/) and the simple per-sequence cache (model/kv_cache.h)
- * share one layout; the model never knows which one allocated the blocks. */
+ * share one layout; the model never knows which one allocated the blocks.
+ * Elements are REALM_TYPE_F16 (half the memory and half the bytes attention
+ * reads; kv_store rounds to nearest even, as quant/fp16.h, a value past 65504
+ * becomes inf) or REALM_TYPE_F32 (exact). Every backend takes both, with the
+ * same rounding; which one a cache gets is its owner's choice
+ * (realm_kv_choice below). */
 typedef struct realm_kv_pool {
     int32_t n_layer, n_blocks, block_size, kv_dim; /* kv_dim = n_head_kv * head_dim */
-    float *k;                                      /* (n_layer, n_blocks, block_size, kv_dim) */
-    float *v;                                      /* (n_layer, n_blocks, block_size, kv_dim) */
+    realm_type type;                               /* REALM_TYPE_F16 or REALM_TYPE_F32 */
+    void *k;                                       /* (n_layer, n_blocks, block_size, kv_dim) */
+    void *v;                                       /* (n_layer, n_blocks, block_size, kv_dim) */
 } realm_kv_pool;
+
+/* Bytes of one half (k or v) of a pool of these dimensions; 0 for a type
+ * that is neither F16 nor F32. */
+size_t realm_kv_pool_bytes(int32_t n_layer, int32_t n_blocks, int32_t block_size, int32_t kv_dim,
+                           realm_type type);
+
+/* A KV pool's element type as a user asks for it: the backend's own
+ * (realm_backend_ops.kv_type), or fixed. */
+typedef enum realm_kv_choice { REALM_KV_AUTO = 0, REALM_KV_F16, REALM_KV_F32 } realm_kv_choice;
 
 /* How q/k pairs rotate (llama.cpp's rope types). NORMAL rotates adjacent
  * pairs (x[2i], x[2i+1]); GGUF llama checkpoints have Q/K rows permuted by the
@@ -115,6 +130,11 @@ enum { REALM_MATMUL_MULTI_MAX = 3 };
 
 typedef struct realm_backend_ops {
     const char *name;
+    /* The KV pool's element type where the user asks for none: F32 on the
+     * CPU (the reference: exact, and with the small default model a
+     * near-tie can turn on the KV's rounding), F16 on the GPU (half the
+     * memory and the bytes attention reads). */
+    realm_type kv_type;
     /* Can matmul/get_rows read weights of this type? */
     bool (*supports)(const realm_backend *be, realm_type type);
     void (*destroy)(realm_backend *be);
@@ -199,6 +219,9 @@ struct realm_backend {
     const realm_backend_ops *ops;
     void *ctx; /* the backend's own state */
 };
+
+/* The element type a KV pool of choice c takes on be. */
+realm_type realm_kv_type_pick(const realm_backend *be, realm_kv_choice c);
 
 /* Destroys the backend (NULL is a no-op). Buffers must be freed first. */
 void realm_backend_free(realm_backend *be);

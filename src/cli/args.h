@@ -9,9 +9,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backend/backend.h"
+
 /* A base-10 integer in [lo, hi]. */
 bool realm_cli_int(const char *s, long lo, long hi, int32_t *out);
 /* A finite float. */
 bool realm_cli_float(const char *s, float *out);
+/* A KV pool's element choice: "auto", "f16" or "f32". */
+bool realm_cli_kv_type(const char *s, realm_kv_choice *out);
 
 #endif

@@ -176,8 +176,9 @@ static int bench_threads(const char *path, realm_gguf_t *g, int n_threads, int n
     int32_t rows = n_pp > 0 ? n_pp : 1, ctx = n_pp + n_tg + 1;
     realm_backend_cpu_params bp = {.n_threads = n_threads};
     realm_model_params mp = {.max_rows = rows, .max_ctx = ctx, .max_logit_rows = 1};
-    if (!v || realm_backend_cpu_create(&bp, &be, &err) || realm_model_load(g, be, &mp, &b.m, &err) ||
-        realm_kv_cache_init(be, realm_model_hparams(b.m), 1, ctx, &b.kv, &err))
+    if (!v || realm_backend_cpu_create(&bp, &be, &err) ||
+        realm_model_load(g, be, &mp, &b.m, &err) ||
+        realm_kv_cache_init(be, realm_model_hparams(b.m), 1, ctx, be->ops->kv_type, &b.kv, &err))
         goto done;
     const realm_hparams *hp = realm_model_hparams(b.m);
     b.tokens = realm_calloc((size_t)ctx, sizeof *b.tokens);

@@ -53,6 +53,7 @@ static void on_event(void *user, const realm_engine_event *ev)
 typedef struct bench_cfg {
     int n_prompt, n_gen, n_shared, budget, sample_threads;
     float temp, top_p; /* temp 0: greedy (the backend picks), else a sampler a request */
+    realm_kv_choice kv_type;
 } bench_cfg;
 
 static realm_status sample(void *user, const float *logits, int32_t n_vocab, int32_t *out,
@@ -85,7 +86,8 @@ static int run_one(realm_model_t *m, const bench_cfg *cfg, int conc, bool shared
     realm_engine_params ep = {.max_running = conc < 64 ? 64 : conc,
                               .max_batch_tokens = cfg->budget,
                               .no_prefix_cache = !cache,
-                              .sample_threads = cfg->sample_threads};
+                              .sample_threads = cfg->sample_threads,
+                              .kv_type = cfg->kv_type};
     realm_engine_t *e = NULL;
     int32_t n_vocab = realm_model_hparams(m)->n_vocab;
     int32_t *prompt = realm_calloc((size_t)cfg->n_prompt, sizeof *prompt);
@@ -174,7 +176,8 @@ done:
 static int usage(void)
 {
     fprintf(stderr, "usage: realm engine-bench MODEL.gguf [--conc 1,4,16,64] [--prompt N] [--gen N]"
-                    " [--shared N] [--budget N] [--threads N] [--device auto|cpu|cuda]\n"
+                    " [--shared N] [--budget N] [--threads N] [--device auto|cpu|cuda] [--kv-type "
+                    "auto|f16|f32]\n"
                     "         [--temp T] [--top-p P] [--sample-threads N]   (--temp 0: greedy)\n");
     return 2;
 }
@@ -182,7 +185,12 @@ static int usage(void)
 int realm_cmd_engine_bench(int argc, char **argv)
 {
     const char *path = NULL, *conc_list = "1,4,16,64";
-    bench_cfg cfg = {.n_prompt = 64, .n_gen = 32, .n_shared = 48, .budget = 256, .top_p = 1.0f};
+    bench_cfg cfg = {.n_prompt = 64,
+                     .n_gen = 32,
+                     .n_shared = 48,
+                     .budget = 256,
+                     .top_p = 1.0f,
+                     .kv_type = REALM_KV_AUTO};
     int threads = 0;
     const char *device = "auto";
     for (int i = 1; i < argc; i++) {
@@ -213,6 +221,8 @@ int realm_cmd_engine_bench(int argc, char **argv)
             ok = realm_cli_float(v, &cfg.top_p);
         else if (!strcmp(a, "--sample-threads"))
             ok = realm_cli_int(v, 0, 1024, &cfg.sample_threads);
+        else if (!strcmp(a, "--kv-type"))
+            ok = realm_cli_kv_type(v, &cfg.kv_type);
         else
             return usage();
         if (!ok) {
@@ -247,7 +257,8 @@ int realm_cmd_engine_bench(int argc, char **argv)
     if (realm_gguf_open(path, &g, &err) || realm_backend_create(device, &bo, &be, &err) ||
         realm_model_load(g, be, &mp, &m, &err))
         goto done;
-    printf("engine-bench: %s on %s, prompt %d, gen %d, budget %d rows/step, ", path, be->ops->name,
+    printf("engine-bench: %s on %s, KV %s, prompt %d, gen %d, budget %d rows/step, ", path,
+           be->ops->name, realm_kv_type_pick(be, cfg.kv_type) == REALM_TYPE_F32 ? "f32" : "f16",
            cfg.n_prompt, cfg.n_gen, cfg.budget);
     if (cfg.temp > 0)
         printf("sampled (temperature %g, top-p %g, a sampler a request)\n", cfg.temp, cfg.top_p);

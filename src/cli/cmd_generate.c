@@ -39,6 +39,7 @@
     "         [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"        \
     "         [--presence-penalty X] [--frequency-penalty X] [--seed S] [--max-ctx N]\n"           \
     "         [--stop STR]... [--chunk N] [--threads N] [--device auto|cpu|cuda] [--show-ids]\n"   \
+    "         [--kv-type auto|f16|f32]\n"                                                          \
     "  without a model: $REALM_MODEL_PATH, else ~/.cache/realm/models/" DEFAULT_MODEL "\n"         \
     "  defaults: -n 256, --temp 0.8, --top-k 40, --top-p 0.95, --seed from the clock\n"
 
@@ -46,6 +47,7 @@
 
 typedef struct gen_opts {
     const char *model, *prompt, *system, *device;
+    realm_kv_choice kv_type;
     bool chat, show_ids;
     int n_predict, max_ctx, chunk, threads;
     const char *stops[REALM_STOP_MAX]; /* --stop, up to 4 */
@@ -119,6 +121,8 @@ static int parse_args(int argc, char **argv, gen_opts *o)
             ok = realm_cli_int(v, 0, 1024, &o->threads);
         else if (!strcmp(a, "--device"))
             o->device = v;
+        else if (!strcmp(a, "--kv-type"))
+            ok = realm_cli_kv_type(v, &o->kv_type);
         else if (!strcmp(a, "--temp"))
             ok = realm_cli_float(v, &o->sp.temperature);
         else if (!strcmp(a, "--top-k"))
@@ -316,7 +320,8 @@ static int run(const gen_opts *o)
                         realm_tokenizer_n_vocab(s.tok), hp->n_vocab);
         goto done;
     }
-    if (realm_kv_cache_init(s.be, hp, 1, max_ctx, &s.kv, &err) ||
+    if (realm_kv_cache_init(s.be, hp, 1, max_ctx, realm_kv_type_pick(s.be, o->kv_type), &s.kv,
+                            &err) ||
         realm_sampler_init(hp->n_vocab, &o->sp, &s.smp, &err) ||
         realm_sampler_accept_prompt(s.smp, s.prompt.ids, n_prompt, &err))
         goto done;

@@ -8,7 +8,8 @@
  * arg-max token of each position is printed. --greedy N then decodes N more
  * tokens one at a time, each the arg-max of the previous logits, prints
  * them ("greedy: ID,ID,...") and includes their rows in the output.
- * --device picks the backend by name (backend/registry.h; default cpu).
+ * --device picks the backend by name (backend/registry.h; default cpu);
+ * --kv-type the KV pool's elements (auto, the default: the backend's; f16; f32).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,14 +17,16 @@
 
 #include "backend/registry.h"
 #include "base/alloc.h"
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: realm logits MODEL.gguf --tokens ID,ID,... [--chunk N] [--greedy N]"
-                    " [--out FILE.f32] [--threads N] [--device cpu|cuda]\n");
+    fprintf(stderr,
+            "usage: realm logits MODEL.gguf --tokens ID,ID,... [--chunk N] [--greedy N]"
+            " [--out FILE.f32] [--threads N] [--device cpu|cuda] [--kv-type auto|f16|f32]\n");
     return 2;
 }
 
@@ -60,7 +63,7 @@ static int32_t argmax(const float *l, int32_t n)
 
 /* tokens has room for n + n_greedy ids; the first n are the prompt. */
 static int run(const char *path, int32_t *tokens, int n, int n_greedy, int chunk,
-               const char *out_path, int n_threads, const char *device)
+               const char *out_path, int n_threads, const char *device, realm_kv_choice kv_type)
 {
     realm_error err = {0};
     realm_gguf_t *g = NULL;
@@ -78,7 +81,8 @@ static int run(const char *path, int32_t *tokens, int n, int n_greedy, int chunk
     realm_model_params mp = {.max_rows = chunk, .max_ctx = total, .max_logit_rows = chunk};
     if (realm_model_load(g, be, &mp, &m, &err)) goto done;
     const realm_hparams *hp = realm_model_hparams(m);
-    if (realm_kv_cache_init(be, hp, 1, total, &kv, &err)) goto done;
+    if (realm_kv_cache_init(be, hp, 1, total, realm_kv_type_pick(be, kv_type), &kv, &err))
+        goto done;
     logits = realm_calloc((size_t)total * hp->n_vocab, sizeof *logits);
     want = realm_calloc((size_t)chunk, sizeof *want);
     pos = realm_calloc((size_t)total, sizeof *pos);
@@ -147,6 +151,7 @@ int realm_cmd_logits(int argc, char **argv)
 {
     const char *path = NULL, *toks = NULL, *out = NULL, *device = "cpu";
     int chunk = 0, threads = 0, greedy = 0;
+    realm_kv_choice kv_type = REALM_KV_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (a[0] != '-' && !path) {
@@ -166,7 +171,9 @@ int realm_cmd_logits(int argc, char **argv)
             device = v;
         else if (!strcmp(a, "--greedy"))
             greedy = atoi(v);
-        else
+        else if (!strcmp(a, "--kv-type")) {
+            if (!realm_cli_kv_type(v, &kv_type)) return usage();
+        } else
             return usage();
         i++;
     }
@@ -179,7 +186,7 @@ int realm_cmd_logits(int argc, char **argv)
         return 2;
     }
     if (chunk <= 0 || chunk > n) chunk = n;
-    int rc = run(path, tokens, n, greedy, chunk, out, threads, device);
+    int rc = run(path, tokens, n, greedy, chunk, out, threads, device, kv_type);
     realm_free(tokens);
     return rc;
 }

@@ -19,10 +19,13 @@
     "         [--device auto|cpu|cuda] [--gpu-mem-mb N] [--threads N] [--workers N]\n"             \
     "         [--admin-key-env VAR] [--model-name NAME]\n"                                         \
     "         [--max-ctx N] [--max-running N] [--max-queued N] [--kv-tokens N]\n"                  \
+    "         [--kv-type auto|f16|f32]\n"                                                          \
     "         [--max-body-bytes N] [--drain-timeout-ms N]\n"                                       \
     "  --port 0 picks a free port; the chosen one is printed on stdout.\n"                         \
     "  --device auto (default): the GPU where one is present, else the CPU.\n"                     \
     "  --gpu-mem-mb: device memory reserved at start-up (default 90% of what is free).\n"          \
+    "  --kv-type: the KV cache's elements; auto (default): f16 on the GPU (half the memory),\n"    \
+    "    f32 on the CPU (exact).\n"                                                                \
     "  --admin-key-env VAR: the admin API key is read from $VAR (default REALM_ADMIN_KEY;\n"       \
     "    the admin API is off when it is unset).\n"                                                \
     "  without --model: $REALM_MODEL_PATH, else "                                                  \
@@ -69,7 +72,11 @@ int realm_cmd_serve(int argc, char **argv)
             ok = realm_cli_int(v, 1, 1 << 20, &o.max_queued);
         else if (!strcmp(a, "--kv-tokens"))
             ok = realm_cli_int(v, 16, 1 << 26, &o.kv_tokens);
-        else if (!strcmp(a, "--max-body-bytes"))
+        else if (!strcmp(a, "--kv-type")) {
+            realm_kv_choice c;
+            ok = realm_cli_kv_type(v, &c);
+            o.kv_type = (int)c;
+        } else if (!strcmp(a, "--max-body-bytes"))
             ok = realm_cli_int(v, 1024, 1 << 30, &o.max_body_bytes);
         else if (!strcmp(a, "--drain-timeout-ms"))
             ok = realm_cli_int(v, 1, 1 << 30, &o.drain_timeout_ms);

@@ -63,7 +63,8 @@ realm_status realm_engine_create(realm_model_t *m, const realm_engine_params *pa
         goto fail;
     }
     if ((st = realm_kv_pages_init(realm_model_backend(m), hp, e->p.n_kv_blocks, e->block_size,
-                                  &e->kv, err)))
+                                  realm_kv_type_pick(realm_model_backend(m), e->p.kv_type), &e->kv,
+                                  err)))
         goto fail;
     size_t ns = (size_t)e->n_slots, nr = (size_t)e->p.max_running,
            nb = (size_t)e->p.max_batch_tokens;

@@ -130,6 +130,7 @@ typedef struct realm_engine_params {
     float vtc_w_in, vtc_w_out;  /* VTC weights; both 0: 1 and 2 */
     bool no_prefix_cache;       /* disable lookups and publishing */
     int32_t sample_threads;     /* threads picking a step's tokens; <= 0: one per online CPU */
+    realm_kv_choice kv_type;    /* the KV pool's elements; AUTO (0): the backend's */
 } realm_engine_params;
 
 typedef struct realm_engine_stats {

@@ -70,13 +70,16 @@ void realm_kv_pages_free(realm_kv_pages_t *p)
 }
 
 realm_status realm_kv_pages_init(realm_backend *be, const realm_hparams *hp, int32_t n_blocks,
-                                 int32_t block_size, realm_kv_pages_t **out, realm_error *err)
+                                 int32_t block_size, realm_type type, realm_kv_pages_t **out,
+                                 realm_error *err)
 {
     *out = NULL;
     if (n_blocks <= 0 || block_size <= 0 || n_blocks > (1 << 28))
         return realm_error_set(err, REALM_E_INVALID,
                                "kv pages: %d blocks of %d positions (need >= 1 of each)", n_blocks,
                                block_size);
+    if (type != REALM_TYPE_F16 && type != REALM_TYPE_F32)
+        return realm_error_set(err, REALM_E_INVALID, "kv pages: elements must be f16 or f32");
     realm_kv_pages_t *p = realm_calloc(1, sizeof *p);
     if (!p) return realm_error_set(err, REALM_E_NOMEM, "kv pages: out of memory");
     p->be = be;
@@ -105,9 +108,9 @@ realm_status realm_kv_pages_init(realm_backend *be, const realm_hparams *hp, int
     p->pool = (realm_kv_pool){.n_layer = hp->n_layer,
                               .n_blocks = n_blocks,
                               .block_size = block_size,
-                              .kv_dim = hp->n_head_kv * hp->head_dim};
-    size_t bytes =
-        (size_t)hp->n_layer * nb * (size_t)block_size * (size_t)p->pool.kv_dim * sizeof(float);
+                              .kv_dim = hp->n_head_kv * hp->head_dim,
+                              .type = type};
+    size_t bytes = realm_kv_pool_bytes(hp->n_layer, n_blocks, block_size, p->pool.kv_dim, type);
     if ((st = be->ops->buffer_alloc(be, bytes, &p->k_buf, err)) ||
         (st = be->ops->buffer_alloc(be, bytes, &p->v_buf, err)))
         goto fail;

@@ -2,7 +2,7 @@
  * engine/kv_pages.h — the paged KV cache: one pool of fixed-size blocks,
  * reference counts, and a prefix cache of full blocks.
  *
- * The pool (realm_kv_pool, backend memory, f32) is allocated once at init and
+ * The pool (realm_kv_pool, backend memory, f16 or f32) is allocated once at init and
  * never grows; sequences own blocks through block tables the engine keeps and
  * passes to the model in each realm_batch. A block is in exactly one of three
  * states:
@@ -42,10 +42,12 @@ typedef struct realm_kv_pages_stats {
     int64_t evictions;                  /* cached blocks reused for fresh content */
 } realm_kv_pages_stats;
 
-/* A pool of n_blocks blocks of block_size positions for the model shape hp.
- * Borrows be, which must outlive the pages. */
+/* A pool of n_blocks blocks of block_size positions for the model shape hp,
+ * elements of type (REALM_TYPE_F16 or REALM_TYPE_F32). Borrows be, which
+ * must outlive the pages. */
 realm_status realm_kv_pages_init(realm_backend *be, const realm_hparams *hp, int32_t n_blocks,
-                                 int32_t block_size, realm_kv_pages_t **out, realm_error *err);
+                                 int32_t block_size, realm_type type, realm_kv_pages_t **out,
+                                 realm_error *err);
 void realm_kv_pages_free(realm_kv_pages_t *p);
 
 const realm_kv_pool *realm_kv_pages_pool(const realm_kv_pages_t *p);

@@ -7,19 +7,22 @@
 struct realm_kv_cache {
     realm_backend *be;
     realm_kv_pool pool;
-    realm_buffer k_buf, v_buf; /* (n_layer, n_blocks, block_size, kv_dim) f32 each */
+    realm_buffer k_buf, v_buf; /* (n_layer, n_blocks, block_size, kv_dim) each */
     int32_t n_seqs;
     int32_t *tables;       /* (n_seqs, blocks_per_seq) block ids */
     realm_batch_seq *seqs; /* (n_seqs) views into tables */
 };
 
 realm_status realm_kv_cache_init(realm_backend *be, const realm_hparams *hp, int32_t n_seqs,
-                                 int32_t max_ctx, realm_kv_cache_t **out, realm_error *err)
+                                 int32_t max_ctx, realm_type type, realm_kv_cache_t **out,
+                                 realm_error *err)
 {
     *out = NULL;
     if (n_seqs <= 0 || max_ctx <= 0)
         return realm_error_set(err, REALM_E_INVALID,
                                "kv cache: need at least one sequence and position");
+    if (type != REALM_TYPE_F16 && type != REALM_TYPE_F32)
+        return realm_error_set(err, REALM_E_INVALID, "kv cache: elements must be f16 or f32");
     int32_t per_seq = (max_ctx + REALM_KV_BLOCK_SIZE - 1) / REALM_KV_BLOCK_SIZE;
     if ((int64_t)per_seq * n_seqs > INT32_MAX)
         return realm_error_set(err, REALM_E_RANGE, "kv cache: too many blocks");
@@ -30,9 +33,10 @@ realm_status realm_kv_cache_init(realm_backend *be, const realm_hparams *hp, int
     c->pool = (realm_kv_pool){.n_layer = hp->n_layer,
                               .n_blocks = per_seq * n_seqs,
                               .block_size = REALM_KV_BLOCK_SIZE,
-                              .kv_dim = hp->n_head_kv * hp->head_dim};
-    size_t bytes = (size_t)hp->n_layer * (size_t)c->pool.n_blocks * REALM_KV_BLOCK_SIZE *
-                   (size_t)c->pool.kv_dim * sizeof(float);
+                              .kv_dim = hp->n_head_kv * hp->head_dim,
+                              .type = type};
+    size_t bytes = realm_kv_pool_bytes(hp->n_layer, c->pool.n_blocks, REALM_KV_BLOCK_SIZE,
+                                       c->pool.kv_dim, type);
     realm_status st;
     c->tables = realm_calloc((size_t)per_seq * n_seqs, sizeof *c->tables);
     c->seqs = realm_calloc((size_t)n_seqs, sizeof *c->seqs);

@@ -1,7 +1,7 @@
 /*
  * model/kv_cache.h — a simple KV cache for a fixed set of sequences.
  *
- * It owns a realm_kv_pool (backend memory, f32) and gives sequence s the
+ * It owns a realm_kv_pool (backend memory, f16 or f32) and gives sequence s the
  * contiguous blocks [s * blocks_per_seq, (s + 1) * blocks_per_seq): a block
  * table that never changes. The model reads K/V only through the pool and the
  * per-sequence block tables in the batch (backend/backend.h), so the
@@ -23,9 +23,11 @@
 typedef struct realm_kv_cache realm_kv_cache_t;
 
 /* Room for n_seqs sequences of max_ctx positions each (rounded up to whole
- * blocks). The cache borrows be. */
+ * blocks), elements of type (REALM_TYPE_F16 or REALM_TYPE_F32; anything else
+ * is REALM_E_INVALID). The cache borrows be. */
 realm_status realm_kv_cache_init(realm_backend *be, const realm_hparams *hp, int32_t n_seqs,
-                                 int32_t max_ctx, realm_kv_cache_t **out, realm_error *err);
+                                 int32_t max_ctx, realm_type type, realm_kv_cache_t **out,
+                                 realm_error *err);
 void realm_kv_cache_free(realm_kv_cache_t *c);
 
 const realm_kv_pool *realm_kv_cache_pool(const realm_kv_cache_t *c);

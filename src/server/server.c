@@ -367,7 +367,8 @@ static realm_status load_model(srv_server *s, realm_error *err)
                               .block_size = 16,
                               .max_running = max_running,
                               .max_queued = o->max_queued > 0 ? o->max_queued : 1024,
-                              .max_tenants = 256};
+                              .max_tenants = 256,
+                              .kv_type = (realm_kv_choice)o->kv_type};
     if (realm_engine_create(s->model, &ep, &s->engine, err)) return err->status;
     int32_t eos = realm_tokenizer_special(s->tok, REALM_SPECIAL_EOS),
             eot = realm_tokenizer_special(s->tok, REALM_SPECIAL_EOT);

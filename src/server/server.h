@@ -23,6 +23,7 @@
 #ifndef REALM_SERVER_SERVER_H
 #define REALM_SERVER_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,7 @@ typedef struct realm_server_opts {
     int32_t max_running;    /* sequences per step; 0: 64 */
     int32_t max_queued;     /* waiting sequences before 503; 0: 1024 */
     int32_t kv_tokens;      /* KV pool size in positions; 0: 16384 */
+    int kv_type;            /* realm_kv_choice (backend/backend.h); 0: the backend's */
     int32_t max_body_bytes; /* request body cap (413 beyond); 0: 1 MiB */
     int32_t drain_timeout_ms; /* SIGTERM grace period; 0: 30 s */
 } realm_server_opts;

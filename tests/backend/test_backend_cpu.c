@@ -11,6 +11,7 @@
 
 #include "backend/cpu/cpu.h"
 #include "base/alloc.h"
+#include "quant/fp16.h"
 
 static realm_backend *make(int rows, int ctx, int ne0)
 {
@@ -131,7 +132,8 @@ static void test_rmsnorm_swiglu(void **state)
  * that do and do not divide the softmax chunk: each row against an f64
  * softmax, and bit-identical whether it comes in one big batch mixed with
  * another sequence (tasks of several rows x a KV head's query group) or
- * alone (one task per head). */
+ * alone (one task per head). The K/V values are f16-representable, and an
+ * f16 pool of them gives the f32 pool's bits. */
 static void test_attention_batch(void **state)
 {
     (void)state;
@@ -146,15 +148,29 @@ static void test_attention_batch(void **state)
         float *q = realm_malloc((size_t)NROWS * q_dim * sizeof(float));
         float *out = realm_malloc((size_t)NROWS * q_dim * sizeof(float));
         float *one = realm_malloc((size_t)q_dim * sizeof(float));
+        float *out16 = realm_malloc((size_t)NROWS * q_dim * sizeof(float));
+        realm_fp16 *k16 = realm_malloc((size_t)NB * bs * kv_dim * sizeof(realm_fp16));
+        realm_fp16 *v16 = realm_malloc((size_t)NB * bs * kv_dim * sizeof(realm_fp16));
         double *sc = realm_malloc(LEN0 * sizeof(double));
         for (int i = 0; i < NB * bs * kv_dim; i++) {
-            k[i] = frand(&seed) * 3.0f;
-            v[i] = frand(&seed);
+            k16[i] = realm_fp32_to_fp16(frand(&seed) * 3.0f);
+            v16[i] = realm_fp32_to_fp16(frand(&seed));
+            k[i] = realm_fp16_to_fp32(k16[i]);
+            v[i] = realm_fp16_to_fp32(v16[i]);
         }
         for (int i = 0; i < NROWS * q_dim; i++)
             q[i] = frand(&seed);
-        realm_kv_pool kv = {
-            .n_layer = 1, .n_blocks = NB, .block_size = bs, .kv_dim = kv_dim, .k = k, .v = v};
+        realm_kv_pool kv = {.n_layer = 1,
+                            .n_blocks = NB,
+                            .block_size = bs,
+                            .kv_dim = kv_dim,
+                            .type = REALM_TYPE_F32,
+                            .k = k,
+                            .v = v};
+        realm_kv_pool kv16 = kv;
+        kv16.type = REALM_TYPE_F16;
+        kv16.k = k16;
+        kv16.v = v16;
         int32_t bt0[NB], bt1[NB]; /* the two sequences' blocks, interleaved backwards */
         for (int i = 0; i < NB / 2; i++) {
             bt0[i] = NB - 1 - 2 * i;
@@ -173,10 +189,14 @@ static void test_attention_batch(void **state)
             .n_head = NH, .n_head_kv = NKV, .head_dim = hd, .scale = 1.0f / sqrtf((float)hd)};
         realm_batch b = {.n_rows = NROWS, .pos = pos, .seq = seq, .n_seqs = 2, .seqs = seqs};
         be->ops->attention(be, &kv, 0, &b, &ap, q, out);
+        be->ops->attention(be, &kv16, 0, &b, &ap, q, out16);
+        assert_memory_equal(out16, out, (size_t)NROWS * q_dim * sizeof(float));
         for (int r = 0; r < NROWS; r++) {
             realm_batch b1 = {
                 .n_rows = 1, .pos = &pos[r], .seq = &seq[r], .n_seqs = 2, .seqs = seqs};
             be->ops->attention(be, &kv, 0, &b1, &ap, q + r * q_dim, one);
+            assert_memory_equal(one, out + r * q_dim, (size_t)q_dim * sizeof(float));
+            be->ops->attention(be, &kv16, 0, &b1, &ap, q + r * q_dim, one);
             assert_memory_equal(one, out + r * q_dim, (size_t)q_dim * sizeof(float));
             const int32_t *bt = seqs[seq[r]].block_table;
             for (int h = 0; h < NH; h++) {
@@ -209,18 +229,93 @@ static void test_attention_batch(void **state)
         realm_free(q);
         realm_free(out);
         realm_free(one);
+        realm_free(out16);
+        realm_free(k16);
+        realm_free(v16);
         realm_free(sc);
     }
+    realm_backend_free(be);
+}
+
+/* kv_store into f32 and f16 pools: each row lands in its sequence's slot
+ * for its position, f32 as given, f16 rounded as quant/fp16.h (nearest even,
+ * past 65504 to inf, subnormals kept); other slots are left alone. */
+static void test_kv_store_types(void **state)
+{
+    (void)state;
+    enum { KVD = 12, BS = 4, NB = 6, ROWS = 3 };
+    realm_backend *be = make(ROWS, 64, 64);
+    const float special[KVD] = {0.0f,  -0.0f,  1.0f / 3.0f,   65504.0f, 65520.0f, -1e9f,
+                                6e-8f, -3e-6f, 1.0009765625f, 2049.0f,  0.1f,     -7.5f};
+    float k[ROWS * KVD], v[ROWS * KVD];
+    for (int r = 0; r < ROWS; r++)
+        for (int i = 0; i < KVD; i++) {
+            k[r * KVD + i] = special[i] * (float)(r + 1);
+            v[r * KVD + i] = -special[(i + 5) % KVD] / (float)(r + 1);
+        }
+    int32_t bt0[3] = {5, 1, 3}, bt1[3] = {0, 2, 4};
+    realm_batch_seq seqs[2] = {{bt0, 3}, {bt1, 3}};
+    int32_t pos[ROWS] = {9, 0, 4}, seq[ROWS] = {0, 1, 1};
+    realm_batch b = {.n_rows = ROWS, .pos = pos, .seq = seq, .n_seqs = 2, .seqs = seqs};
+    for (int f16 = 0; f16 < 2; f16++) {
+        size_t es = f16 ? 2 : 4, n = (size_t)2 * NB * BS * KVD; /* two layers */
+        unsigned char *pk = realm_malloc(n * es), *pv = realm_malloc(n * es);
+        memset(pk, 0x5a, n * es);
+        memset(pv, 0x5a, n * es);
+        realm_kv_pool kv = {.n_layer = 2,
+                            .n_blocks = NB,
+                            .block_size = BS,
+                            .kv_dim = KVD,
+                            .type = f16 ? REALM_TYPE_F16 : REALM_TYPE_F32,
+                            .k = pk,
+                            .v = pv};
+        assert_int_equal(realm_kv_pool_bytes(2, NB, BS, KVD, kv.type), n * es);
+        be->ops->kv_store(be, &kv, 1, &b, k, v);
+        size_t written = 0;
+        for (size_t slot = 0; slot < (size_t)2 * NB * BS; slot++) {
+            int row = -1;
+            for (int r = 0; r < ROWS; r++) {
+                const int32_t *bt = seqs[seq[r]].block_table;
+                if (slot == (size_t)(NB + bt[pos[r] / BS]) * BS + (size_t)(pos[r] % BS)) row = r;
+            }
+            for (int i = 0; i < KVD; i++)
+                for (int half = 0; half < 2; half++) {
+                    const unsigned char *got = (half ? pv : pk) + (slot * KVD + (size_t)i) * es;
+                    if (row < 0) {
+                        for (size_t byte = 0; byte < es; byte++)
+                            assert_int_equal(got[byte], 0x5a);
+                        continue;
+                    }
+                    float x = (half ? v : k)[row * KVD + i];
+                    if (f16) {
+                        realm_fp16 want = realm_fp32_to_fp16(x), h;
+                        memcpy(&h, got, 2);
+                        assert_int_equal(h, want);
+                    } else {
+                        assert_memory_equal(got, &x, 4);
+                    }
+                    written++;
+                }
+        }
+        assert_int_equal(written, (size_t)ROWS * KVD * 2);
+        realm_free(pk);
+        realm_free(pv);
+    }
+    /* the rounding the contract names, on the values above */
+    assert_int_equal(realm_fp32_to_fp16(65520.0f), 0x7c00); /* past the largest: inf */
+    assert_int_equal(realm_fp32_to_fp16(65504.0f), 0x7bff);
+    assert_int_equal(realm_fp32_to_fp16(1.0009765625f), 0x3c01);
+    assert_int_equal(realm_fp32_to_fp16(2049.0f), 0x6800); /* a tie to even: 2048 */
+    assert_int_equal(realm_fp32_to_fp16(6e-8f), 0x0001);   /* the smallest subnormal */
     realm_backend_free(be);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matmul_types),
-        cmocka_unit_test(test_rope_modes),
-        cmocka_unit_test(test_rmsnorm_swiglu),
-        cmocka_unit_test(test_attention_batch),
+        cmocka_unit_test(test_matmul_types),   cmocka_unit_test(test_rope_modes),
+        cmocka_unit_test(test_rmsnorm_swiglu), cmocka_unit_test(test_attention_batch),
+        cmocka_unit_test(test_kv_store_types),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

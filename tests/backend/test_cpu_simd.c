@@ -18,6 +18,7 @@
 
 #include "backend/cpu/cpu_kernels.h"
 #include "base/alloc.h"
+#include "quant/fp16.h"
 
 static float frand(uint32_t *s)
 {
@@ -269,72 +270,83 @@ static void test_helpers(void **state)
 
 /* Attention helpers against plain loops, with hd not a multiple of 8 and
  * runs of positions not a multiple of 8; several queries scored at once
- * against each alone (bit for bit). */
+ * against each alone (bit for bit); rows in f16 give the bits of the same
+ * rows widened to f32. */
 static void test_attention_helpers(void **state)
 {
     (void)state;
     const realm_cpu_kernels *tabs[4];
     int n_tabs = realm__cpu_kernels_all(tabs, 4);
     enum { STRIDE = 200, NPOS = 21 };
-    static float kv[NPOS * STRIDE], q[STRIDE], w[NPOS], acc[STRIDE];
+    static float kv[NPOS * STRIDE], q[STRIDE], w[NPOS], acc[STRIDE], w32[NPOS], acc32[STRIDE];
+    static realm_fp16 kv16[NPOS * STRIDE];
     uint32_t seed = 9;
-    for (int i = 0; i < NPOS * STRIDE; i++)
-        kv[i] = frand(&seed);
+    for (int i = 0; i < NPOS * STRIDE; i++) {
+        kv16[i] = realm_fp32_to_fp16(frand(&seed));
+        kv[i] = realm_fp16_to_fp32(kv16[i]);
+    }
     for (int i = 0; i < STRIDE; i++)
         q[i] = frand(&seed);
     const int64_t hds[] = {64, 128, 72, 13, 100};
     for (int k = 0; k < n_tabs; k++)
-        for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
-            int64_t hd = hds[h];
-            for (int n = 1; n <= NPOS; n += 5) {
-                tabs[k]->attn_scores(n, hd, 1, q, 0, kv, STRIDE, 0.125f, w, 0);
-                for (int t = 0; t < n; t++) {
-                    double want = 0, mass = 0;
-                    for (int64_t i = 0; i < hd; i++) {
-                        want += (double)q[i] * kv[t * STRIDE + i];
-                        mass += fabs((double)q[i] * kv[t * STRIDE + i]);
-                    }
-                    assert_true(fabs(w[t] - 0.125 * want) <= 1e-6 * mass);
-                }
-                /* 1..5 queries at once (the grouped heads of one KV head):
-                 * each query's scores bit-identical to it alone */
-                for (int nq = 1; nq <= 5; nq++) {
-                    static float qm[5 * STRIDE], wm[5 * NPOS], w1[NPOS];
-                    for (int i = 0; i < nq * STRIDE; i++)
-                        qm[i] = frand(&seed);
-                    tabs[k]->attn_scores(n, hd, nq, qm, STRIDE, kv, STRIDE, 0.125f, wm, NPOS);
-                    for (int hq = 0; hq < nq; hq++) {
-                        tabs[k]->attn_scores(n, hd, 1, qm + hq * STRIDE, 0, kv, STRIDE, 0.125f, w1,
-                                             0);
-                        assert_memory_equal(wm + hq * NPOS, w1, (size_t)n * sizeof(float));
-                    }
-                }
-                for (int64_t i = 0; i < hd; i++)
-                    acc[i] = 1.0f;
-                tabs[k]->attn_values(n, hd, 1, w, 0, kv, STRIDE, acc, 0);
-                for (int64_t i = 0; i < hd; i++) {
-                    double want = 1.0, mass = 1.0;
+        for (int f16 = 0; f16 < 2; f16++)
+            for (size_t h = 0; h < sizeof hds / sizeof hds[0]; h++) {
+                int64_t hd = hds[h];
+                const void *src = f16 ? (const void *)kv16 : kv;
+                for (int n = 1; n <= NPOS; n += 5) {
+                    tabs[k]->attn_scores(n, hd, 1, q, 0, src, STRIDE, f16, 0.125f, w, 0);
+                    tabs[k]->attn_scores(n, hd, 1, q, 0, kv, STRIDE, false, 0.125f, w32, 0);
+                    assert_memory_equal(w, w32, (size_t)n * sizeof(float));
                     for (int t = 0; t < n; t++) {
-                        want += (double)w[t] * kv[t * STRIDE + i];
-                        mass += fabs((double)w[t] * kv[t * STRIDE + i]);
+                        double want = 0, mass = 0;
+                        for (int64_t i = 0; i < hd; i++) {
+                            want += (double)q[i] * kv[t * STRIDE + i];
+                            mass += fabs((double)q[i] * kv[t * STRIDE + i]);
+                        }
+                        assert_true(fabs(w[t] - 0.125 * want) <= 1e-6 * mass);
                     }
-                    assert_true(fabs(acc[i] - want) <= 1e-6 * mass);
-                }
-                /* 1..5 queries' values at once, each bit-identical to it alone */
-                for (int nq = 1; nq <= 5; nq++) {
-                    static float wm[5 * NPOS], am[5 * STRIDE], a1[5 * STRIDE];
-                    for (int i = 0; i < nq * NPOS; i++)
-                        wm[i] = frand(&seed);
-                    for (int i = 0; i < nq * STRIDE; i++)
-                        am[i] = a1[i] = frand(&seed);
-                    for (int hq = 0; hq < nq; hq++)
-                        tabs[k]->attn_values(n, hd, 1, wm + hq * NPOS, 0, kv, STRIDE,
-                                             a1 + hq * STRIDE, 0);
-                    tabs[k]->attn_values(n, hd, nq, wm, NPOS, kv, STRIDE, am, STRIDE);
-                    assert_memory_equal(am, a1, (size_t)nq * STRIDE * sizeof(float));
+                    /* 1..5 queries at once (the grouped heads of one KV head):
+                     * each query's scores bit-identical to it alone */
+                    for (int nq = 1; nq <= 5; nq++) {
+                        static float qm[5 * STRIDE], wm[5 * NPOS], w1[NPOS];
+                        for (int i = 0; i < nq * STRIDE; i++)
+                            qm[i] = frand(&seed);
+                        tabs[k]->attn_scores(n, hd, nq, qm, STRIDE, src, STRIDE, f16, 0.125f, wm,
+                                             NPOS);
+                        for (int hq = 0; hq < nq; hq++) {
+                            tabs[k]->attn_scores(n, hd, 1, qm + hq * STRIDE, 0, src, STRIDE, f16,
+                                                 0.125f, w1, 0);
+                            assert_memory_equal(wm + hq * NPOS, w1, (size_t)n * sizeof(float));
+                        }
+                    }
+                    for (int64_t i = 0; i < hd; i++)
+                        acc[i] = acc32[i] = 1.0f;
+                    tabs[k]->attn_values(n, hd, 1, w, 0, src, STRIDE, f16, acc, 0);
+                    tabs[k]->attn_values(n, hd, 1, w, 0, kv, STRIDE, false, acc32, 0);
+                    assert_memory_equal(acc, acc32, (size_t)hd * sizeof(float));
+                    for (int64_t i = 0; i < hd; i++) {
+                        double want = 1.0, mass = 1.0;
+                        for (int t = 0; t < n; t++) {
+                            want += (double)w[t] * kv[t * STRIDE + i];
+                            mass += fabs((double)w[t] * kv[t * STRIDE + i]);
+                        }
+                        assert_true(fabs(acc[i] - want) <= 1e-6 * mass);
+                    }
+                    /* 1..5 queries' values at once, each bit-identical to it alone */
+                    for (int nq = 1; nq <= 5; nq++) {
+                        static float wm[5 * NPOS], am[5 * STRIDE], a1[5 * STRIDE];
+                        for (int i = 0; i < nq * NPOS; i++)
+                            wm[i] = frand(&seed);
+                        for (int i = 0; i < nq * STRIDE; i++)
+                            am[i] = a1[i] = frand(&seed);
+                        for (int hq = 0; hq < nq; hq++)
+                            tabs[k]->attn_values(n, hd, 1, wm + hq * NPOS, 0, src, STRIDE, f16,
+                                                 a1 + hq * STRIDE, 0);
+                        tabs[k]->attn_values(n, hd, nq, wm, NPOS, src, STRIDE, f16, am, STRIDE);
+                        assert_memory_equal(am, a1, (size_t)nq * STRIDE * sizeof(float));
+                    }
                 }
             }
-        }
 }
 
 int main(void)

@@ -30,7 +30,8 @@
  * top-two margin of the logits. Prints one
  * table row per model. Skips without a GPU. REALM_CUDA_TEST_BIG=1 adds the
  * Llama-3.2-1B and Llama-3-8B shapes (cut to 2 layers: the CPU reference is
- * the slow side). */
+ * the slow side). Both backends keep the KV cache in f16 (the default),
+ * REALM_CUDA_TEST_KV=f32 in f32. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -81,7 +82,9 @@ static realm_status run(const char *path, const char *backend, run_out *o, realm
     realm_model_params mp = {.max_rows = PROMPT, .max_ctx = PROMPT + STEPS, .max_logit_rows = PROMPT};
     if ((st = realm_model_load(g, be, &mp, &m, err))) goto done;
     const realm_hparams *hp = realm_model_hparams(m);
-    if ((st = realm_kv_cache_init(be, hp, 1, PROMPT + STEPS, &kv, err))) goto done;
+    const char *kvt = getenv("REALM_CUDA_TEST_KV");
+    realm_type kv_type = kvt && !strcmp(kvt, "f32") ? REALM_TYPE_F32 : REALM_TYPE_F16;
+    if ((st = realm_kv_cache_init(be, hp, 1, PROMPT + STEPS, kv_type, &kv, err))) goto done;
     o->n_vocab = hp->n_vocab;
     o->logits = realm_calloc((size_t)(PROMPT + STEPS) * hp->n_vocab, sizeof(float));
     /* each pass downloads into the backend's host memory (page-locked on

@@ -16,6 +16,7 @@
 #include "backend/cuda/cuda.h"
 #include "backend/registry.h"
 #include "base/alloc.h"
+#include "quant/fp16.h"
 
 /* gpu: the backend under test (test_mmq points it at a second one while it
  * runs); cpu: the reference */
@@ -124,6 +125,20 @@ static void rms_scale(const float *ref, size_t n, float *scale)
         ss += (double)ref[i] * ref[i];
     for (size_t i = 0; i < n; i++)
         scale[i] = (float)sqrt(ss / (double)n);
+}
+
+/* The K/V pool types every backend takes: f16 (the default) and f32. */
+static const realm_type kv_types[2] = {REALM_TYPE_F16, REALM_TYPE_F32};
+
+/* out = the n elements of a pool half of type t (f16 or f32), exactly */
+static void kv_floats(realm_type t, const void *p, size_t n, float *out)
+{
+    if (t == REALM_TYPE_F32) {
+        memcpy(out, p, n * sizeof(float));
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = realm_fp16_to_fp32(((const realm_fp16 *)p)[i]);
 }
 
 static void skip_without_gpu(void)
@@ -359,11 +374,13 @@ static void run_qkv_rope(realm_backend *be, const realm_weight *w, const float *
  * and on a backend with fusion off (three mat-vecs, two ropes, a
  * kv_store), q, k, v and the K/V pool must agree to the bit (the same sums,
  * k_rope_kv's arithmetic); against the CPU, q, k and v within 1e-3 of
- * their RMS (a wrong pair or angle errs by O(1)). Then again after an
- * rmsnorm, which the ring's blocks do themselves ($REALM_CUDA_RING_NORM):
- * q, k, v, the pool, the normed row it writes and a pair set after another
- * rmsnorm (as gate/up) to the bit, and the counter proving the fused
- * launches ran. */
+ * their RMS (a wrong pair or angle errs by O(1)), an f16 pool within that
+ * plus a step of f16 at its largest value (GPU and CPU values a hair apart
+ * may round to neighbouring halves). Then again after an rmsnorm, which the
+ * ring's blocks do themselves ($REALM_CUDA_RING_NORM): q, k, v, the pool,
+ * the normed row it writes and a pair set after another rmsnorm (as
+ * gate/up) to the bit, and the counter proving the fused launches ran.
+ * Each into an f16 pool and an f32 one. */
 static void test_ring_rope(void **state)
 {
     (void)state;
@@ -419,7 +436,11 @@ static void test_ring_rope(void **state)
             wp[i] = wc[i];
             wp[i].data = pw[i].data;
         }
-        for (int nm = 0; nm < 2; nm++) { /* without, then with the rmsnorm ahead */
+        /* without, then with the rmsnorm ahead; into each pool type */
+        for (int run = 0; run < 4; run++) {
+            const int nm = run / 2;
+            const realm_type kt = kv_types[run % 2];
+            const char *kname = realm_type_traits_get(kt)->name;
             float inv[64], x[4096], gn[4096];
             for (int i = 0; i < cases[ci].n_rot / 2; i++)
                 inv[i] = powf(500000.0f, -2.0f * i / cases[ci].n_rot);
@@ -433,13 +454,14 @@ static void test_ring_rope(void **state)
             realm_weight wn[3] = {{.type = REALM_TYPE_F32, .ne0 = ne0, .ne1 = 1, .data = gn}};
             wn[1] = wn[0], wn[2] = wn[0];
             wn[1].data = ggn.data, wn[2].data = pgn.data;
-            const size_t pool = (size_t)NB * BS * kvd;
-            float *hp[2] = {realm_calloc(pool, 4), realm_calloc(pool, 4)};
+            const size_t pool = (size_t)NB * BS * kvd,
+                         pool_bytes = realm_kv_pool_bytes(1, NB, BS, kvd, kt);
+            void *hp[2] = {realm_calloc(pool_bytes, 1), realm_calloc(pool_bytes, 1)};
             realm_buffer gx = be_put(gpu, x, ne0 * 4), px = be_put(plain, x, ne0 * 4);
             realm_buffer gi = be_put(gpu, inv, sizeof inv), pi = be_put(plain, inv, sizeof inv);
             realm_buffer go[3], po[3],
-                gk = be_put(gpu, hp[0], pool * 4), gv = be_put(gpu, hp[0], pool * 4),
-                pk = be_put(plain, hp[0], pool * 4), pv = be_put(plain, hp[0], pool * 4);
+                gk = be_put(gpu, hp[0], pool_bytes), gv = be_put(gpu, hp[0], pool_bytes),
+                pk = be_put(plain, hp[0], pool_bytes), pv = be_put(plain, hp[0], pool_bytes);
             float *hc[3], *cg[3], *cp[3];
             for (int i = 0; i < 3; i++) {
                 go[i] = be_put(gpu, NULL, (size_t)rows[i] * 4);
@@ -452,6 +474,7 @@ static void test_ring_rope(void **state)
                                  .n_blocks = NB,
                                  .block_size = BS,
                                  .kv_dim = kvd,
+                                 .type = kt,
                                  .k = hp[0],
                                  .v = hp[1]};
             realm_kv_pool kvg = kvc, kvp = kvc;
@@ -478,37 +501,49 @@ static void test_ring_rope(void **state)
                 float *scale = realm_malloc((size_t)rows[i] * 4);
                 rms_scale(hc[i], (size_t)rows[i], scale);
                 char shape[48];
-                snprintf(shape, sizeof shape, "%s %dx%d hd%d rot%d", names[i], rows[i], ne0, hd,
-                         nr);
+                snprintf(shape, sizeof shape, "%s %dx%d hd%d rot%d %s pool", names[i], rows[i], ne0,
+                         hd, nr, kname);
                 verdict("ring-rope", realm_type_traits_get(types[i])->name, shape, cg[i], cp[i],
                         (size_t)rows[i], NULL, 0.0);
                 verdict("rrope-cpu", realm_type_traits_get(types[i])->name, shape, cg[i], hc[i],
                         (size_t)rows[i], scale, 1e-3);
                 realm_free(scale);
             }
-            float *pg = realm_malloc(pool * 4), *pp = realm_malloc(pool * 4);
+            void *raw = realm_malloc(pool_bytes);
+            float *pg = realm_malloc(pool * 4), *pp = realm_malloc(pool * 4),
+                  *pc = realm_malloc(pool * 4), *scale = realm_malloc(pool * 4);
             for (int kv = 0; kv < 2; kv++) {
-                be_get(gpu, kv ? &gv : &gk, pg, pool * 4);
-                be_get(plain, kv ? &pv : &pk, pp, pool * 4);
+                be_get(gpu, kv ? &gv : &gk, raw, pool_bytes);
+                kv_floats(kt, raw, pool, pg);
+                be_get(plain, kv ? &pv : &pk, raw, pool_bytes);
+                kv_floats(kt, raw, pool, pp);
+                kv_floats(kt, hp[kv], pool, pc);
                 char shape[48];
-                snprintf(shape, sizeof shape, "%s pool %dx%d", kv ? "v" : "k", kvd, ne0);
+                snprintf(shape, sizeof shape, "%s %s pool %dx%d", kv ? "v" : "k", kname, kvd, ne0);
                 verdict("ring-rope", realm_type_traits_get(types[1 + kv])->name, shape, pg, pp,
                         pool, NULL, 0.0);
-                float *scale = realm_malloc(pool * 4);
-                rms_scale(hp[kv], pool, scale);
-                verdict("rrope-cpu", realm_type_traits_get(types[1 + kv])->name, shape, pg, hp[kv],
-                        pool, scale, 1e-3);
-                realm_free(scale);
+                rms_scale(pc, pool, scale);
+                /* f16: a step of 2^-10 of the largest value on top */
+                double step = 0.0;
+                for (size_t j = 0; kt == REALM_TYPE_F16 && j < pool; j++)
+                    step = fmax(step, fabs((double)pc[j]) / 1024.0 / scale[j]);
+                verdict("rrope-cpu", realm_type_traits_get(types[1 + kv])->name, shape, pg, pc,
+                        pool, scale, 1e-3 + step);
             }
+            realm_free(raw);
             realm_free(pg);
             realm_free(pp);
+            realm_free(pc);
+            realm_free(scale);
             if (nm) {
                 /* the normed row the set's blocks wrote, and a pair set (as
                  * gate/up): q's and k's weights on it, without rope */
                 float *ng = realm_malloc(ne0 * 4), *np = realm_malloc(ne0 * 4);
                 be_get(gpu, &gxb, ng, ne0 * 4);
                 be_get(plain, &pxb, np, ne0 * 4);
-                verdict("ring-norm", "f32", "normed row", ng, np, ne0, NULL, 0.0);
+                char shape[48];
+                snprintf(shape, sizeof shape, "normed row, %s pool", kname);
+                verdict("ring-norm", "f32", shape, ng, np, ne0, NULL, 0.0);
                 const uint64_t n0 = realm_backend_cuda_counts_of(gpu).ring_norm;
                 for (int i = 0; i < 2; i++) {
                     realm_backend *be = i ? plain : gpu;
@@ -522,8 +557,8 @@ static void test_ring_rope(void **state)
                 for (int j = 0; j < 2; j++) {
                     be_get(gpu, &go[j], cg[j], (size_t)rows[j] * 4);
                     be_get(plain, &po[j], cp[j], (size_t)rows[j] * 4);
-                    char shape[48];
-                    snprintf(shape, sizeof shape, "pair %s %dx%d", names[j], rows[j], ne0);
+                    snprintf(shape, sizeof shape, "pair %s %dx%d, %s pool", names[j], rows[j], ne0,
+                             kname);
                     verdict("ring-norm", realm_type_traits_get(types[j])->name, shape, cg[j], cp[j],
                             (size_t)rows[j], NULL, 0.0);
                 }
@@ -920,19 +955,29 @@ static void test_argmax(void **state)
  * 12 rows of sequence 0 (a pass a graph may capture: the one-row kernel),
  * then 5 rows of sequence 1 (the split kernel with rows whose K/V the
  * kernel ahead stores in the same pass); two head sizes, 1 to 4 query heads
- * per K/V head. */
+ * per K/V head; f16 and f32 pools, whose contents must match the CPU's to
+ * the bit (both round each value to nearest even). */
 static void check_attention(const char *tag)
 {
     /* head dim, query heads, K/V heads: query heads per K/V head 2, 3, 4, 1 */
     const int shapes[5][3] = {{64, 4, 2}, {128, 4, 2}, {64, 6, 2}, {128, 4, 1}, {64, 3, 3}};
-    for (int hi = 0; hi < 5; hi++) {
+    for (int run = 0; run < 10; run++) {
+        const int hi = run / 2;
+        const realm_type kt = kv_types[run % 2];
+        const char *kname = realm_type_traits_get(kt)->name;
         const int HD = shapes[hi][0], NH = shapes[hi][1], NKV = shapes[hi][2], BS = 16, NB = 24,
                   L = 2, KVD = NKV * HD;
-        size_t pool = (size_t)L * NB * BS * KVD;
-        float *kc = realm_calloc(pool, 4), *vc = realm_calloc(pool, 4);
-        realm_buffer gk = gput(kc, pool * 4), gv = gput(vc, pool * 4);
-        realm_kv_pool kvc = {.n_layer = L, .n_blocks = NB, .block_size = BS, .kv_dim = KVD,
-                             .k = kc, .v = vc};
+        const size_t pool = (size_t)L * NB * BS * KVD,
+                     pool_bytes = realm_kv_pool_bytes(L, NB, BS, KVD, kt);
+        void *kc = realm_calloc(pool_bytes, 1), *vc = realm_calloc(pool_bytes, 1);
+        realm_buffer gk = gput(kc, pool_bytes), gv = gput(vc, pool_bytes);
+        realm_kv_pool kvc = {.n_layer = L,
+                             .n_blocks = NB,
+                             .block_size = BS,
+                             .kv_dim = KVD,
+                             .type = kt,
+                             .k = kc,
+                             .v = vc};
         realm_kv_pool kvg = kvc;
         kvg.k = gk.data;
         kvg.v = gv.data;
@@ -986,12 +1031,21 @@ static void check_attention(const char *tag)
             gget(&bo, og, (size_t)nr * NH * HD * 4);
             char shape[80];
             snprintf(shape, sizeof shape, "%s hd=%d gqa=%d%s", names[step], HD, NH / NKV, tag);
-            verdict("attention", "f32", shape, og, oc, (size_t)nr * NH * HD, NULL, 1e-5);
+            verdict("attention", kname, shape, og, oc, (size_t)nr * NH * HD, NULL, 1e-5);
         }
-        float *kg = realm_malloc(pool * 4);
-        gget(&gk, kg, pool * 4);
-        verdict("kv_store", "f32", "k pool after both", kg, kc, pool, NULL, 0.0);
-        realm_free(kg);
+        void *raw = realm_malloc(pool_bytes);
+        float *pg = realm_malloc(pool * 4), *pc = realm_malloc(pool * 4);
+        for (int kv = 0; kv < 2; kv++) {
+            gget(kv ? &gv : &gk, raw, pool_bytes);
+            kv_floats(kt, raw, pool, pg);
+            kv_floats(kt, kv ? vc : kc, pool, pc);
+            char shape[48];
+            snprintf(shape, sizeof shape, "%s pool after both hd=%d%s", kv ? "v" : "k", HD, tag);
+            verdict("kv_store", kname, shape, pg, pc, pool, NULL, 0.0);
+        }
+        realm_free(raw);
+        realm_free(pg);
+        realm_free(pc);
         gfree(&gk);
         gfree(&gv);
         gfree(&bq);
@@ -1143,17 +1197,24 @@ static void check_fused_layer(realm_type type, bool mmq)
         ga[i] = gput(hc[i], sz[i] * 4);
         assert_int_equal(plain->ops->buffer_alloc(plain, sz[i] * 4, &pa[i], &err), REALM_OK);
     }
+    /* the K/V pool: f16, the caches' default */
     const int BS = 16, NB = 4;
-    size_t pool = (size_t)NB * BS * FKVD;
-    float *kc = realm_calloc(pool, 4), *vc = realm_calloc(pool, 4);
-    realm_buffer gk = gput(kc, pool * 4), gv = gput(vc, pool * 4), ginv = gput(inv, sizeof inv), pk,
-                 pv, pinv;
-    assert_int_equal(plain->ops->buffer_alloc(plain, pool * 4, &pk, &err), REALM_OK);
-    assert_int_equal(plain->ops->buffer_alloc(plain, pool * 4, &pv, &err), REALM_OK);
+    const size_t pool = (size_t)NB * BS * FKVD,
+                 pool_bytes = realm_kv_pool_bytes(1, NB, BS, FKVD, REALM_TYPE_F16);
+    void *kc = realm_calloc(pool_bytes, 1), *vc = realm_calloc(pool_bytes, 1);
+    realm_buffer gk = gput(kc, pool_bytes), gv = gput(vc, pool_bytes), ginv = gput(inv, sizeof inv),
+                 pk, pv, pinv;
+    assert_int_equal(plain->ops->buffer_alloc(plain, pool_bytes, &pk, &err), REALM_OK);
+    assert_int_equal(plain->ops->buffer_alloc(plain, pool_bytes, &pv, &err), REALM_OK);
     assert_int_equal(plain->ops->buffer_alloc(plain, sizeof inv, &pinv, &err), REALM_OK);
     plain->ops->buffer_upload(plain, &pinv, 0, inv, sizeof inv);
-    realm_kv_pool kvc = {.n_layer = 1, .n_blocks = NB, .block_size = BS, .kv_dim = FKVD,
-                         .k = kc, .v = vc};
+    realm_kv_pool kvc = {.n_layer = 1,
+                         .n_blocks = NB,
+                         .block_size = BS,
+                         .kv_dim = FKVD,
+                         .type = REALM_TYPE_F16,
+                         .k = kc,
+                         .v = vc};
     realm_kv_pool kvg = kvc, kvp = kvc;
     kvg.k = gk.data;
     kvg.v = gv.data;
@@ -1203,14 +1264,18 @@ static void check_fused_layer(realm_type type, bool mmq)
     }
     {
         /* the K/V pool the fused kernel stored, against the unfused one */
+        void *raw = realm_malloc(pool_bytes);
         float *kg = realm_malloc(pool * 4), *kp = realm_malloc(pool * 4);
         for (int kvi = 0; kvi < 2; kvi++) {
-            gget(kvi ? &gv : &gk, kg, pool * 4);
-            plain->ops->buffer_download(plain, kvi ? &pv : &pk, 0, kp, pool * 4);
+            gget(kvi ? &gv : &gk, raw, pool_bytes);
+            kv_floats(REALM_TYPE_F16, raw, pool, kg);
+            plain->ops->buffer_download(plain, kvi ? &pv : &pk, 0, raw, pool_bytes);
             assert_int_equal(plain->ops->synchronize(plain, &err), REALM_OK);
-            verdict(mmq ? "mmq-fus-un" : "fused-vs-un", t->name, kvi ? "v pool" : "k pool", kg, kp,
-                    pool, NULL, 0.0);
+            kv_floats(REALM_TYPE_F16, raw, pool, kp);
+            verdict(mmq ? "mmq-fus-un" : "fused-vs-un", t->name,
+                    kvi ? "v pool (f16)" : "k pool (f16)", kg, kp, pool, NULL, 0.0);
         }
+        realm_free(raw);
         realm_free(kg);
         realm_free(kp);
     }
@@ -1249,6 +1314,52 @@ static void test_fused_layer(void **state)
     check_fused_layer(REALM_TYPE_Q4_1, true);
     realm_backend_free(gpu);
     gpu = saved;
+    assert_int_equal(n_fail, 0);
+}
+
+/* A K/V pool of a type the kernels do not take (the caches never make one):
+ * kv_store and attention on it fail the pass with an error from
+ * synchronize, nothing launched, and the next pass (an f16 pool) runs,
+ * storing quant/fp16.h's bits. */
+static void test_kv_bad_type(void **state)
+{
+    (void)state;
+    skip_without_gpu();
+    enum { KVD = 64 };
+    /* and quant/fp16.h's rounding at its edges: overflow to inf, the
+     * largest half, subnormals, a tie at the smallest one */
+    float k[KVD] = {70000.0f, -65520.0f, 65519.0f, 1e-6f, -0x1p-25f, 3e-8f, 0x1.8p-24f};
+    for (int i = 7; i < KVD; i++)
+        k[i] = frand();
+    realm_buffer bk = gput(k, sizeof k), bp = gput(k, sizeof k), bo = gput(k, sizeof k);
+    int32_t table[1] = {0}, pos[1] = {0}, sq[1] = {0}, tok[1] = {0};
+    realm_batch_seq seq = {table, 1};
+    realm_batch b = {.n_rows = 1, .token = tok, .pos = pos, .seq = sq, .n_seqs = 1, .seqs = &seq};
+    realm_kv_pool kv = {.n_layer = 1,
+                        .n_blocks = 1,
+                        .block_size = 1,
+                        .kv_dim = KVD,
+                        .type = REALM_TYPE_Q8_0,
+                        .k = bp.data,
+                        .v = bp.data};
+    realm_attn_params ap = {.n_head = 1, .n_head_kv = 1, .head_dim = KVD, .scale = 0.125f};
+    realm_error err = {0};
+    gpu->ops->kv_store(gpu, &kv, 0, &b, bk.data, bk.data);
+    gpu->ops->attention(gpu, &kv, 0, &b, &ap, bk.data, bo.data);
+    assert_int_not_equal(gpu->ops->synchronize(gpu, &err), REALM_OK);
+    kv.type = REALM_TYPE_F16;
+    gpu->ops->kv_store(gpu, &kv, 0, &b, bk.data, bk.data);
+    realm_fp16 h[KVD];
+    float got[KVD], want[KVD]; /* the bits as numbers: inf compares */
+    gget(&bp, h, sizeof h);
+    for (int i = 0; i < KVD; i++) {
+        got[i] = h[i];
+        want[i] = realm_fp32_to_fp16(k[i]);
+    }
+    verdict("kv_store", "F16", "bits after refused pass", got, want, KVD, NULL, 0.0);
+    gfree(&bk);
+    gfree(&bp);
+    gfree(&bo);
     assert_int_equal(n_fail, 0);
 }
 
@@ -1318,6 +1429,7 @@ int main(void)
         cmocka_unit_test_setup(test_argmax, reset_fails),
         cmocka_unit_test_setup(test_attention, reset_fails),
         cmocka_unit_test_setup(test_fused_layer, reset_fails),
+        cmocka_unit_test_setup(test_kv_bad_type, reset_fails),
         cmocka_unit_test_setup(test_upload_order, reset_fails),
         cmocka_unit_test_setup(test_budget, reset_fails),
     };

@@ -95,8 +95,9 @@ static inline int32_t fx_solo(const int32_t *prompt, int32_t n_prompt, int32_t m
 {
     realm_error err = {0};
     realm_kv_cache_t *kv = NULL;
-    assert_int_equal(
-        realm_kv_cache_init(fx_be, realm_model_hparams(fx_m), 1, FX_MAX_CTX, &kv, &err), REALM_OK);
+    assert_int_equal(realm_kv_cache_init(fx_be, realm_model_hparams(fx_m), 1, FX_MAX_CTX,
+                                         realm_kv_type_pick(fx_be, REALM_KV_AUTO), &kv, &err),
+                     REALM_OK);
     float *logits = realm_calloc((size_t)fx_vocab, sizeof *logits);
     int32_t pos[FX_MAX_ROWS], seq[FX_MAX_ROWS] = {0}, tok[FX_MAX_CTX];
     assert_non_null(logits);

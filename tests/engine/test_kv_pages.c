@@ -17,7 +17,7 @@ static realm_kv_pages_t *make(realm_backend **be)
     assert_int_equal(realm_backend_cpu_create(NULL, be, &err), REALM_OK);
     realm_hparams hp = {.n_layer = 2, .n_head_kv = 2, .head_dim = 8};
     realm_kv_pages_t *p = NULL;
-    assert_int_equal(realm_kv_pages_init(*be, &hp, NB, BS, &p, &err), REALM_OK);
+    assert_int_equal(realm_kv_pages_init(*be, &hp, NB, BS, REALM_TYPE_F16, &p, &err), REALM_OK);
     const realm_kv_pool *pool = realm_kv_pages_pool(p);
     assert_int_equal(pool->n_blocks, NB);
     assert_int_equal(pool->kv_dim, 16);

@@ -57,8 +57,9 @@ static void open_tiny(fixture *f, int n_seqs)
     assert_int_equal(realm_backend_cpu_create(&bp, &f->be, &err), REALM_OK);
     realm_model_params mp = {.max_rows = 32, .max_ctx = 64, .max_logit_rows = 32};
     assert_int_equal(realm_model_load(f->g, f->be, &mp, &f->m, &err), REALM_OK);
-    assert_int_equal(
-        realm_kv_cache_init(f->be, realm_model_hparams(f->m), n_seqs, 64, &f->kv, &err), REALM_OK);
+    assert_int_equal(realm_kv_cache_init(f->be, realm_model_hparams(f->m), n_seqs, 64,
+                                         REALM_TYPE_F16, &f->kv, &err),
+                     REALM_OK);
     f->n_vocab = realm_model_hparams(f->m)->n_vocab;
 }
 
@@ -344,7 +345,8 @@ static void test_load_oom(void **state)
         realm_kv_cache_t *kv = NULL;
         realm_alloc_fail_after(n);
         realm_status st = realm_model_load(g, be, NULL, &m, &err);
-        if (st == REALM_OK) st = realm_kv_cache_init(be, realm_model_hparams(m), 2, 32, &kv, &err);
+        if (st == REALM_OK)
+            st = realm_kv_cache_init(be, realm_model_hparams(m), 2, 32, REALM_TYPE_F16, &kv, &err);
         realm_alloc_fail_after(-1);
         realm_kv_cache_free(kv);
         realm_model_free(m);

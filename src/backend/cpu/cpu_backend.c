@@ -166,6 +166,7 @@ static realm_status cpu_weight_pack(realm_backend *be, const realm_weight *w, re
 
 static const realm_backend_ops cpu_ops = {
     .name = "cpu",
+    .kv_type = REALM_TYPE_F32,
     .supports = cpu_supports,
     .destroy = cpu_destroy,
     .reserve = cpu_reserve,

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "quant/fp16.h"
 
 static float scalar_f32_dot(int64_t n, const float *x, const float *y)
 {
@@ -24,22 +25,38 @@ static void scalar_f32_axpy(int64_t n, float a, const float *x, float *y)
         y[i] += a * x[i];
 }
 
-static void scalar_attn_scores(int64_t n, int64_t hd, int nq, const float *q, size_t qs,
-                               const float *k, size_t stride, float scale, float *out, size_t os)
+/* Element i of a KV pool row: f16 widened exactly, or f32. */
+static float kv_elem(const void *row, int64_t i, bool f16)
 {
+    return f16 ? realm_fp16_to_fp32(((const realm_fp16 *)row)[i]) : ((const float *)row)[i];
+}
+
+static void scalar_attn_scores(int64_t n, int64_t hd, int nq, const float *q, size_t qs,
+                               const void *k, size_t stride, bool f16, float scale, float *out,
+                               size_t os)
+{
+    size_t es = f16 ? sizeof(realm_fp16) : sizeof(float);
     for (int h = 0; h < nq; h++)
-        for (int64_t t = 0; t < n; t++)
-            out[(size_t)h * os + t] =
-                scalar_f32_dot(hd, q + (size_t)h * qs, k + (size_t)t * stride) * scale;
+        for (int64_t t = 0; t < n; t++) {
+            const char *kt = (const char *)k + (size_t)t * stride * es;
+            float s = 0.0f;
+            for (int64_t i = 0; i < hd; i++)
+                s += q[(size_t)h * qs + (size_t)i] * kv_elem(kt, i, f16);
+            out[(size_t)h * os + t] = s * scale;
+        }
 }
 
 static void scalar_attn_values(int64_t n, int64_t hd, int nq, const float *w, size_t ws,
-                               const float *v, size_t stride, float *acc, size_t as)
+                               const void *v, size_t stride, bool f16, float *acc, size_t as)
 {
+    size_t es = f16 ? sizeof(realm_fp16) : sizeof(float);
     for (int h = 0; h < nq; h++)
-        for (int64_t t = 0; t < n; t++)
-            scalar_f32_axpy(hd, w[(size_t)h * ws + t], v + (size_t)t * stride,
-                            acc + (size_t)h * as);
+        for (int64_t t = 0; t < n; t++) {
+            const char *vt = (const char *)v + (size_t)t * stride * es;
+            float a = w[(size_t)h * ws + t], *y = acc + (size_t)h * as;
+            for (int64_t i = 0; i < hd; i++)
+                y[i] += a * kv_elem(vt, i, f16);
+        }
 }
 
 static float scalar_exp_sum(int64_t n, float *x, float max)

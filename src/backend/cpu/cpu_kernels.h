@@ -23,6 +23,7 @@
 #ifndef REALM_BACKEND_CPU_CPU_KERNELS_H
 #define REALM_BACKEND_CPU_CPU_KERNELS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,15 +51,17 @@ typedef struct realm_cpu_kernels {
     realm_from_float_fn quantize[REALM_TYPE_COUNT]; /* by activation type */
     float (*f32_dot)(int64_t n, const float *x, const float *y);
     void (*f32_axpy)(int64_t n, float a, const float *x, float *y); /* y += a * x */
-    /* Attention over n positions whose rows (hd floats) lie stride floats
+    /* Attention over n positions of the KV pool whose rows (hd elements:
+     * f16 where f16, else f32; an f16 widens exactly) lie stride elements
      * apart, for nq queries (q + h * qs) at once:
      * out[h * os + t] = dot(q + h * qs, k + t * stride) * scale, each
      * query's bits the same whatever nq; and, likewise for nq queries,
-     * (acc + h * as)[0..hd) += sum_t (w + h * ws)[t] * (v + t * stride). */
-    void (*attn_scores)(int64_t n, int64_t hd, int nq, const float *q, size_t qs, const float *k,
-                        size_t stride, float scale, float *out, size_t os);
-    void (*attn_values)(int64_t n, int64_t hd, int nq, const float *w, size_t ws, const float *v,
-                        size_t stride, float *acc, size_t as);
+     * (acc + h * as)[0..hd) += sum_t (w + h * ws)[t] * (v + t * stride).
+     * An f16 row gives the bits of the same row widened to f32. */
+    void (*attn_scores)(int64_t n, int64_t hd, int nq, const float *q, size_t qs, const void *k,
+                        size_t stride, bool f16, float scale, float *out, size_t os);
+    void (*attn_values)(int64_t n, int64_t hd, int nq, const float *w, size_t ws, const void *v,
+                        size_t stride, bool f16, float *acc, size_t as);
     /* x[i] = exp(x[i] - max) in place; returns the sum of the new x[i]. */
     float (*exp_sum)(int64_t n, float *x, float max);
     /* gate[i] = silu(gate[i]) * up[i] */

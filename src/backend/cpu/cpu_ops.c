@@ -7,6 +7,7 @@
 
 #include "backend/cpu/cpu_impl.h"
 #include "base/rowmath.h"
+#include "quant/fp16.h"
 
 void realm__cpu_get_rows(realm_backend *be, const realm_weight *emb, const int32_t *token,
                          int32_t n, float *out)
@@ -67,25 +68,38 @@ void realm__cpu_rope(realm_backend *be, float *x, int32_t n, int32_t n_head, int
     }
 }
 
-/* Address of (layer, seq, position) in one half (k or v) of the pool. */
-static float *kv_slot(const realm_kv_pool *kv, float *base, int32_t layer, const realm_batch_seq *s,
-                      int32_t p)
+/* Address of element `col` of (layer, seq, position) in one half (k or v)
+ * of the pool. */
+static void *kv_slot(const realm_kv_pool *kv, void *base, int32_t layer, const realm_batch_seq *s,
+                     int32_t p, int32_t col)
 {
     int32_t block = s->block_table[p / kv->block_size];
     size_t slot = ((size_t)layer * kv->n_blocks + (size_t)block) * kv->block_size +
                   (size_t)(p % kv->block_size);
-    return base + slot * kv->kv_dim;
+    size_t es = kv->type == REALM_TYPE_F16 ? sizeof(realm_fp16) : sizeof(float);
+    return (char *)base + (slot * (size_t)kv->kv_dim + (size_t)col) * es;
+}
+
+static void kv_row_store(const realm_kv_pool *kv, void *dst, const float *src)
+{
+    if (kv->type == REALM_TYPE_F16) {
+        realm_fp16 *d = dst;
+        for (int32_t i = 0; i < kv->kv_dim; i++)
+            d[i] = realm_fp32_to_fp16(src[i]);
+    } else {
+        memcpy(dst, src, (size_t)kv->kv_dim * sizeof(float));
+    }
 }
 
 void realm__cpu_kv_store(realm_backend *be, const realm_kv_pool *kv, int32_t layer,
                          const realm_batch *b, const float *k, const float *v)
 {
     (void)be;
-    size_t row = (size_t)kv->kv_dim * sizeof(float);
+    REALM_ASSERT(kv->type == REALM_TYPE_F16 || kv->type == REALM_TYPE_F32);
     for (int32_t r = 0; r < b->n_rows; r++) {
         const realm_batch_seq *s = &b->seqs[b->seq[r]];
-        memcpy(kv_slot(kv, kv->k, layer, s, b->pos[r]), k + (size_t)r * kv->kv_dim, row);
-        memcpy(kv_slot(kv, kv->v, layer, s, b->pos[r]), v + (size_t)r * kv->kv_dim, row);
+        kv_row_store(kv, kv_slot(kv, kv->k, layer, s, b->pos[r], 0), k + (size_t)r * kv->kv_dim);
+        kv_row_store(kv, kv_slot(kv, kv->v, layer, s, b->pos[r], 0), v + (size_t)r * kv->kv_dim);
     }
 }
 
@@ -121,16 +135,17 @@ static void attn_chunk_heads(const attn_job *j, int values, int32_t r, int32_t h
     const realm_batch_seq *s = &j->b->seqs[j->b->seq[r]];
     int32_t hd = p->head_dim, kvh = h0 / (p->n_head / p->n_head_kv), bs = kv->block_size;
     const float *qh = j->q + (int64_t)r * p->n_head * hd + (int64_t)h0 * hd;
+    const bool f16 = kv->type == REALM_TYPE_F16;
     for (int32_t t = t0; t < t1; t += bs - t % bs) {
         int32_t run = bs - t % bs < t1 - t ? bs - t % bs : t1 - t;
         if (values)
             j->c->k->attn_values(run, hd, nh, sc + (t - t0), ATTN_CHUNK,
-                                 kv_slot(kv, kv->v, j->layer, s, t) + kvh * hd, (size_t)kv->kv_dim,
-                                 oh, (size_t)hd);
+                                 kv_slot(kv, kv->v, j->layer, s, t, kvh * hd), (size_t)kv->kv_dim,
+                                 f16, oh, (size_t)hd);
         else
             j->c->k->attn_scores(run, hd, nh, qh, (size_t)hd,
-                                 kv_slot(kv, kv->k, j->layer, s, t) + kvh * hd, (size_t)kv->kv_dim,
-                                 p->scale, sc + (t - t0), ATTN_CHUNK);
+                                 kv_slot(kv, kv->k, j->layer, s, t, kvh * hd), (size_t)kv->kv_dim,
+                                 f16, p->scale, sc + (t - t0), ATTN_CHUNK);
     }
 }
 

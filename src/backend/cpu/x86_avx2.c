@@ -228,13 +228,50 @@ static void f32_axpy(int64_t n, float a, const float *x, float *y)
         y[i] += a * x[i];
 }
 
+/* Elements i.. of a KV pool row as floats: 8 (f16 widened exactly by
+ * F16C), or one. */
+AI __m256 kv_load8(const bool F16, const void *row, size_t i)
+{
+    return F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + i)))
+               : _mm256_loadu_ps((const float *)row + i);
+}
+
+AI float kv_load1(const bool F16, const void *row, size_t i)
+{
+    return F16 ? _cvtsh_ss(((const uint16_t *)row)[i]) : ((const float *)row)[i];
+}
+
+/* f32_dot and f32_axpy with a KV pool row as x: the same operations */
+AI float kv_dot(const bool F16, int64_t n, const float *q, const void *k)
+{
+    __m256 acc = _mm256_setzero_ps();
+    int64_t n8 = n & ~(int64_t)7;
+    for (int64_t i = 0; i < n8; i += 8)
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), kv_load8(F16, k, (size_t)i), acc);
+    float s = hsum8(acc);
+    for (int64_t i = n8; i < n; i++)
+        s += q[i] * kv_load1(F16, k, (size_t)i);
+    return s;
+}
+
+AI void kv_axpy(const bool F16, int64_t n, float a, const void *v, size_t i0, float *y)
+{
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t n8 = n & ~(int64_t)7;
+    for (int64_t i = 0; i < n8; i += 8)
+        _mm256_storeu_ps(
+            y + i, _mm256_fmadd_ps(va, kv_load8(F16, v, i0 + (size_t)i), _mm256_loadu_ps(y + i)));
+    for (int64_t i = n8; i < n; i++)
+        y[i] += a * kv_load1(F16, v, i0 + (size_t)i);
+}
+
 /* NQ queries x 4 positions: each K load feeds NQ FMAs (the grouped query
  * heads of one KV head score the same K rows). Per query and position the
  * same FMAs in the same order as one query alone, each 8-lane sum reduced
  * by one tree (pairs, then pairs of pairs, then the two 128-bit halves):
  * the bits do not depend on NQ. */
-AI void scores_q4(const int NQ, int64_t n8, int64_t hd, const float *q, size_t qs, const float *k,
-                  size_t stride, __m128 vs, float *out, size_t os)
+AI void scores_q4(const bool F16, const int NQ, int64_t n8, int64_t hd, const float *q, size_t qs,
+                  const void *k, size_t stride, __m128 vs, float *out, size_t os)
 {
     for (int64_t t = 0; t < n8; t += 4) {
         __m256 a[3][4];
@@ -246,7 +283,7 @@ AI void scores_q4(const int NQ, int64_t n8, int64_t hd, const float *q, size_t q
             for (int h = 0; h < NQ; h++)
                 qv[h] = _mm256_loadu_ps(q + (size_t)h * qs + i);
             for (int j = 0; j < 4; j++) {
-                const __m256 kv = _mm256_loadu_ps(k + (size_t)(t + j) * stride + i);
+                const __m256 kv = kv_load8(F16, k, (size_t)(t + j) * stride + (size_t)i);
                 for (int h = 0; h < NQ; h++)
                     a[h][j] = _mm256_fmadd_ps(qv[h], kv, a[h][j]);
             }
@@ -261,29 +298,40 @@ AI void scores_q4(const int NQ, int64_t n8, int64_t hd, const float *q, size_t q
 }
 
 /* Positions below n & ~7 in groups of 4 (scores_q4), the rest one by one. */
-static void attn_scores(int64_t n, int64_t hd, int nq, const float *q, size_t qs, const float *k,
-                        size_t stride, float scale, float *out, size_t os)
+AI void scores(const bool F16, int64_t n, int64_t hd, int nq, const float *q, size_t qs,
+               const void *k, size_t stride, float scale, float *out, size_t os)
 {
     const __m128 vs = _mm_set1_ps(scale);
     const int64_t n8 = hd % 8 == 0 ? n & ~(int64_t)7 : 0;
+    const size_t es = F16 ? 2 : 4;
     int h = 0;
     for (; h + 3 <= nq; h += 3)
-        scores_q4(3, n8, hd, q + (size_t)h * qs, qs, k, stride, vs, out + (size_t)h * os, os);
+        scores_q4(F16, 3, n8, hd, q + (size_t)h * qs, qs, k, stride, vs, out + (size_t)h * os, os);
     if (nq - h == 2)
-        scores_q4(2, n8, hd, q + (size_t)h * qs, qs, k, stride, vs, out + (size_t)h * os, os);
+        scores_q4(F16, 2, n8, hd, q + (size_t)h * qs, qs, k, stride, vs, out + (size_t)h * os, os);
     else if (nq - h == 1)
-        scores_q4(1, n8, hd, q + (size_t)h * qs, qs, k, stride, vs, out + (size_t)h * os, os);
+        scores_q4(F16, 1, n8, hd, q + (size_t)h * qs, qs, k, stride, vs, out + (size_t)h * os, os);
     for (h = 0; h < nq; h++)
         for (int64_t t = n8; t < n; t++)
             out[(size_t)h * os + t] =
-                f32_dot(hd, q + (size_t)h * qs, k + (size_t)t * stride) * scale;
+                kv_dot(F16, hd, q + (size_t)h * qs, (const char *)k + (size_t)t * stride * es) *
+                scale;
+}
+
+static void attn_scores(int64_t n, int64_t hd, int nq, const float *q, size_t qs, const void *k,
+                        size_t stride, bool f16, float scale, float *out, size_t os)
+{
+    if (f16)
+        scores(true, n, hd, nq, q, qs, k, stride, scale, out, os);
+    else
+        scores(false, n, hd, nq, q, qs, k, stride, scale, out, os);
 }
 
 /* NQ queries x 32 floats of their accumulators stay in registers across the
  * positions, each V load feeding NQ FMAs; per element the same FMAs in the
  * same order (position by position) as one query alone. */
-AI void values_q32(const int NQ, int64_t n, int64_t i_end, const float *w, size_t ws,
-                   const float *v, size_t stride, float *acc, size_t as)
+AI void values_q32(const bool F16, const int NQ, int64_t n, int64_t i_end, const float *w,
+                   size_t ws, const void *v, size_t stride, float *acc, size_t as)
 {
     for (int64_t i0 = 0; i0 < i_end; i0 += 32) {
         __m256 o[3][4];
@@ -294,9 +342,9 @@ AI void values_q32(const int NQ, int64_t n, int64_t i_end, const float *w, size_
             __m256 wt[3];
             for (int h = 0; h < NQ; h++)
                 wt[h] = _mm256_set1_ps(w[(size_t)h * ws + t]);
-            const float *vt = v + (size_t)t * stride + i0;
+            const size_t vt = (size_t)t * stride + (size_t)i0;
             for (int j = 0; j < 4; j++) {
-                const __m256 vv = _mm256_loadu_ps(vt + 8 * j);
+                const __m256 vv = kv_load8(F16, v, vt + 8 * (size_t)j);
                 for (int h = 0; h < NQ; h++)
                     o[h][j] = _mm256_fmadd_ps(wt[h], vv, o[h][j]);
             }
@@ -308,23 +356,32 @@ AI void values_q32(const int NQ, int64_t n, int64_t i_end, const float *w, size_
 }
 
 /* Whole 32-float slices by values_q32, the rest position by position
- * (f32_axpy: the same FMA per element up to hd & ~7). */
-static void attn_values(int64_t n, int64_t hd, int nq, const float *w, size_t ws, const float *v,
-                        size_t stride, float *acc, size_t as)
+ * (kv_axpy: the same FMA per element up to hd & ~7). */
+AI void values(const bool F16, int64_t n, int64_t hd, int nq, const float *w, size_t ws,
+               const void *v, size_t stride, float *acc, size_t as)
 {
     const int64_t i_end = hd & ~(int64_t)31;
     int h = 0;
     for (; h + 3 <= nq; h += 3)
-        values_q32(3, n, i_end, w + (size_t)h * ws, ws, v, stride, acc + (size_t)h * as, as);
+        values_q32(F16, 3, n, i_end, w + (size_t)h * ws, ws, v, stride, acc + (size_t)h * as, as);
     if (nq - h == 2)
-        values_q32(2, n, i_end, w + (size_t)h * ws, ws, v, stride, acc + (size_t)h * as, as);
+        values_q32(F16, 2, n, i_end, w + (size_t)h * ws, ws, v, stride, acc + (size_t)h * as, as);
     else if (nq - h == 1)
-        values_q32(1, n, i_end, w + (size_t)h * ws, ws, v, stride, acc + (size_t)h * as, as);
+        values_q32(F16, 1, n, i_end, w + (size_t)h * ws, ws, v, stride, acc + (size_t)h * as, as);
     if (i_end < hd)
         for (h = 0; h < nq; h++)
             for (int64_t t = 0; t < n; t++)
-                f32_axpy(hd - i_end, w[(size_t)h * ws + t], v + (size_t)t * stride + i_end,
-                         acc + (size_t)h * as + i_end);
+                kv_axpy(F16, hd - i_end, w[(size_t)h * ws + t], v,
+                        (size_t)t * stride + (size_t)i_end, acc + (size_t)h * as + i_end);
+}
+
+static void attn_values(int64_t n, int64_t hd, int nq, const float *w, size_t ws, const void *v,
+                        size_t stride, bool f16, float *acc, size_t as)
+{
+    if (f16)
+        values(true, n, hd, nq, w, ws, v, stride, acc, as);
+    else
+        values(false, n, hd, nq, w, ws, v, stride, acc, as);
 }
 
 /* exp(x) for x <= 88: x = n ln2 + r, |r| <= ln2/2, exp(r) by its Taylor

@@ -9,15 +9,18 @@
 #include <math.h>
 
 #include "backend/cuda/cuda_att.cuh"
+#include "backend/cuda/cuda_kv.cuh"
 
 /* ---- decode: positions split over blocks ----
  * For few rows (decode) the (row, head) grid has too few blocks to fill the
  * GPU, so each (row, head) is split into `n_split` blocks over contiguous
  * position ranges (the split count comes from the launch, the ranges from
  * the row's position, so a graph still fits every length). A block scores
- * its positions with 8 lanes per position (each lane float4 columns
- * j, j+8, ... of the K row, so a warp's loads are coalesced and 4 positions
- * go at once), then writes its (max, exp-sum, unnormalized V sum). The last
+ * its positions with 8 lanes per position (each lane 4-column pieces j,
+ * j+8, ... of the K row, a float4 of f32 or 8 bytes of f16, so a warp's
+ * loads are coalesced and 4 positions go at once), then writes its (max,
+ * exp-sum, unnormalized V sum). The pool's elements are KV (__half or
+ * float), converted to float as they are loaded. The last
  * block of a (row, head) to finish — counted by an atomic ticket — rescales
  * and combines the splits, so decode attention is one kernel (a separate
  * combine kernel cost ~7 us per layer on the H100, nearly all latency). */
@@ -86,13 +89,13 @@ __device__ static void quantize_head(const cuda_act_target &aq, float v, int32_t
     }
 }
 
+template <typename KV>
 __global__ static void __launch_bounds__(ATT_THREADS)
-    k_attention_split(const float *q, float *part, unsigned *tickets, float *out,
-                      const float *kbase, const float *vbase, int32_t layer, int32_t n_blocks,
-                      int32_t block_size, int32_t kv_dim, const int32_t *pos, const int32_t *seq,
-                      const int32_t *tables, const int32_t *early, int32_t max_blocks,
-                      int32_t n_head, int32_t group, int32_t hd, float scale,
-                      const cuda_act_target quant)
+    k_attention_split(const float *q, float *part, unsigned *tickets, float *out, const KV *kbase,
+                      const KV *vbase, int32_t layer, int32_t n_blocks, int32_t block_size,
+                      int32_t kv_dim, const int32_t *pos, const int32_t *seq, const int32_t *tables,
+                      const int32_t *early, int32_t max_blocks, int32_t n_head, int32_t group,
+                      int32_t hd, float scale, const cuda_act_target quant)
 {
     /* q (hd) | partial (ATT_THREADS) | red (32) | scores (chunk) | slots (chunk) */
     extern __shared__ float sh[];
@@ -132,20 +135,20 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     const int32_t cur = n_pos - 1 - t0;
     const int sub = lane % 8, pw = lane / 8; /* lane within position, position within warp */
     const int n_grp = ATT_THREADS / hd, gi = threadIdx.x / hd;
-    const float *vh = vbase + (size_t)kvh * hd + threadIdx.x % hd;
+    const KV *vh = vbase + (size_t)kvh * hd + threadIdx.x % hd;
     const int32_t tk = warp * 4 + pw; /* the lane group's first position */
-    const float4 *k4p =
-        (const float4 *)(kbase + (size_t)(tk < cnt ? slots[tk] : 0) * kv_dim + (size_t)kvh * hd);
+    const KV *kp = kbase + (size_t)(tk < cnt ? slots[tk] : 0) * kv_dim + (size_t)kvh * hd;
     float4 kpre[ATT_THREADS / 32]; /* elements 4i.. of K, i = sub + 8j < hd / 4 */
     float vpre[ATT_VPRE];
 #pragma unroll
     for (int j = 0; j < ATT_THREADS / 32; j++)
-        kpre[j] = tk < cnt && tk != cur && sub + 8 * j < hd / 4 ? k4p[sub + 8 * j]
+        kpre[j] = tk < cnt && tk != cur && sub + 8 * j < hd / 4 ? kv_load4(kp, sub + 8 * j)
                                                                 : make_float4(0.f, 0.f, 0.f, 0.f);
 #pragma unroll
     for (int k = 0; k < ATT_VPRE; k++) {
         const int32_t t = gi + k * n_grp;
-        vpre[k] = gi < n_grp && t < cnt && t != cur ? vh[(size_t)slots[t] * kv_dim] : 0.0f;
+        vpre[k] =
+            gi < n_grp && t < cnt && t != cur ? kv_load1(vh + (size_t)slots[t] * kv_dim) : 0.0f;
     }
     pdl_wait();
     pdl_trigger();
@@ -161,12 +164,12 @@ __global__ static void __launch_bounds__(ATT_THREADS)
         if (tk == cur && cur < cnt) {
 #pragma unroll
             for (int j = 0; j < ATT_THREADS / 32; j++)
-                if (sub + 8 * j < hd / 4) kpre[j] = k4p[sub + 8 * j];
+                if (sub + 8 * j < hd / 4) kpre[j] = kv_load4(kp, sub + 8 * j);
         }
 #pragma unroll
         for (int k = 0; k < ATT_VPRE; k++)
             if (gi < n_grp && gi + k * n_grp == cur && cur < cnt)
-                vpre[k] = vh[(size_t)slots[cur] * kv_dim];
+                vpre[k] = kv_load1(vh + (size_t)slots[cur] * kv_dim);
         __syncthreads(); /* q */
         /* scores: 8 lanes per position */
         const float4 *q4 = (const float4 *)qs;
@@ -181,10 +184,9 @@ __global__ static void __launch_bounds__(ATT_THREADS)
                     d += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
                 }
             } else if (t < cnt) {
-                const float4 *k4 =
-                    (const float4 *)(kbase + (size_t)slots[t] * kv_dim + (size_t)kvh * hd);
+                const KV *kt = kbase + (size_t)slots[t] * kv_dim + (size_t)kvh * hd;
                 for (int i = sub; i < hd / 4; i += 8) {
-                    float4 kv = k4[i], qv = q4[i];
+                    float4 kv = kv_load4(kt, i), qv = q4[i];
                     d += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
                 }
             }
@@ -210,7 +212,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
             }
 #pragma unroll 4
             for (int32_t t = gi + ATT_VPRE * n_grp; t < cnt; t += n_grp)
-                acc += sc[t] * vh[(size_t)slots[t] * kv_dim];
+                acc += sc[t] * kv_load1(vh + (size_t)slots[t] * kv_dim);
         }
         pt[threadIdx.x] = acc;
         __syncthreads();
@@ -262,7 +264,9 @@ void realm__cuda_att_early(const realm_batch *b, int32_t *early)
     }
 }
 
-bool realm__cuda_att_decode(cuda_ctx *c, const struct cuda_op *op, const struct cuda_op *mm)
+/* realm__cuda_att_decode over a pool of KV elements */
+template <typename KV>
+static bool att_decode(cuda_ctx *c, const struct cuda_op *op, const struct cuda_op *mm)
 {
     const realm_kv_pool *kv = &op->kv;
     const struct cuda_batch *b = &op->batch;
@@ -283,7 +287,7 @@ bool realm__cuda_att_decode(cuda_ctx *c, const struct cuda_op *op, const struct 
     const int32_t chunk = (c->lim.max_ctx + S - 1) / S;
     size_t shm = ((size_t)hd + ATT_THREADS + 32 + 2 * (size_t)chunk) * sizeof(float);
     if (shm > 48 * 1024) {
-        cudaError_t e = cudaFuncSetAttribute(k_attention_split,
+        cudaError_t e = cudaFuncSetAttribute(k_attention_split<KV>,
                                              cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
         if (e != cudaSuccess) {
             (void)cudaGetLastError();
@@ -292,9 +296,10 @@ bool realm__cuda_att_decode(cuda_ctx *c, const struct cuda_op *op, const struct 
     }
     dim3 grid((unsigned)b->n_rows, (unsigned)p->n_head, (unsigned)S);
     unsigned *tickets = (unsigned *)((char *)c->att_part + c->att_part_bytes) - ATT_TICKETS;
-    cuda__launch_pdl(c, k_attention_split, grid, dim3(ATT_THREADS), shm, (const float *)op->x,
-                     c->att_part, tickets, (float *)op->out, kv->k, kv->v, op->i0, kv->n_blocks,
-                     kv->block_size, kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
+    cuda__launch_pdl(c, k_attention_split<KV>, grid, dim3(ATT_THREADS), shm, (const float *)op->x,
+                     c->att_part, tickets, (float *)op->out, (const KV *)kv->k, (const KV *)kv->v,
+                     op->i0, kv->n_blocks, kv->block_size, kv->kv_dim,
+                     (const int32_t *)cuda__staging(c, b->pos_off),
                      (const int32_t *)cuda__staging(c, b->seq_off),
                      (const int32_t *)cuda__staging(c, b->table_off),
                      (const int32_t *)cuda__staging(c, b->early_off), b->max_blocks, p->n_head,
@@ -302,4 +307,9 @@ bool realm__cuda_att_decode(cuda_ctx *c, const struct cuda_op *op, const struct 
     CUDA_CHECK(c, cudaGetLastError());
     if (quant.kind != ACT_F32) realm__cuda_act_written(c, mm);
     return true;
+}
+
+bool realm__cuda_att_decode(cuda_ctx *c, const struct cuda_op *op, const struct cuda_op *mm)
+{
+    return kv_is_f16(&op->kv) ? att_decode<__half>(c, op, mm) : att_decode<float>(c, op, mm);
 }

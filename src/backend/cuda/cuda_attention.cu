@@ -10,12 +10,12 @@
  * softmax (described there). At other head dims they take k_attention: one
  * block per (row, query head). Scores: each thread takes whole
  * positions t = tid, tid + 128, ... and dots its K row with q (q in shared
- * memory, K read as float4), so a block keeps up to 128 independent K rows in
- * flight instead of walking positions one warp-step at a time; the pool slot
- * of each position is computed once there and kept for the V pass. Then the
- * block takes the max and the exp-sum, and thread groups each accumulate a
- * share of the positions for every head dimension (V rows read coalesced)
- * and combine in shared memory. K/V rows are found through the sequence's
+ * memory, K read 4 elements a load), so a block keeps up to 128
+ * independent K rows in flight instead of walking positions one warp-step at
+ * a time; the pool slot of each position is computed once there and kept
+ * for the V pass. Then the block takes the max and the exp-sum, and thread
+ * groups each accumulate a share of the positions for every head dimension
+ * (V rows read coalesced) and combine in shared memory. K/V rows are found through the sequence's
  * block table (staged per pass); the launch shape depends only on
  * (n_rows, n_head), so a captured graph serves every context length.
  * Passes too large for a graph (prefill) take tiles of up to AT_ROWS rows
@@ -23,13 +23,17 @@
  * short runs of rows stay one row per block. Where the one-row kernel's
  * per-position scores cannot fit the reserved context in shared memory
  * (past ~28.9k positions), the tiles take every row.
+ * Every kernel takes the pool's element type KV (__half or float) as a
+ * template argument and converts to float as it loads (cuda_kv.cuh).
  */
 #include <math.h>
 
 #include "backend/cuda/cuda_att.cuh"
+#include "backend/cuda/cuda_kv.cuh"
 
+template <typename KV>
 __global__ static void __launch_bounds__(ATT_THREADS)
-    k_attention(const float *q, float *out, const float *kbase, const float *vbase, int32_t layer,
+    k_attention(const float *q, float *out, const KV *kbase, const KV *vbase, int32_t layer,
                 int32_t n_blocks, int32_t block_size, int32_t kv_dim, const int32_t *pos,
                 const int32_t *seq, const int32_t *tables, int32_t max_blocks, int32_t n_head,
                 int32_t group, int32_t hd, float scale, const int32_t *rows)
@@ -52,12 +56,11 @@ __global__ static void __launch_bounds__(ATT_THREADS)
         int32_t slot = (int32_t)((layer_base + (size_t)tab[t / block_size]) * block_size +
                                  t % block_size);
         slots[t] = slot;
-        const float *kt = kbase + (size_t)slot * kv_dim + (size_t)kvh * hd;
+        const KV *kt = kbase + (size_t)slot * kv_dim + (size_t)kvh * hd;
         float d = 0.0f;
         if (vec4) {
-            const float4 *k4 = (const float4 *)kt;
             for (int i = 0; i < hd / 4; i++) {
-                float4 kv = k4[i];
+                float4 kv = kv_load4(kt, i);
                 d += qs[4 * i] * kv.x;
                 d += qs[4 * i + 1] * kv.y;
                 d += qs[4 * i + 2] * kv.z;
@@ -65,7 +68,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
             }
         } else {
             for (int i = 0; i < hd; i++)
-                d += qs[i] * kt[i];
+                d += qs[i] * kv_load1(kt + i);
         }
         sc[t] = d * scale;
     }
@@ -80,10 +83,10 @@ __global__ static void __launch_bounds__(ATT_THREADS)
         bool active = hd <= ATT_THREADS ? gi < n_grp : ii < hd;
         if (active) {
             int g0 = hd <= ATT_THREADS ? gi : 0, gs = hd <= ATT_THREADS ? n_grp : 1;
-            const float *vh = vbase + (size_t)kvh * hd + ii;
+            const KV *vh = vbase + (size_t)kvh * hd + ii;
 #pragma unroll 4
             for (int32_t t = g0; t < n_pos; t += gs)
-                acc += sc[t] * vh[(size_t)slots[t] * kv_dim];
+                acc += sc[t] * kv_load1(vh + (size_t)slots[t] * kv_dim);
         }
         __syncthreads();
         part[threadIdx.x] = acc;
@@ -120,31 +123,25 @@ __global__ static void __launch_bounds__(ATT_THREADS)
 #define AR_U     4
 #define AR_WARPS 8
 
-template <int E> struct ar_vec;
-template <> struct ar_vec<2> {
-    typedef float2 t;
-};
-template <> struct ar_vec<4> {
-    typedef float4 t;
-};
-
-template <int E>
-__device__ __forceinline__ void ar_load(const float *p, float (&v)[E])
+/* E (2 or 4) consecutive elements of q (float) or the pool (KV) in one load */
+template <int E, typename T> __device__ __forceinline__ void ar_load(const T *p, float (&v)[E])
 {
-    typename ar_vec<E>::t x = *(const typename ar_vec<E>::t *)p;
-    const float *f = (const float *)&x;
-#pragma unroll
-    for (int e = 0; e < E; e++)
-        v[e] = f[e];
+    static_assert(E == 2 || E == 4, "HD / 32 elements a lane");
+    if constexpr (E == 2) {
+        const float2 x = kv_load2(p, 0);
+        v[0] = x.x, v[1] = x.y;
+    } else {
+        const float4 x = kv_load4(p, 0);
+        v[0] = x.x, v[1] = x.y, v[2] = x.z, v[3] = x.w;
+    }
 }
 
-template <int HD, int HB>
+template <int HD, int HB, typename KV>
 __global__ static void __launch_bounds__(AR_WARPS * 32)
-    k_attention_rows(const float *q, float *out, const float *kbase, const float *vbase,
-                     int32_t layer, int32_t n_blocks, int32_t block_size, int32_t kv_dim,
-                     const int32_t *pos, const int32_t *seq, const int32_t *tables,
-                     int32_t max_blocks, int32_t n_head, int32_t group, float scale,
-                     const int32_t *rows)
+    k_attention_rows(const float *q, float *out, const KV *kbase, const KV *vbase, int32_t layer,
+                     int32_t n_blocks, int32_t block_size, int32_t kv_dim, const int32_t *pos,
+                     const int32_t *seq, const int32_t *tables, int32_t max_blocks, int32_t n_head,
+                     int32_t group, float scale, const int32_t *rows)
 {
     constexpr int E = HD / 32;
     __shared__ float sml[AR_WARPS][HB][2];
@@ -247,16 +244,19 @@ __global__ static void __launch_bounds__(AR_WARPS * 32)
 /* k_attention_rows for p's head dim and K/V grouping, or NULL: the query
  * heads of one K/V head go HB = 4, 3, 2 or 1 to a block (the largest that
  * divides the group). */
-typedef void (*att_rows_fn)(const float *, float *, const float *, const float *, int32_t, int32_t,
-                            int32_t, int32_t, const int32_t *, const int32_t *, const int32_t *,
-                            int32_t, int32_t, int32_t, float, const int32_t *);
+template <typename KV>
+using att_rows_fn = void (*)(const float *, float *, const KV *, const KV *, int32_t, int32_t,
+                             int32_t, int32_t, const int32_t *, const int32_t *, const int32_t *,
+                             int32_t, int32_t, int32_t, float, const int32_t *);
 
-static att_rows_fn att_rows_kernel(const realm_attn_params *p, const realm_kv_pool *kv, int *hb)
+template <typename KV>
+static att_rows_fn<KV> att_rows_kernel(const realm_attn_params *p, const realm_kv_pool *kv, int *hb)
 {
     const int32_t group = p->n_head / p->n_head_kv;
     if ((p->head_dim != 64 && p->head_dim != 128) || kv->kv_dim % 4 || group < 1) return NULL;
     *hb = group % 4 == 0 ? 4 : group % 3 == 0 ? 3 : group % 2 == 0 ? 2 : 1;
-#define R(HB) return p->head_dim == 64 ? k_attention_rows<64, HB> : k_attention_rows<128, HB>
+#define R(HB)                                                                                      \
+    return p->head_dim == 64 ? k_attention_rows<64, HB, KV> : k_attention_rows<128, HB, KV>
     switch (*hb) {
     case 4: R(4);
     case 3: R(3);
@@ -271,11 +271,13 @@ static att_rows_fn att_rows_kernel(const realm_attn_params *p, const realm_kv_po
  * a 512-row pass of the 8B read ~4 GB per layer from L2 (1 ms per layer, a
  * third of the pass). A block here takes a tile of up to AT_ROWS rows of one
  * sequence and one query head, stages AT_POS positions of K and V in shared
- * memory at a time, and keeps a running max and exp-sum per row (online
- * softmax: earlier sums are rescaled by e^(m_old - m_new) when the max
- * grows), so each K/V row is read once per tile. Thread (a, b) of the
- * 8 x 16 layout owns rows 4a..4a+3: their scores at positions b, b+16, ...
- * of each chunk, then head dims 4b..4b+3, 4b+64.. of their output. Each
+ * memory at a time (as floats: an f16 pool is converted as it is staged, so
+ * the tile reads half the bytes and computes as from an f32 one), and keeps
+ * a running max and exp-sum per row (online softmax: earlier sums are
+ * rescaled by e^(m_old - m_new) when the max grows), so each K/V row is read
+ * once per tile. Thread (a, b) of the 8 x 16 layout owns rows 4a..4a+3:
+ * their scores at positions b, b+16, ... of each chunk, then head dims
+ * 4b..4b+3, 4b+64.. of their output. Each
  * shared-memory read feeds 4 (scores) or 8-16 (output) FMAs. Positions
  * past a row's own are masked, so the rows of a tile may sit anywhere;
  * warps whose rows are all past the tile's only help stage K/V. Runs of
@@ -285,13 +287,12 @@ static att_rows_fn att_rows_kernel(const realm_attn_params *p, const realm_kv_po
 #define AT_ROWS 32
 #define AT_POS  64
 
-template <int HD>
+template <int HD, typename KV>
 __global__ static void __launch_bounds__(ATT_THREADS)
-    k_attention_tile(const float *q, float *out, const float *kbase, const float *vbase,
-                     int32_t layer, int32_t n_blocks, int32_t block_size, int32_t kv_dim,
-                     const int32_t *pos, const int32_t *seq, const int32_t *tables,
-                     int32_t max_blocks, const int32_t *tiles, int32_t n_head, int32_t group,
-                     float scale)
+    k_attention_tile(const float *q, float *out, const KV *kbase, const KV *vbase, int32_t layer,
+                     int32_t n_blocks, int32_t block_size, int32_t kv_dim, const int32_t *pos,
+                     const int32_t *seq, const int32_t *tables, int32_t max_blocks,
+                     const int32_t *tiles, int32_t n_head, int32_t group, float scale)
 {
     constexpr int LD = HD + 4; /* padded rows: the float4 reads below are conflict-free */
     constexpr int LP = AT_ROWS + 4;
@@ -337,8 +338,8 @@ __global__ static void __launch_bounds__(ATT_THREADS)
                 size_t slot =
                     (layer_base + (size_t)tab[t / block_size]) * block_size + t % block_size;
                 size_t off = slot * kv_dim + (size_t)kvh * HD;
-                kk = ((const float4 *)(kbase + off))[cc];
-                vv = ((const float4 *)(vbase + off))[cc];
+                kk = kv_load4(kbase + off, cc);
+                vv = kv_load4(vbase + off, cc);
             }
             *(float4 *)(ks + tt * LD + 4 * cc) = kk;
             *(float4 *)(vs + tt * LD + 4 * cc) = vv;
@@ -488,19 +489,17 @@ int32_t realm__cuda_att_tiles(const cuda_ctx *c, const realm_batch *b, int32_t *
     return n;
 }
 
-static bool attention_tiled(cuda_ctx *c, const struct cuda_op *op)
+template <typename KV> static bool attention_tiled(cuda_ctx *c, const struct cuda_op *op)
 {
     const realm_kv_pool *kv = &op->kv;
     const struct cuda_batch *b = &op->batch;
     const realm_attn_params *p = &op->ap;
     const int32_t hd = p->head_dim;
     if (b->n_tiles <= 0 || (hd != 64 && hd != 128) || kv->kv_dim % 4) return false;
+    /* q, K and V as floats (whatever the pool's type), and the weights */
     size_t shm =
         ((AT_ROWS + 2 * AT_POS) * (size_t)(hd + 4) + AT_POS * (AT_ROWS + 4)) * sizeof(float);
-    void (*kern)(const float *, float *, const float *, const float *, int32_t, int32_t, int32_t,
-                 int32_t, const int32_t *, const int32_t *, const int32_t *, int32_t,
-                 const int32_t *, int32_t, int32_t, float) =
-        hd == 64 ? k_attention_tile<64> : k_attention_tile<128>;
+    const auto kern = hd == 64 ? k_attention_tile<64, KV> : k_attention_tile<128, KV>;
     if (shm > 48 * 1024 && cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                 (int)shm) != cudaSuccess) {
         (void)cudaGetLastError();
@@ -508,8 +507,8 @@ static bool attention_tiled(cuda_ctx *c, const struct cuda_op *op)
     }
     dim3 grid((unsigned)b->n_tiles, (unsigned)p->n_head);
     kern<<<grid, ATT_THREADS, shm, c->stream>>>(
-        (const float *)op->x, (float *)op->out, kv->k, kv->v, op->i0, kv->n_blocks, kv->block_size,
-        kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
+        (const float *)op->x, (float *)op->out, (const KV *)kv->k, (const KV *)kv->v, op->i0,
+        kv->n_blocks, kv->block_size, kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
         (const int32_t *)cuda__staging(c, b->seq_off),
         (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks,
         (const int32_t *)cuda__staging(c, b->tile_off), p->n_head, p->n_head / p->n_head_kv,
@@ -518,27 +517,27 @@ static bool attention_tiled(cuda_ctx *c, const struct cuda_op *op)
     return true;
 }
 
-void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op, const struct cuda_op *mm)
+/* the attention the decode split does not take, over a pool of KV */
+template <typename KV> static void issue_attention(cuda_ctx *c, const struct cuda_op *op)
 {
     const realm_kv_pool *kv = &op->kv;
     const struct cuda_batch *b = &op->batch;
     const realm_attn_params *p = &op->ap;
-    if (realm__cuda_att_decode(c, op, mm)) return;
     /* tiled: the tiles' rows there, the rows of short runs here */
     const int32_t *rows = NULL;
     int32_t n_rows = b->n_rows;
-    if (attention_tiled(c, op)) {
+    if (attention_tiled<KV>(c, op)) {
         rows = (const int32_t *)cuda__staging(c, b->tile_off) + 3 * (size_t)b->n_rows;
         n_rows = b->n_single;
         if (n_rows == 0) return;
     }
     int hb = 1;
-    const att_rows_fn kr = c->att_rows ? att_rows_kernel(p, kv, &hb) : NULL;
+    const att_rows_fn<KV> kr = c->att_rows ? att_rows_kernel<KV>(p, kv, &hb) : NULL;
     if (kr) {
         dim3 grid((unsigned)n_rows, (unsigned)(p->n_head / hb));
         kr<<<grid, AR_WARPS * 32, 0, c->stream>>>(
-            (const float *)op->x, (float *)op->out, kv->k, kv->v, op->i0, kv->n_blocks,
-            kv->block_size, kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
+            (const float *)op->x, (float *)op->out, (const KV *)kv->k, (const KV *)kv->v, op->i0,
+            kv->n_blocks, kv->block_size, kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
             (const int32_t *)cuda__staging(c, b->seq_off),
             (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks, p->n_head,
             p->n_head / p->n_head_kv, p->scale, rows);
@@ -547,19 +546,28 @@ void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op, const st
     }
     size_t shm = att_shared(p->head_dim, c->lim.max_ctx);
     if (shm > 48 * 1024) {
-        cudaError_t e = cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                             (int)shm);
+        cudaError_t e = cudaFuncSetAttribute(k_attention<KV>,
+                                             cudaFuncAttributeMaxDynamicSharedMemorySize, (int)shm);
         if (e != cudaSuccess) {
             realm__cuda_fail(c, e, "attention: context too long for shared memory");
             return;
         }
     }
     dim3 grid((unsigned)n_rows, (unsigned)p->n_head);
-    k_attention<<<grid, ATT_THREADS, shm, c->stream>>>(
-        (const float *)op->x, (float *)op->out, kv->k, kv->v, op->i0, kv->n_blocks, kv->block_size,
-        kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
+    k_attention<KV><<<grid, ATT_THREADS, shm, c->stream>>>(
+        (const float *)op->x, (float *)op->out, (const KV *)kv->k, (const KV *)kv->v, op->i0,
+        kv->n_blocks, kv->block_size, kv->kv_dim, (const int32_t *)cuda__staging(c, b->pos_off),
         (const int32_t *)cuda__staging(c, b->seq_off),
         (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks, p->n_head,
         p->n_head / p->n_head_kv, p->head_dim, p->scale, rows);
     CUDA_CHECK(c, cudaGetLastError());
+}
+
+void realm__cuda_issue_attention(cuda_ctx *c, const struct cuda_op *op, const struct cuda_op *mm)
+{
+    if (realm__cuda_att_decode(c, op, mm)) return;
+    if (kv_is_f16(&op->kv))
+        issue_attention<__half>(c, op);
+    else
+        issue_attention<float>(c, op);
 }

@@ -261,13 +261,37 @@ static void rec_rope(realm_backend *be, float *x, int32_t n, int32_t n_head, int
     op->idx_off = stage_pos(c, pos, n);
 }
 
+/* Do the kernels take kv's elements (f16, f32)? Where not, the error is
+ * recorded (synchronize reports it) and the op is not: the caches that
+ * make pools reject other types (model/kv_cache.c, engine/kv_pages.c). */
+static bool kv_type_ok(cuda_ctx *c, const realm_kv_pool *kv)
+{
+    if (kv->type == REALM_TYPE_F16 || kv->type == REALM_TYPE_F32) return true;
+    realm__cuda_fail(c, cudaErrorInvalidValue, "KV pool of an element type not f16 or f32");
+    return false;
+}
+
+/* op->kv = *kv field by field: the struct has padding, and records compare
+ * with memcmp (the caller's padding copied would keep a pass from
+ * replaying its graph) */
+static void put_kv(struct cuda_op *op, const realm_kv_pool *kv)
+{
+    op->kv.n_layer = kv->n_layer;
+    op->kv.n_blocks = kv->n_blocks;
+    op->kv.block_size = kv->block_size;
+    op->kv.kv_dim = kv->kv_dim;
+    op->kv.type = kv->type;
+    op->kv.k = kv->k;
+    op->kv.v = kv->v;
+}
+
 static void rec_kv_store(realm_backend *be, const realm_kv_pool *kv, int32_t layer,
                          const realm_batch *b, const float *k, const float *v)
 {
     cuda_ctx *c = cuda__ctx(be);
-    struct cuda_op *op = record(c, CUDA_OP_KV_STORE, b->n_rows);
+    struct cuda_op *op = kv_type_ok(c, kv) ? record(c, CUDA_OP_KV_STORE, b->n_rows) : NULL;
     if (!op) return;
-    op->kv = *kv;
+    put_kv(op, kv);
     op->i0 = layer;
     op->batch = stage_batch(c, kv, b);
     op->x = k;
@@ -279,9 +303,9 @@ static void rec_attention(realm_backend *be, const realm_kv_pool *kv, int32_t la
                           float *out)
 {
     cuda_ctx *c = cuda__ctx(be);
-    struct cuda_op *op = record(c, CUDA_OP_ATTENTION, b->n_rows);
+    struct cuda_op *op = kv_type_ok(c, kv) ? record(c, CUDA_OP_ATTENTION, b->n_rows) : NULL;
     if (!op) return;
-    op->kv = *kv;
+    put_kv(op, kv);
     op->i0 = layer;
     op->ap = *p;
     op->batch = stage_batch(c, kv, b);
@@ -557,6 +581,7 @@ static void cu_host_free(realm_backend *be, void *p)
 
 static const realm_backend_ops cuda_ops = {
     .name = "cuda",
+    .kv_type = REALM_TYPE_F16,
     .supports = cu_supports,
     .destroy = cu_destroy,
     .reserve = cu_reserve,

@@ -74,9 +74,10 @@ struct cuda_rope_kv {
     float *q, *k;
     const float *v;
     int32_t nq, nk, head_dim, half, neox;
+    int32_t kv_f16; /* kbase and vbase hold __half (else float); in the padding before inv_freq */
     const float *inv_freq;
     const int32_t *qpos, *kpos; /* q's and k's positions a row */
-    float *kbase, *vbase;       /* the K/V pool */
+    void *kbase, *vbase;        /* the K/V pool */
     int32_t layer, n_blocks, block_size, max_blocks;
     const int32_t *pos, *seq, *tables; /* the batch: where each row's K/V goes */
 };

@@ -149,9 +149,10 @@ __device__ __forceinline__ void k6_dot(const uint8_t *__restrict__ sb, int32_t n
  * 277.9 vs 253.2 tok/s one by one, NOTES round 14). Each lane loads its
  * first EARLY groups before pdl_wait (four: launch_mmv_q8). ROPE (a q/k/v
  * set at one row, realm__cuda_mmv_rope): rope(q), rope(k) and kv_store by
- * `rope` in the epilogue; a pair's rows are a block's neighbouring warps,
- * and their angle and the K/V slot are computed before the wait. */
-template <int T, int NR, int EARLY = 2, bool ROPE = false>
+ * `rope` in the epilogue, into a pool of KV (__half or float); a pair's rows
+ * are a block's neighbouring warps, and their angle and the K/V slot are
+ * computed before the wait. */
+template <int T, int NR, int EARLY = 2, bool ROPE = false, typename KV = float>
 __global__ static void __launch_bounds__(MMS_WARPS * 32)
     k_mmv_q(const mms_set set, size_t row_bytes, int64_t ne0, const int8_t *aq, const float *ad,
             const float *as, int32_t n, float *resid, const cuda_rope_kv rope)
@@ -221,7 +222,7 @@ __global__ static void __launch_bounds__(MMS_WARPS * 32)
             v += __shfl_xor_sync(0xffffffffu, v, o);
         if (bias) v += bias[o_row];
         if (turn) v = rope_pair_turn(v, lane, threadIdx.x / 32, cs, sn, xch);
-        if (lane == 0) rope_kv_put(rope, mi, o_row, out, slot, v);
+        if (lane == 0) rope_kv_put<KV>(rope, mi, o_row, out, slot, v);
     } else {
         mv_store<NR>(acc, lane, r0, n, o_row, ne1, bias, out, resid);
     }
@@ -699,8 +700,10 @@ bool realm__cuda_mmv_rope(cuda_ctx *c, const struct cuda_op *ops, const int8_t *
     for (int i = 0; i < 3; i++)
         if (ops[i].w.type != REALM_TYPE_Q8_0) return false;
     const mms_set set = mms_set_of(ops, 3);
-    cuda__launch_pdl(c, k_mmv_q<REALM_TYPE_Q8_0, 1, 2, true>, dim3(set.blk_end[MMS_SET - 1]),
-                     dim3(MMS_WARPS * 32), 0, set,
+    cuda__launch_pdl(c,
+                     rope->kv_f16 ? k_mmv_q<REALM_TYPE_Q8_0, 1, 2, true, __half>
+                                  : k_mmv_q<REALM_TYPE_Q8_0, 1, 2, true, float>,
+                     dim3(set.blk_end[MMS_SET - 1]), dim3(MMS_WARPS * 32), 0, set,
                      realm_type_row_size(REALM_TYPE_Q8_0, ops[0].w.ne0), ops[0].w.ne0, aq, ad, as,
                      (int32_t)1, (float *)NULL, *rope);
     return true;

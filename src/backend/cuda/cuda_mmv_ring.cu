@@ -176,7 +176,8 @@ __device__ __forceinline__ size_t ring_rope_setup(const cuda_rope_kv &rope, floa
  * 2·half of their head turned with their pair's other row (rope_pair_turn:
  * a tile's rows start at a multiple of 8; the pair's sums meet in part[k &
  * 1], by tile parity) by ring_rope_setup's angles, then into out and, for k
- * and v, the K/V pool's slot. */
+ * and v, the K/V pool's slot (KV elements). */
+template <typename KV>
 __device__ __forceinline__ void ring_rope_store(float acc, int lane, int warp, int32_t k, int mi,
                                                 int64_t o_row, const float *bias, float *out,
                                                 const cuda_rope_kv &rope, const float *tab,
@@ -191,7 +192,7 @@ __device__ __forceinline__ void ring_rope_store(float acc, int lane, int warp, i
         const float *a = tab + 2 * (mi * rope.half + i);
         v = rope_pair_turn(v, lane, warp, a[0], a[1], part[k & 1]);
     }
-    if (lane == 0) rope_kv_put(rope, mi, o_row, out, slot, v);
+    if (lane == 0) rope_kv_put<KV>(rope, mi, o_row, out, slot, v);
 }
 
 /* tile t of the set, R rows a tile: its member and first row */
@@ -311,7 +312,7 @@ __device__ __forceinline__ void ring_norm(const cuda_norm_in &nrm, const ring_no
     }
 }
 
-template <int T0, int T1, int GL, int SPLIT, bool ROPE>
+template <int T0, int T1, int GL, int SPLIT, bool ROPE, typename KV>
 __global__ static void __launch_bounds__((RING_ROWS + 1) * 32,
                                          (SPLIT > 1 || (ROPE && T0 == T1)) && GL == 4 ? 3 : 0)
     k_mmv_ring(const mms_set set, int first1, size_t rb0, size_t rb1, int32_t gq, const int8_t *aq,
@@ -394,8 +395,8 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32,
             else
                 acc[0] = ring_row<T0, GL, true>(stage + rr * rb0 + q * (rb0 / SPLIT), lane, A, gq);
             if constexpr (ROPE) {
-                ring_rope_store(acc[0], lane, warp, k, mi, o_row, MMS_PICK(bias, mi),
-                                MMS_PICK(out, mi), rope, rope_tab, slot, part);
+                ring_rope_store<KV>(acc[0], lane, warp, k, mi, o_row, MMS_PICK(bias, mi),
+                                    MMS_PICK(out, mi), rope, rope_tab, slot, part);
             } else if constexpr (SPLIT == 1) {
                 mv_store<1>(acc, lane, 0, 1, o_row, ne1, MMS_PICK(bias, mi), MMS_PICK(out, mi),
                             resid);
@@ -429,12 +430,13 @@ __global__ static void __launch_bounds__((RING_ROWS + 1) * 32,
 
 /* The ring mat-vec of ops[0 .. n_set) (one width, at one activation row;
  * members from first1 on of type T1, n_set if none; GL groups a lane,
- * SPLIT warps a row; ROPE: rope and kv_store by *rope in the epilogue;
+ * SPLIT warps a row; ROPE: rope and kv_store by *rope in the epilogue,
+ * into a pool of KV (rope->kv_f16: __half, else float; float without ROPE);
  * norm: the rmsnorm ahead, or NULL; rows and weights 16-byte aligned,
  * ring_takes checked): as many stages as fit c->ring_kb, at least two, and
  * as many blocks as the GPU holds at once, at most one a tile; false where
  * two stages do not fit a block's shared memory. */
-template <int T0, int T1, int GL, int SPLIT, bool ROPE>
+template <int T0, int T1, int GL, int SPLIT, bool ROPE, typename KV>
 static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, int first1,
                            const int8_t *aq, const float *ad, const float *as, float *resid,
                            const cuda_rope_kv *rope, const cuda_norm_in *norm)
@@ -447,7 +449,7 @@ static bool launch_ring_gl(cuda_ctx *c, const struct cuda_op *ops, int n_set, in
     size_t stages = (size_t)c->ring_kb * 1024 / tile;
     stages = stages < 2 ? 2 : stages > RING_MAX_STAGES ? RING_MAX_STAGES : stages;
     const size_t shm = stages * tile + (norm ? ring_norm_bytes(ne0) : 0);
-    auto kernel = k_mmv_ring<T0, T1, GL, SPLIT, ROPE>;
+    auto kernel = k_mmv_ring<T0, T1, GL, SPLIT, ROPE, KV>;
     /* the most dynamic shared memory this instance may use on c->device */
     static int opted_dev = -1;
     static size_t opted = 0;
@@ -482,16 +484,18 @@ static bool launch_ring(cuda_ctx *c, const struct cuda_op *ops, int n_set, int f
                         const int8_t *aq, const float *ad, const float *as, float *resid,
                         const cuda_rope_kv *rope, const cuda_norm_in *norm)
 {
-#define GL_(G, S, P)                                                                               \
-    launch_ring_gl<T0, T1, G, S, P>(c, ops, n_set, first1, aq, ad, as, resid, rope, norm)
-    if (ops[0].w.ne0 == 2048) return rope ? GL_(2, 1, true) : GL_(2, 1, false);
-    if (ops[0].w.ne0 == 4096) return rope ? GL_(4, 1, true) : GL_(4, 1, false);
+#define GL_(G, S, P, KV)                                                                           \
+    launch_ring_gl<T0, T1, G, S, P, KV>(c, ops, n_set, first1, aq, ad, as, resid, rope, norm)
+#define ROPE_(G) (rope->kv_f16 ? GL_(G, 1, true, __half) : GL_(G, 1, true, float))
+    if (ops[0].w.ne0 == 2048) return rope ? ROPE_(2) : GL_(2, 1, false, float);
+    if (ops[0].w.ne0 == 4096) return rope ? ROPE_(4) : GL_(4, 1, false, float);
     if (rope || norm) return false;
     if constexpr (T1 == T0) { /* 32 and 56 blocks a row: 8 and 14 a part */
-        if (ops[0].w.ne0 == 8192 && c->ring_split) return GL_(2, 4, false);
-        if (ops[0].w.ne0 == 14336 && c->ring_split) return GL_(4, 4, false);
+        if (ops[0].w.ne0 == 8192 && c->ring_split) return GL_(2, 4, false, float);
+        if (ops[0].w.ne0 == 14336 && c->ring_split) return GL_(4, 4, false, float);
     }
     return false;
+#undef ROPE_
 #undef GL_
 }
 

@@ -6,6 +6,7 @@
  * on data, so a captured graph stays valid for every pass with equal
  * arguments. */
 #include "backend/cuda/cuda_impl.h"
+#include "backend/cuda/cuda_kv.cuh"
 #include "backend/cuda/cuda_quant.cuh"
 #include "backend/cuda/cuda_rope.cuh"
 
@@ -100,8 +101,9 @@ __global__ static void k_rope(float *x, int32_t n_head, int32_t head_dim, int32_
 
 /* rope(q) + rope(k) + kv_store(k, v) in one launch: block (head slot, row)
  * with head_dim threads; slots [0, nq) rotate q heads, [nq, nq + nk) rotate
- * k heads and store them, [nq + nk, nq + 2 nk) store v heads. */
-__global__ static void k_rope_kv(const cuda_rope_kv d)
+ * k heads and store them, [nq + nk, nq + 2 nk) store v heads, into a pool
+ * of KV (d.kv_f16: __half, else float). */
+template <typename KV> __global__ static void k_rope_kv(const cuda_rope_kv d)
 {
     const int32_t h = blockIdx.x, r = blockIdx.y, i = threadIdx.x;
     const int32_t nq = d.nq, nk = d.nk, head_dim = d.head_dim, half = d.half;
@@ -126,9 +128,9 @@ __global__ static void k_rope_kv(const cuda_rope_kv d)
         if (i < half) rope_rotate(src, i, half, d.neox, cs, sn);
         __syncthreads(); /* the pair's other element was written by another thread */
     }
-    float *dst = (is_k ? d.kbase : d.vbase) + slot * kv_dim + (size_t)kh * head_dim;
+    KV *dst = (KV *)(is_k ? d.kbase : d.vbase) + slot * kv_dim + (size_t)kh * head_dim;
     for (int32_t j = i; j < head_dim; j += blockDim.x)
-        dst[j] = src[j];
+        kv_put(dst + j, src[j]);
 }
 
 bool realm__cuda_rope_kv_of(const cuda_ctx *c, const struct cuda_op *rq, const struct cuda_op *rk,
@@ -152,6 +154,7 @@ bool realm__cuda_rope_kv_of(const cuda_ctx *c, const struct cuda_op *rq, const s
         .head_dim = hd,
         .half = rk->i2 / 2,
         .neox = rk->width == REALM_ROPE_NEOX,
+        .kv_f16 = kv_is_f16(kv),
         .inv_freq = (const float *)rk->y,
         .qpos = (const int32_t *)cuda__staging(c, rq->idx_off),
         .kpos = (const int32_t *)cuda__staging(c, rk->idx_off),
@@ -175,7 +178,8 @@ bool realm__cuda_issue_rope_kv(cuda_ctx *c, const struct cuda_op *rq, const stru
     if (!realm__cuda_rope_kv_of(c, rq, rk, st, &d)) return false;
     const int threads = d.head_dim < 32 ? 32 : d.head_dim;
     dim3 grid((unsigned)(d.nq + 2 * d.nk), (unsigned)rq->n);
-    cuda__launch_pdl(c, k_rope_kv, grid, dim3((unsigned)threads), 0, d);
+    cuda__launch_pdl(c, d.kv_f16 ? k_rope_kv<__half> : k_rope_kv<float>, grid,
+                     dim3((unsigned)threads), 0, d);
     LAUNCHED(c, "rope_kv");
     return true;
 }
@@ -191,7 +195,9 @@ void realm__cuda_issue_rope(cuda_ctx *c, const struct cuda_op *op)
     LAUNCHED(c, "rope");
 }
 
-__global__ static void k_kv_store(float *kbase, float *vbase, int32_t layer, int32_t n_blocks,
+/* One thread per (element, row), into a pool of KV (__half or float). */
+template <typename KV>
+__global__ static void k_kv_store(KV *kbase, KV *vbase, int32_t layer, int32_t n_blocks,
                                   int32_t block_size, int32_t kv_dim, const int32_t *pos,
                                   const int32_t *seq, const int32_t *tables, int32_t max_blocks,
                                   const float *k, const float *v)
@@ -201,21 +207,30 @@ __global__ static void k_kv_store(float *kbase, float *vbase, int32_t layer, int
     int32_t p = pos[r];
     int32_t block = tables[(int64_t)seq[r] * max_blocks + p / block_size];
     size_t slot = ((size_t)layer * n_blocks + (size_t)block) * block_size + (size_t)(p % block_size);
-    kbase[slot * kv_dim + i] = k[(int64_t)r * kv_dim + i];
-    vbase[slot * kv_dim + i] = v[(int64_t)r * kv_dim + i];
+    kv_put(&kbase[slot * kv_dim + i], k[(int64_t)r * kv_dim + i]);
+    kv_put(&vbase[slot * kv_dim + i], v[(int64_t)r * kv_dim + i]);
 }
 
-void realm__cuda_issue_kv_store(cuda_ctx *c, const struct cuda_op *op)
+template <typename KV> static void issue_kv_store(cuda_ctx *c, const struct cuda_op *op)
 {
     const realm_kv_pool *kv = &op->kv;
     const struct cuda_batch *b = &op->batch;
     dim3 grid(blocks_for(kv->kv_dim, 256), (unsigned)b->n_rows);
-    k_kv_store<<<grid, 256, 0, c->stream>>>(
-        kv->k, kv->v, op->i0, kv->n_blocks, kv->block_size, kv->kv_dim,
-        (const int32_t *)cuda__staging(c, b->pos_off), (const int32_t *)cuda__staging(c, b->seq_off),
+    k_kv_store<KV><<<grid, 256, 0, c->stream>>>(
+        (KV *)kv->k, (KV *)kv->v, op->i0, kv->n_blocks, kv->block_size, kv->kv_dim,
+        (const int32_t *)cuda__staging(c, b->pos_off),
+        (const int32_t *)cuda__staging(c, b->seq_off),
         (const int32_t *)cuda__staging(c, b->table_off), b->max_blocks, (const float *)op->x,
         (const float *)op->y);
     LAUNCHED(c, "kv_store");
+}
+
+void realm__cuda_issue_kv_store(cuda_ctx *c, const struct cuda_op *op)
+{
+    if (kv_is_f16(&op->kv))
+        issue_kv_store<__half>(c, op);
+    else
+        issue_kv_store<float>(c, op);
 }
 
 __global__ static void k_swiglu(float *gate, const float *up, int64_t n)

@@ -13,6 +13,7 @@
 #define REALM_BACKEND_CUDA_CUDA_ROPE_CUH
 
 #include "backend/cuda/cuda_impl.h"
+#include "backend/cuda/cuda_kv.cuh"
 
 __device__ __forceinline__ void rope_angle_of(int32_t p, float inv_freq, float *cs, float *sn)
 {
@@ -88,12 +89,14 @@ __device__ __forceinline__ float rope_pair_turn(float v, int lane, int warp, flo
 }
 
 /* row o_row of member mi (q, k, v) into out and, for k and v, the K/V
- * pool's slot */
+ * pool's slot, of KV elements (d.kv_f16's type: the launch picks the
+ * instance; a branch on d.kv_f16 here moved the ring's register counts) */
+template <typename KV>
 __device__ __forceinline__ void rope_kv_put(const cuda_rope_kv &d, int mi, int64_t o_row,
                                             float *out, size_t slot, float v)
 {
     out[o_row] = v;
-    if (mi > 0) (mi == 1 ? d.kbase : d.vbase)[slot * d.nk * d.head_dim + o_row] = v;
+    if (mi > 0) kv_put((KV *)(mi == 1 ? d.kbase : d.vbase) + slot * d.nk * d.head_dim + o_row, v);
 }
 
 #endif
