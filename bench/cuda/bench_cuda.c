@@ -14,6 +14,8 @@
  * and mixed) either prints the op-by-op profile of those passes.
  * --logits K: only the first K sequences of a decode step want logits (the
  * LM head and the logits download shrink; to see what they cost at S).
+ * --kv-type f16|f32: the KV cache's elements (default: the backend's, f16 on
+ * the GPU).
  */
 #include <stdbool.h>
 #include <stdio.h>

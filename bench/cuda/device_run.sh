@@ -11,7 +11,7 @@
 #   tar xzf /tmp/lc/llama_cpp_python-0.3.36.tar.gz -C /tmp/lc && cd /tmp/lc/llama_cpp_python-0.3.36/vendor &&
 #   rm -rf llama.cpp/{models,docs,benches,tools/ui} llama.cpp/ggml/src/ggml-{vulkan,sycl,opencl,cann,metal} &&
 #   mkdir -p llama.cpp/models && mkdir -p $REPO/.llama && tar czf $REPO/.llama/llama.tgz llama.cpp
-#   usage: bench/cuda/device_run.sh [correct|speed|all|quick|profile|ab|ops|bench|sanitize|timeline] [--no-llama]
+#   usage: bench/cuda/device_run.sh [correct|speed|all|quick|profile|ab|ops|bench|sanitize|timeline|serve|kv|build] [--no-llama]
 # The speed table of an all/speed run (ratios, roofline shares): keep the
 # whole output (`device_run.sh all > $OUT/all.log 2>&1`; a call's output tail
 # is cut) and run bench/cuda/speed_table.py on it.
@@ -234,6 +234,30 @@ if [ "$PHASE" = serve ]; then
   else
     echo "serve: the default model's two halves (.model1/part, now or in the call before, and .model2/part) are not both here: serve checks skipped"
   fi
+  echo "total: $(( $(date +%s) - t0 )) s"; exit 0
+fi
+
+# kv: what the KV cache's element type costs or gains, f16 against f32, on
+# the models of $KV_MODELS (default the 1B and 8B Q4_K_M): realm_bench_cuda's
+# decode1 and 64 streams (short contexts) and a 512-context mixed pass, then
+# engine-bench with $KV_CONC (64) requests of $KV_PROMPT (1024) + 128 tokens,
+# where attention reads a long KV. $KV_ROUNDS (2) rounds, the order rotating.
+if [ "$PHASE" = kv ]; then
+  mkdir -p /tmp/models
+  for spec in ${KV_MODELS:-llama-3.2-1b:q4_k_m llama-3-8b:q4_k_m}; do
+    sh=${spec%%:*} ty=${spec##*:}; f=/tmp/models/$sh-$ty.gguf
+    [ -f $f ] || $B/realm synth --arch $sh --type $ty -o $f > /dev/null || exit 1
+    for i in $(seq 1 ${KV_ROUNDS:-2}); do
+      for kv in $([ $((i % 2)) = 1 ] && echo "f16 f32" || echo "f32 f16"); do
+        echo "$spec KV $kv: $(timeout 120 $B/realm_bench_cuda $f --device cuda --kv-type $kv --steps 64 --decode-only | grep -oE 'decode1_tok_s=[0-9.]+') $(timeout 120 $B/realm_bench_cuda $f --device cuda --kv-type $kv --steps 32 --streams 64 | grep -oE 'agg64_tok_s=[0-9.]+') $(timeout 120 $B/realm_bench_cuda $f --device cuda --kv-type $kv --mixed 32 | grep -oE 'mixed32_pass_ms=[0-9.]+')"
+      done
+    done
+    for i in $(seq 1 ${KV_ROUNDS:-2}); do
+      for kv in $([ $((i % 2)) = 1 ] && echo "f16 f32" || echo "f32 f16"); do
+        echo "$spec KV $kv engine-bench: $(timeout 300 $B/realm engine-bench $f --device cuda --kv-type $kv --conc ${KV_CONC:-64} --prompt ${KV_PROMPT:-1024} --gen 128 --shared 0 --budget 2048 2>&1 | tail -n 1)"
+      done
+    done
+  done
   echo "total: $(( $(date +%s) - t0 )) s"; exit 0
 fi
 

@@ -30,8 +30,19 @@
  * top-two margin of the logits. Prints one
  * table row per model. Skips without a GPU. REALM_CUDA_TEST_BIG=1 adds the
  * Llama-3.2-1B and Llama-3-8B shapes (cut to 2 layers: the CPU reference is
- * the slow side). Both backends keep the KV cache in f16 (the default),
- * REALM_CUDA_TEST_KV=f32 in f32. */
+ * the slow side).
+ * Both backends keep the KV cache in f16 (the GPU's default), or in f32 with
+ * REALM_CUDA_TEST_KV=f32: the sharper check (the f32 runs of the tiny
+ * quantized models agree to ~1e-6 unless a code flips). In f16 an element of
+ * K or V whose two backends' values straddle an f16 rounding boundary
+ * differs by a whole f16 step (2^-11 of it) instead of an f32 one, which
+ * (H100, NOTES round 27) took the float models from ~8e-6 to 3.5e-4..7e-4
+ * and made codes flip in every quantized model, the 1B L2 Q4_K_M's worst
+ * decode row 1.16e-1 against 8.1e-2. So in f16 the tolerances are 3e-3
+ * (float weights: still ~50x below a wrong K/V row's effect in the per-op
+ * tests) and 1.5e-1 (quantized: the same noise bound with the extra partings).
+ * The per-op tests hold the f16 pool to the CPU's bits and attention over
+ * it to 1e-5. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -68,6 +79,13 @@ static int32_t argmax(const float *l, int32_t n)
     return b;
 }
 
+/* The KV cache's type: f16 unless REALM_CUDA_TEST_KV=f32. */
+static bool kv_f16(void)
+{
+    const char *t = getenv("REALM_CUDA_TEST_KV");
+    return !(t && !strcmp(t, "f32"));
+}
+
 /* Prefill PROMPT tokens as one batch, then STEPS greedy single-row steps. */
 static realm_status run(const char *path, const char *backend, run_out *o, realm_error *err)
 {
@@ -82,8 +100,7 @@ static realm_status run(const char *path, const char *backend, run_out *o, realm
     realm_model_params mp = {.max_rows = PROMPT, .max_ctx = PROMPT + STEPS, .max_logit_rows = PROMPT};
     if ((st = realm_model_load(g, be, &mp, &m, err))) goto done;
     const realm_hparams *hp = realm_model_hparams(m);
-    const char *kvt = getenv("REALM_CUDA_TEST_KV");
-    realm_type kv_type = kvt && !strcmp(kvt, "f32") ? REALM_TYPE_F32 : REALM_TYPE_F16;
+    realm_type kv_type = kv_f16() ? REALM_TYPE_F16 : REALM_TYPE_F32;
     if ((st = realm_kv_cache_init(be, hp, 1, PROMPT + STEPS, kv_type, &kv, err))) goto done;
     o->n_vocab = hp->n_vocab;
     o->logits = realm_calloc((size_t)(PROMPT + STEPS) * hp->n_vocab, sizeof(float));
@@ -179,14 +196,15 @@ static void check_model_run(const char *shape, const char *scheme, int layers, b
         else if (((double)a[ta] - a[tb]) / rms <= 2 * rel) ties++;
     }
     bool quantized = strcmp(scheme, "f16") && strcmp(scheme, "f32") && strcmp(scheme, "bf16");
-    double tol = quantized ? 1e-1 : 1e-3;
+    bool kv16 = kv_f16();
+    double tol = quantized ? (kv16 ? 1.5e-1 : 1e-1) : (kv16 ? 3e-3 : 1e-3);
     bool ok = worst_pre <= tol && worst_dec <= tol &&
               (same == STEPS || (quantized && !free_run && same + ties == STEPS));
     if (free_run && memcmp(c.tokens, gq.tokens, sizeof c.tokens) != 0) ok = false;
     char name[96];
-    snprintf(name, sizeof name, "%s%s%.0d %s%s", shape, layers ? " L" : "", layers, scheme,
-             free_run ? " free" : "");
-    printf("| %-28s | %9.2e | %9.2e | %8.0e | %2d/%d | %2d | %s |\n", name, worst_pre, worst_dec,
+    snprintf(name, sizeof name, "%s%s%.0d %s%s, KV %s", shape, layers ? " L" : "", layers, scheme,
+             free_run ? " free" : "", kv16 ? "f16" : "f32");
+    printf("| %-36s | %9.2e | %9.2e | %8.0e | %2d/%d | %2d | %s |\n", name, worst_pre, worst_dec,
            tol, same, STEPS, ties, ok ? "PASS" : "FAIL");
     fflush(stdout);
     n_fail += !ok;
@@ -212,7 +230,8 @@ static void test_models(void **state)
      * whose arithmetic is the CPU reference's; the f16 cuBLAS path for
      * larger batches is more exact than the reference and is checked per op. */
     setenv("REALM_CUDA_MMV_ROWS", "64", 1);
-    printf("| model                        | prefill   | decode    | tol      | greedy same | near-ties | ok   |\n");
+    printf("| model                                | prefill   | decode    | tol      | greedy "
+           "same | near-ties | ok   |\n");
     check_model("tiny", "q4_k_m", 0);
     check_model("tiny", "q8_0", 0);
     check_model("tiny", "q4_0", 0);
