@@ -156,7 +156,8 @@ fi
 # records through bench/cuda/timeline_inject.c, loaded as a CUDA injection
 # library; nothing serialized), for a --steps 32 --decode-only run of each
 # model of $TL_MODELS (default the 8B Q4_K_M and Q8_0 and the 1B Q4_K_M),
-# under each setting of $TL_ENVS; bench/cuda/timeline.py sums each kernel's
+# under each setting of $TL_ENVS and each argument set of $TL_ARGS
+# (';'-separated, e.g. "--kv-type f16;--kv-type f32"); bench/cuda/timeline.py sums each kernel's
 # share of a step. Needs the PyPI wheel nvidia-cuda-cupti (headers and
 # libcupti) in .whl/cupti/ (`pip download --no-deps nvidia-cuda-cupti==13.0.85
 # -d .whl/cupti`); the CSVs stay in $OUT.
@@ -173,14 +174,17 @@ if [ "$PHASE" = timeline ]; then
     sh=${spec%%:*} t=${spec##*:}
     f=/tmp/models/$sh-$t.gguf
     [ -f $f ] || $B/realm synth --arch $sh --type $t -o $f > /dev/null || exit 1
+    IFS=';' read -ra TARGS <<< "${TL_ARGS:-}"; [ ${#TARGS[@]} = 0 ] && TARGS=("")
     for v in ${TL_ENVS:--}; do
+      for a in "${TARGS[@]}"; do
       e=${v//,/ }; [ "$v" = - ] && e=REALM_CUDA_NONE=0
-      tag=$sh-$t${v/#-/}; tag=$(echo "$tag" | tr -c 'A-Za-z0-9_.\n-' _)
-      echo "== $spec $v: untraced $(env $e timeout 120 $B/realm_bench_cuda $f --device cuda --steps 32 --decode-only 2>&1 | grep -oE 'decode1_tok_s=[0-9.]+')"
+      tag=$sh-$t${v/#-/}$a; tag=$(echo "$tag" | tr -c 'A-Za-z0-9_.\n-' _)
+      echo "== $spec $v $a: untraced $(env $e timeout 120 $B/realm_bench_cuda $f --device cuda --steps 32 --decode-only $a 2>&1 | grep -oE 'decode1_tok_s=[0-9.]+')"
       env $e CUDA_INJECTION64_PATH=$CU/libtimeline.so REALM_TIMELINE_OUT=$OUT/tl_$tag.csv \
         LD_LIBRARY_PATH=$CU/nvidia/cu13/lib:$LD_LIBRARY_PATH \
-        timeout 180 $B/realm_bench_cuda $f --device cuda --steps 32 --decode-only 2>&1 | grep -E "decode1|timeline"
+        timeout 180 $B/realm_bench_cuda $f --device cuda --steps 32 --decode-only $a 2>&1 | grep -E "decode1|timeline"
       python3 $ROOT/bench/cuda/timeline.py $OUT/tl_$tag.csv
+      done
     done
   done
   echo "total: $(( $(date +%s) - t0 )) s"; exit 0
