@@ -138,17 +138,19 @@ __global__ static void __launch_bounds__(ATT_THREADS)
     const KV *vh = vbase + (size_t)kvh * hd + threadIdx.x % hd;
     const int32_t tk = warp * 4 + pw; /* the lane group's first position */
     const KV *kp = kbase + (size_t)(tk < cnt ? slots[tk] : 0) * kv_dim + (size_t)kvh * hd;
-    float4 kpre[ATT_THREADS / 32]; /* elements 4i.. of K, i = sub + 8j < hd / 4 */
-    float vpre[ATT_VPRE];
+    /* raw bits, widened after the wait (cuda_kv.cuh) */
+    typedef kv_raw<KV> R;
+    typename R::x4 kpre[ATT_THREADS / 32]; /* elements 4i.. of K, i = sub + 8j < hd / 4 */
+    typename R::x1 vpre[ATT_VPRE];
 #pragma unroll
     for (int j = 0; j < ATT_THREADS / 32; j++)
-        kpre[j] = tk < cnt && tk != cur && sub + 8 * j < hd / 4 ? kv_load4(kp, sub + 8 * j)
-                                                                : make_float4(0.f, 0.f, 0.f, 0.f);
+        kpre[j] =
+            tk < cnt && tk != cur && sub + 8 * j < hd / 4 ? R::load4(kp, sub + 8 * j) : R::zero4();
 #pragma unroll
     for (int k = 0; k < ATT_VPRE; k++) {
         const int32_t t = gi + k * n_grp;
-        vpre[k] =
-            gi < n_grp && t < cnt && t != cur ? kv_load1(vh + (size_t)slots[t] * kv_dim) : 0.0f;
+        vpre[k] = gi < n_grp && t < cnt && t != cur ? R::load1(vh + (size_t)slots[t] * kv_dim)
+                                                    : (typename R::x1)0;
     }
     pdl_wait();
     pdl_trigger();
@@ -164,12 +166,12 @@ __global__ static void __launch_bounds__(ATT_THREADS)
         if (tk == cur && cur < cnt) {
 #pragma unroll
             for (int j = 0; j < ATT_THREADS / 32; j++)
-                if (sub + 8 * j < hd / 4) kpre[j] = kv_load4(kp, sub + 8 * j);
+                if (sub + 8 * j < hd / 4) kpre[j] = R::load4(kp, sub + 8 * j);
         }
 #pragma unroll
         for (int k = 0; k < ATT_VPRE; k++)
             if (gi < n_grp && gi + k * n_grp == cur && cur < cnt)
-                vpre[k] = kv_load1(vh + (size_t)slots[cur] * kv_dim);
+                vpre[k] = R::load1(vh + (size_t)slots[cur] * kv_dim);
         __syncthreads(); /* q */
         /* scores: 8 lanes per position */
         const float4 *q4 = (const float4 *)qs;
@@ -180,7 +182,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
 #pragma unroll
                 for (int j = 0; j < ATT_THREADS / 32; j++) {
                     if (sub + 8 * j >= hd / 4) break;
-                    const float4 kv = kpre[j], qv = q4[sub + 8 * j];
+                    const float4 kv = kv_wide(kpre[j]), qv = q4[sub + 8 * j];
                     d += qv.x * kv.x + qv.y * kv.y + qv.z * kv.z + qv.w * kv.w;
                 }
             } else if (t < cnt) {
@@ -208,7 +210,7 @@ __global__ static void __launch_bounds__(ATT_THREADS)
 #pragma unroll
             for (int k = 0; k < ATT_VPRE; k++) {
                 const int32_t t = gi + k * n_grp;
-                if (t < cnt) acc += sc[t] * vpre[k];
+                if (t < cnt) acc += sc[t] * kv_wide(vpre[k]);
             }
 #pragma unroll 4
             for (int32_t t = gi + ATT_VPRE * n_grp; t < cnt; t += n_grp)
