@@ -119,7 +119,11 @@ __global__ static void __launch_bounds__(ATT_THREADS)
  * summed is rescaled by e^(m_old - m_new)). The warps' (m, l, output) are
  * combined in shared memory at the end (8 warps: agg32 +2% over 4). No
  * per-position shared memory, so any context length fits. (At decode the
- * split kernel below stays faster: NOTES round 11.) */
+ * split kernel below stays faster: NOTES round 11.) PIPE issues the loads
+ * of a warp's next AR_U positions before it scores these, keeping them as
+ * loaded (ar_raw) until their turn: H100, f16 pool, 64 sequences decoding
+ * (engine-bench), 8B Q4_K_M +16% at 1024-token prompts and +8% at 128, 1B
+ * +13% and +3% (NOTES round 27). */
 #define AR_U     4
 #define AR_WARPS 8
 
@@ -136,7 +140,47 @@ template <int E, typename T> __device__ __forceinline__ void ar_load(const T *p,
     }
 }
 
-template <int HD, int HB, typename KV>
+/* E consecutive pool elements as loaded (W 32-bit words, one load),
+ * widened to floats where they are used: a load can then be issued an
+ * iteration ahead of its use (PIPE) without holding floats for it */
+template <int E, typename KV> struct ar_raw {
+    static constexpr int W = E * (int)sizeof(KV) / 4;
+    uint32_t w[W];
+    __device__ __forceinline__ void load(const KV *p)
+    {
+        if constexpr (W == 4) {
+            const uint4 x = *(const uint4 *)p;
+            w[0] = x.x, w[1] = x.y, w[2] = x.z, w[3] = x.w;
+        } else if constexpr (W == 2) {
+            const uint2 x = *(const uint2 *)p;
+            w[0] = x.x, w[1] = x.y;
+        } else {
+            w[0] = *(const uint32_t *)p;
+        }
+    }
+    __device__ __forceinline__ void zero(void)
+    {
+#pragma unroll
+        for (int i = 0; i < W; i++)
+            w[i] = 0u;
+    }
+    __device__ __forceinline__ void wide(float (&v)[E]) const
+    {
+        if constexpr (sizeof(KV) == 4) {
+#pragma unroll
+            for (int e = 0; e < E; e++)
+                v[e] = __uint_as_float(w[e]);
+        } else {
+#pragma unroll
+            for (int i = 0; i < W; i++) {
+                const float2 f = __half22float2(*(const __half2 *)&w[i]);
+                v[2 * i] = f.x, v[2 * i + 1] = f.y;
+            }
+        }
+    }
+};
+
+template <int HD, int HB, typename KV, bool PIPE>
 __global__ static void __launch_bounds__(AR_WARPS * 32)
     k_attention_rows(const float *q, float *out, const KV *kbase, const KV *vbase, int32_t layer,
                      int32_t n_blocks, int32_t block_size, int32_t kv_dim, const int32_t *pos,
@@ -164,22 +208,35 @@ __global__ static void __launch_bounds__(AR_WARPS * 32)
             acc[j][e] = 0.0f;
     }
     const size_t col = (size_t)kvh * HD + (size_t)lane * E;
-    for (int32_t t0 = warp * AR_U; t0 < n_pos; t0 += AR_WARPS * AR_U) {
-        float kf[AR_U][E], vf[AR_U][E];
+    ar_raw<E, KV> kr[AR_U], vr[AR_U];
+    /* positions t0 .. t0 + AR_U - 1 into kr, vr (zeros past the row's) */
+    auto fetch = [&](int32_t t0) {
 #pragma unroll
         for (int u = 0; u < AR_U; u++) {
             const int32_t t = t0 + u;
             if (t < n_pos) {
                 const size_t slot =
                     (layer_base + (size_t)tab[t / block_size]) * block_size + t % block_size;
-                ar_load<E>(kbase + slot * kv_dim + col, kf[u]);
-                ar_load<E>(vbase + slot * kv_dim + col, vf[u]);
+                kr[u].load(kbase + slot * kv_dim + col);
+                vr[u].load(vbase + slot * kv_dim + col);
             } else {
-#pragma unroll
-                for (int e = 0; e < E; e++)
-                    kf[u][e] = vf[u][e] = 0.0f;
+                kr[u].zero();
+                vr[u].zero();
             }
         }
+    };
+    if (PIPE && warp * AR_U < n_pos) fetch(warp * AR_U);
+    for (int32_t t0 = warp * AR_U; t0 < n_pos; t0 += AR_WARPS * AR_U) {
+        float kf[AR_U][E], vf[AR_U][E];
+        if (!PIPE) fetch(t0);
+#pragma unroll
+        for (int u = 0; u < AR_U; u++) {
+            kr[u].wide(kf[u]);
+            vr[u].wide(vf[u]);
+        }
+        /* PIPE: the next positions' loads are in flight while these are
+         * scored */
+        if (PIPE && t0 + AR_WARPS * AR_U < n_pos) fetch(t0 + AR_WARPS * AR_U);
 #pragma unroll
         for (int j = 0; j < HB; j++) {
             float s[AR_U], mn = m[j];
@@ -249,14 +306,15 @@ using att_rows_fn = void (*)(const float *, float *, const KV *, const KV *, int
                              int32_t, int32_t, const int32_t *, const int32_t *, const int32_t *,
                              int32_t, int32_t, int32_t, float, const int32_t *);
 
-template <typename KV>
+template <typename KV, bool PIPE>
 static att_rows_fn<KV> att_rows_kernel(const realm_attn_params *p, const realm_kv_pool *kv, int *hb)
 {
     const int32_t group = p->n_head / p->n_head_kv;
     if ((p->head_dim != 64 && p->head_dim != 128) || kv->kv_dim % 4 || group < 1) return NULL;
     *hb = group % 4 == 0 ? 4 : group % 3 == 0 ? 3 : group % 2 == 0 ? 2 : 1;
 #define R(HB)                                                                                      \
-    return p->head_dim == 64 ? k_attention_rows<64, HB, KV> : k_attention_rows<128, HB, KV>
+    return p->head_dim == 64 ? k_attention_rows<64, HB, KV, PIPE>                                  \
+                             : k_attention_rows<128, HB, KV, PIPE>
     switch (*hb) {
     case 4: R(4);
     case 3: R(3);
@@ -532,7 +590,9 @@ template <typename KV> static void issue_attention(cuda_ctx *c, const struct cud
         if (n_rows == 0) return;
     }
     int hb = 1;
-    const att_rows_fn<KV> kr = c->att_rows ? att_rows_kernel<KV>(p, kv, &hb) : NULL;
+    const att_rows_fn<KV> kr = c->att_rows == 2   ? att_rows_kernel<KV, true>(p, kv, &hb)
+                               : c->att_rows != 0 ? att_rows_kernel<KV, false>(p, kv, &hb)
+                                                  : NULL;
     if (kr) {
         dim3 grid((unsigned)n_rows, (unsigned)(p->n_head / hb));
         kr<<<grid, AR_WARPS * 32, 0, c->stream>>>(

@@ -669,7 +669,7 @@ extern "C" realm_status realm_backend_cuda_create(const realm_backend_cuda_param
     c->pdl = env_int("REALM_CUDA_PDL", 1) != 0;
     c->att_split = env_int("REALM_CUDA_ATT_SPLIT", 8);
     c->att_tile_min = env_int("REALM_CUDA_ATT_TILE_MIN", 8);
-    c->att_rows = env_int("REALM_CUDA_ATT_ROWS", 1) != 0;
+    c->att_rows = env_int("REALM_CUDA_ATT_ROWS", 2);
     c->profile = env_int("REALM_CUDA_PROFILE", 0);
     c->host_alloc = env_int("REALM_CUDA_HOST_ALLOC", 1) != 0;
     c->host_time = env_int("REALM_CUDA_HOST_TIME", 0) != 0;

@@ -177,7 +177,8 @@ typedef struct cuda_ctx {
     bool pdl;               /* $REALM_CUDA_PDL (default 1): decode kernels start early (PDL) */
     int32_t att_split;      /* $REALM_CUDA_ATT_SPLIT: position splits at decode (1 = off) */
     int32_t att_tile_min;   /* $REALM_CUDA_ATT_TILE_MIN: fewest rows the prefill tiles take */
-    bool att_rows;          /* $REALM_CUDA_ATT_ROWS (1): k_attention_rows at head dims 64/128 */
+    int att_rows;           /* $REALM_CUDA_ATT_ROWS: k_attention_rows at head dims 64/128, loading
+                             * K/V an iteration ahead (2, the default) or at their use (1); 0 off */
     int profile;            /* $REALM_CUDA_PROFILE: time ops one by one (2: every pass) */
     /* $REALM_CUDA_HOST_TIME=1: per graph-launched pass, host time recording
      * and launching against the graph's GPU time (printed when freed) */
