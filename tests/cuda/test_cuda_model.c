@@ -204,7 +204,7 @@ static void check_model_run(const char *shape, const char *scheme, int layers, b
     char name[96];
     snprintf(name, sizeof name, "%s%s%.0d %s%s, KV %s", shape, layers ? " L" : "", layers, scheme,
              free_run ? " free" : "", kv16 ? "f16" : "f32");
-    printf("| %-36s | %9.2e | %9.2e | %8.0e | %2d/%d | %2d | %s |\n", name, worst_pre, worst_dec,
+    printf("| %-36s | %9.2e | %9.2e | %8.1e | %2d/%d | %2d | %s |\n", name, worst_pre, worst_dec,
            tol, same, STEPS, ties, ok ? "PASS" : "FAIL");
     fflush(stdout);
     n_fail += !ok;
