@@ -15,7 +15,9 @@
  * --logits K: only the first K sequences of a decode step want logits (the
  * LM head and the logits download shrink; to see what they cost at S).
  * --kv-type f16|f32: the KV cache's elements (default: the backend's, f16 on
- * the GPU).
+ * the GPU). --start P with --streams S: the S sequences decode from position
+ * P without a prompt (the KV below P is whatever the pool held: a step's
+ * time, not its tokens, is what this measures), to time long contexts.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -42,6 +44,7 @@ static realm_model_t *m;
 static int logit_rows = MAX_SEQS; /* --logits */
 static realm_kv_cache_t *kv;
 static float *logits;
+static int start_pos; /* --start: run_decode skips its prompt and starts there */
 
 static void die(realm_error *e)
 {
@@ -58,7 +61,7 @@ static double run_decode(int n_seqs, int prompt, int steps, double *prefill_tok_
     realm_batch_seq seqs[MAX_SEQS];
     for (int s = 0; s < n_seqs; s++)
         seqs[s] = *realm_kv_cache_seq(kv, s);
-    for (int s = 0; s < n_seqs; s++) {
+    for (int s = 0; s < n_seqs && !start_pos; s++) {
         for (int i = 0; i < prompt; i++) {
             tok[i] = (i * 31 + s * 7 + 1) % 1000;
             pos[i] = i;
@@ -79,7 +82,7 @@ static double run_decode(int n_seqs, int prompt, int steps, double *prefill_tok_
         if (step == warm) t0 = now_s();
         for (int s = 0; s < n_seqs; s++) {
             tok[s] = (step * 13 + s) % 1000;
-            pos[s] = prompt + step;
+            pos[s] = (start_pos ? start_pos : prompt) + step;
             seq[s] = s;
         }
         realm_batch b = {.n_rows = n_seqs, .token = tok, .pos = pos, .seq = seq,
@@ -154,6 +157,8 @@ int main(int argc, char **argv)
             bad |= !int_arg(argv[++i], &mixed);
         else if (!strcmp(argv[i], "--logits") && i + 1 < argc)
             bad |= !int_arg(argv[++i], &logit_rows);
+        else if (!strcmp(argv[i], "--start") && i + 1 < argc)
+            bad |= !int_arg(argv[++i], &start_pos);
         else if (!strcmp(argv[i], "--kv-type") && i + 1 < argc) {
             const char *t = argv[++i];
             kv_type = !strcmp(t, "f32") ? REALM_KV_F32 : REALM_KV_F16;
@@ -163,11 +168,11 @@ int main(int argc, char **argv)
         else path = argv[i];
     }
     if (bad || !path || streams > MAX_SEQS || prefill > 512 || mixed >= MAX_SEQS ||
-        logit_rows < 1) {
+        logit_rows < 1 || (start_pos && !streams)) {
         fprintf(stderr,
                 "usage: realm_bench_cuda MODEL.gguf [--device cuda|cpu] [--steps N] "
                 "[--decode-only] [--streams 1..%d] [--prefill 1..512] [--mixed 1..%d] "
-                "[--logits K] [--kv-type f16|f32]\n",
+                "[--logits K] [--kv-type f16|f32] [--start P (with --streams)]\n",
                 MAX_SEQS, MAX_SEQS - 1);
         return 2;
     }
@@ -175,12 +180,13 @@ int main(int argc, char **argv)
     realm_gguf_t *g;
     realm_backend *be;
     if (realm_gguf_open(path, &g, &err) || realm_backend_create(device, NULL, &be, &err)) die(&err);
-    realm_model_params mp = {.max_rows = 512, .max_ctx = CTX, .max_logit_rows = MAX_SEQS};
+    const int ctx = start_pos + steps + 8 > CTX ? start_pos + steps + 8 : CTX;
+    realm_model_params mp = {.max_rows = 512, .max_ctx = ctx, .max_logit_rows = MAX_SEQS};
     double t0 = now_s();
     if (realm_model_load(g, be, &mp, &m, &err)) die(&err);
     double load_s = now_s() - t0;
     const realm_hparams *hp = realm_model_hparams(m);
-    if (realm_kv_cache_init(be, hp, MAX_SEQS, CTX, realm_kv_type_pick(be, kv_type), &kv, &err))
+    if (realm_kv_cache_init(be, hp, MAX_SEQS, ctx, realm_kv_type_pick(be, kv_type), &kv, &err))
         die(&err);
     logits = realm_model_logits_alloc(m, MAX_SEQS);
     if (!logits) {
