@@ -172,7 +172,10 @@ int realm_cmd_logits(int argc, char **argv)
         else if (!strcmp(a, "--greedy"))
             greedy = atoi(v);
         else if (!strcmp(a, "--kv-type")) {
-            if (!realm_cli_kv_type(v, &kv_type)) return usage();
+            if (!realm_cli_kv_type(v, &kv_type)) {
+                fprintf(stderr, "realm logits: bad value '%s' for --kv-type\n", v);
+                return usage();
+            }
         } else
             return usage();
         i++;

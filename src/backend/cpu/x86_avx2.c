@@ -206,28 +206,6 @@ static void gemm_bf16(int64_t k, const void *w, size_t ws, int64_t nr, const voi
     gemm_float(F_BF16, k, w, ws, nr, a, as, nc, out, os);
 }
 
-static float f32_dot(int64_t n, const float *x, const float *y)
-{
-    __m256 acc = _mm256_setzero_ps();
-    int64_t n8 = n & ~(int64_t)7;
-    for (int64_t i = 0; i < n8; i += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i), acc);
-    float s = hsum8(acc);
-    for (int64_t i = n8; i < n; i++)
-        s += x[i] * y[i];
-    return s;
-}
-
-static void f32_axpy(int64_t n, float a, const float *x, float *y)
-{
-    const __m256 va = _mm256_set1_ps(a);
-    int64_t n8 = n & ~(int64_t)7;
-    for (int64_t i = 0; i < n8; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (int64_t i = n8; i < n; i++)
-        y[i] += a * x[i];
-}
-
 /* Elements i.. of a KV pool row as floats: 8 (f16 widened exactly by
  * F16C), or one. */
 AI __m256 kv_load8(const bool F16, const void *row, size_t i)
@@ -241,7 +219,9 @@ AI float kv_load1(const bool F16, const void *row, size_t i)
     return F16 ? _cvtsh_ss(((const uint16_t *)row)[i]) : ((const float *)row)[i];
 }
 
-/* f32_dot and f32_axpy with a KV pool row as x: the same operations */
+/* dot(q, k) and y += a * v over n elements, k and v rows of the KV pool
+ * (f16 or f32): 8 lanes of FMAs, hsum8, then the tail in order; with f32
+ * rows they are the table's f32_dot and f32_axpy */
 AI float kv_dot(const bool F16, int64_t n, const float *q, const void *k)
 {
     __m256 acc = _mm256_setzero_ps();
@@ -263,6 +243,16 @@ AI void kv_axpy(const bool F16, int64_t n, float a, const void *v, size_t i0, fl
             y + i, _mm256_fmadd_ps(va, kv_load8(F16, v, i0 + (size_t)i), _mm256_loadu_ps(y + i)));
     for (int64_t i = n8; i < n; i++)
         y[i] += a * kv_load1(F16, v, i0 + (size_t)i);
+}
+
+static float f32_dot(int64_t n, const float *x, const float *y)
+{
+    return kv_dot(false, n, x, y);
+}
+
+static void f32_axpy(int64_t n, float a, const float *x, float *y)
+{
+    kv_axpy(false, n, a, x, 0, y);
 }
 
 /* NQ queries x 4 positions: each K load feeds NQ FMAs (the grouped query
